@@ -48,7 +48,7 @@ fn main() {
             "rte_(eal|eth|pktmbuf|mempool|lcore|socket|telemetry|tel|rcu|malloc|zmalloc|free|strerror|get_tsc_hz|version|get_main_lcore|get_next_lcore|thread|dev)_?.*",
         )
         .allowlist_function("tachyon_.*")
-        .allowlist_var("RTE_(ETH|MBUF|MAX|LCORE|MEMPOOL|PKTMBUF|TEL|ETHER|MEMZONE)_.*")
+        .allowlist_var("RTE_(ETH|MBUF|MAX|LCORE|MEMPOOL|PKTMBUF|TEL|ETHER|MEMZONE|VER)_.*")
         .allowlist_var("RTE_(MAX_ETHPORTS|MAX_LCORE|MAX_NUMA_NODES|PKTMBUF_HEADROOM|MBUF_DEFAULT_BUF_SIZE|MBUF_DEFAULT_DATAROOM|CACHE_LINE_SIZE)")
         // Packed-and-aligned unions that Rust cannot express; never used here.
         .opaque_type("rte_l2tpv2_.*")

@@ -1,1 +1,28 @@
-fn main(){}
+//! `tachyon [EAL args] -- [options]`: see `tachyon --help`.
+
+use clap::Parser;
+use tachyon::{app, cli};
+
+fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    let split = cli::split_args(&argv);
+    let options = match cli::Options::try_parse_from(&split.app) {
+        Ok(o) => o,
+        Err(e) => {
+            let is_help = matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            );
+            let _ = e.print();
+            if !is_help && !split.had_separator {
+                eprintln!("note: EAL arguments go before `--`: tachyon [EAL args] -- [options]");
+            }
+            std::process::exit(if is_help { 0 } else { 2 });
+        }
+    };
+    let result = app::prepare(options, split.eal).and_then(app::run);
+    if let Err(e) = result {
+        eprintln!("tachyon: error: {e}");
+        std::process::exit(1);
+    }
+}

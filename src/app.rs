@@ -1,0 +1,360 @@
+//! Start-up and shutdown of the appliance: EAL, ports, mempools, workers,
+//! the control loop, and the final report. Every check that needs no
+//! hardware runs before EAL starts.
+
+use crate::cli::{Options, eal_uses_no_huge, free_hugepages};
+use crate::config::{Config, RouteSpec};
+use crate::control::{ControlLoop, WorkerView};
+use crate::dpdk::{
+    self, Eal, Mempool, Port, PortConfig, RssSupport, format_mac, launch_on_lcore, wait_all_lcores,
+};
+use crate::report::{self, FinalReport, MempoolReport, PortReport, WorkerReport};
+use crate::stats::PublishedCounters;
+use crate::worker::{ControlFlags, GovernanceStage, Hop, MAX_PORTS, RouteTable, Worker};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Mbufs each lcore's mempool cache may hold.
+const MEMPOOL_CACHE: u32 = 256;
+/// The smallest pool: net_pcap's infinite_rx keeps the whole capture in mbufs.
+const MIN_POOL_MBUFS: u32 = 32767;
+
+/// An error a person can act on, printed as one line.
+pub type AppResult<T> = Result<T, String>;
+
+/// Everything validated before EAL starts.
+pub struct Prepared {
+    pub options: Options,
+    pub config: Config,
+    pub eal_args: Vec<String>,
+}
+
+/// Parses the config and checks files and hugepages, touching no hardware.
+pub fn prepare(options: Options, eal_args: Vec<String>) -> AppResult<Prepared> {
+    let config = match &options.config {
+        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    if let Some(path) = &options.stats_json {
+        // Fail now, not after a long run, if the report cannot be written.
+        std::fs::write(path, b"{}\n")
+            .map_err(|e| format!("--stats-json {}: cannot write: {e}", path.display()))?;
+    }
+    if !eal_uses_no_huge(&eal_args) && free_hugepages() == Some(0) {
+        return Err("no free hugepages: reserve some (as root: echo 512 > /proc/sys/vm/nr_hugepages, \
+                    or dpdk-hugepages.py --setup 1G) or pass --no-huge -m 512 among the EAL arguments"
+            .into());
+    }
+    Ok(Prepared {
+        options,
+        config,
+        eal_args,
+    })
+}
+
+/// A port opened and configured for `queues` workers.
+struct PortSetup {
+    port: Port,
+    route: RouteSpec,
+}
+
+/// Runs the appliance to completion: returns once the final report is out.
+pub fn run(prep: Prepared) -> AppResult<()> {
+    let Prepared {
+        options,
+        config,
+        eal_args,
+    } = prep;
+    let eal = Eal::init(&eal_args).map_err(|e| {
+        let hint = if eal_uses_no_huge(&eal_args) {
+            ""
+        } else {
+            " (no hugepages? pass --no-huge -m 512, or reserve them with dpdk-hugepages.py)"
+        };
+        format!("{e}{hint}")
+    })?;
+    let result = run_with_eal(&eal, &options, &config);
+    eal.cleanup();
+    result
+}
+
+fn choose_workers(eal: &Eal, config: &Config) -> AppResult<Vec<u32>> {
+    let main = eal.main_lcore();
+    let lcores = if config.workers.lcores.is_empty() {
+        eal.worker_lcores()
+    } else {
+        for &l in &config.workers.lcores {
+            if l == main {
+                return Err(format!(
+                    "workers.lcores: lcore {l} is EAL's main lcore, which runs the control loop"
+                ));
+            }
+            if !eal.lcore_enabled(l) {
+                return Err(format!(
+                    "workers.lcores: lcore {l} is not enabled in EAL (enabled workers: {:?}); add it to -l/--lcores",
+                    eal.worker_lcores()
+                ));
+            }
+        }
+        config.workers.lcores.clone()
+    };
+    if lcores.is_empty() {
+        return Err(format!(
+            "no worker lcores: EAL enabled only the main lcore {main}; pass at least two, e.g. -l 0-1"
+        ));
+    }
+    Ok(lcores)
+}
+
+fn pool_size(config: &Config, ports: usize, workers: usize) -> u32 {
+    if config.dataplane.mbufs_per_pool != 0 {
+        return config.dataplane.mbufs_per_pool;
+    }
+    let d = &config.dataplane;
+    let rings = ports * workers * (d.rx_descriptors as usize + d.tx_descriptors as usize);
+    let in_flight = workers * (dpdk::MAX_BURST * (2 + ports) + MEMPOOL_CACHE as usize);
+    let wanted = (rings + in_flight + 4096).max(MIN_POOL_MBUFS as usize);
+    // DPDK's mempool is most memory-efficient at 2^k - 1 elements.
+    ((wanted + 1).next_power_of_two() - 1) as u32
+}
+
+fn run_with_eal(eal: &Eal, options: &Options, config: &Config) -> AppResult<()> {
+    let lcores = choose_workers(eal, config)?;
+    let routes = config
+        .routes(&Port::probed_ids(eal))
+        .map_err(|e| e.to_string())?;
+    let queues = lcores.len() as u16;
+    eprintln!(
+        "tachyon: {}; control lcore {}, {} worker(s) on lcores {:?}, {} port(s)",
+        dpdk::version(),
+        eal.main_lcore(),
+        lcores.len(),
+        lcores,
+        routes.len()
+    );
+
+    let mut setups = Vec::new();
+    for route in &routes {
+        let port = Port::open(eal, route.ingress)?;
+        let c = port.caps();
+        eprintln!(
+            "tachyon: port {} {} driver={} mac={} socket={} max_queues=rx{}/tx{} rss_offloads={:#x}",
+            port.id(),
+            c.name,
+            c.driver,
+            format_mac(&c.mac),
+            c.socket,
+            c.max_rx_queues,
+            c.max_tx_queues,
+            c.rss_offloads
+        );
+        setups.push(PortSetup {
+            port,
+            route: *route,
+        });
+    }
+    if routes
+        .iter()
+        .any(|r| r.ingress as usize >= MAX_PORTS || r.egress as usize >= MAX_PORTS)
+    {
+        return Err(format!(
+            "port ids above {} are not supported",
+            MAX_PORTS - 1
+        ));
+    }
+
+    // One mempool per NUMA socket in use; a port of unknown socket uses the main lcore's.
+    let fallback_socket = eal.lcore_socket(eal.main_lcore()) as i32;
+    let socket_of = |p: &Port| {
+        if p.caps().socket < 0 {
+            fallback_socket
+        } else {
+            p.caps().socket
+        }
+    };
+    let mut pools: BTreeMap<i32, Mempool> = BTreeMap::new();
+    for s in &setups {
+        let socket = socket_of(&s.port);
+        if let std::collections::btree_map::Entry::Vacant(e) = pools.entry(socket) {
+            let ports_here = setups
+                .iter()
+                .filter(|o| socket_of(&o.port) == socket)
+                .count();
+            let size = pool_size(config, ports_here, lcores.len());
+            let pool = Mempool::create(
+                eal,
+                &format!("tachyon_mbufs_s{socket}"),
+                size,
+                MEMPOOL_CACHE,
+                socket,
+            )?;
+            eprintln!("tachyon: mempool on socket {socket}: {size} mbufs");
+            e.insert(pool);
+        }
+    }
+
+    let d = &config.dataplane;
+    for s in setups.iter_mut() {
+        let pool = &pools[&socket_of(&s.port)];
+        let cfg = PortConfig {
+            queues,
+            rx_desc: d.rx_descriptors,
+            tx_desc: d.tx_descriptors,
+            rx_ip_checksum_offload: d.verify_ip_checksum,
+        };
+        let rss = s.port.configure(&cfg, pool)?;
+        s.port.start()?;
+        let link = s.port.link();
+        let rss_text = match rss {
+            RssSupport::SingleQueue => "single queue".to_string(),
+            RssSupport::Hashing(hf) => format!("RSS over IP/UDP (hf {hf:#x})"),
+            RssSupport::Unsupported => "several queues, device cannot hash (RSS off)".to_string(),
+        };
+        eprintln!(
+            "tachyon: port {} started: {} queue(s), {rss_text}; link {} {} Mbps -> egress port {} next hop {}",
+            s.port.id(),
+            queues,
+            if link.up { "up" } else { "down" },
+            link.speed_mbps,
+            s.route.egress,
+            format_mac(&s.route.next_hop)
+        );
+    }
+
+    let flags = Arc::new(ControlFlags::default());
+    flags.set_links_up(links_mask(&setups));
+
+    // Queue i of every port goes to worker i.
+    let port_macs: Vec<(u16, [u8; 6])> = setups
+        .iter()
+        .map(|s| (s.port.id(), s.port.caps().mac))
+        .collect();
+    let hops: Vec<(u16, Hop)> = setups
+        .iter()
+        .map(|s| {
+            (
+                s.route.ingress,
+                Hop {
+                    egress: s.route.egress,
+                    next_hop: s.route.next_hop,
+                },
+            )
+        })
+        .collect();
+    let table = RouteTable::new(&port_macs, &hops);
+    let mut per_port_queues: Vec<_> = setups
+        .iter_mut()
+        .map(|s| s.port.take_queues().into_iter())
+        .collect();
+    let parse = crate::classify::ParseConfig {
+        tachyon_port: d.tachyon_udp_port,
+        forward_non_tachyon: d.non_tachyon == crate::config::NonTachyon::Forward,
+        verify_ip_checksum: d.verify_ip_checksum,
+    };
+    let mut views = Vec::new();
+    for (index, &lcore) in lcores.iter().enumerate() {
+        let (rx, tx): (Vec<_>, Vec<_>) = per_port_queues
+            .iter_mut()
+            .map(|q| q.next().expect("one queue per worker"))
+            .unzip();
+        let counters = Arc::new(PublishedCounters::default());
+        views.push(WorkerView {
+            index,
+            lcore,
+            socket: eal.lcore_socket(lcore),
+            counters: counters.clone(),
+        });
+        let worker = Worker {
+            index,
+            lcore,
+            rx,
+            tx,
+            routes: table.clone(),
+            parse,
+            burst_size: d.burst_size as usize,
+            governance: GovernanceStage,
+            counters,
+            control: flags.clone(),
+        };
+        launch_on_lcore(eal, lcore, move || worker.run()).map_err(|e| e.to_string())?;
+    }
+
+    let stop_signal = Arc::new(AtomicBool::new(false));
+    {
+        let s = stop_signal.clone();
+        ctrlc::set_handler(move || s.store(true, Ordering::SeqCst))
+            .map_err(|e| format!("cannot install SIGINT/SIGTERM handler: {e}"))?;
+    }
+
+    let started = Instant::now();
+    let ports_ref: Vec<&Port> = setups.iter().map(|s| &s.port).collect();
+    let control = ControlLoop {
+        workers: &views,
+        ports: &ports_ref,
+        flags: &flags,
+        stop_signal: &stop_signal,
+        duration: (options.duration > 0).then(|| std::time::Duration::from_secs(options.duration)),
+        stats_interval: (!options.quiet && config.control.stats_interval_ms > 0)
+            .then(|| std::time::Duration::from_millis(config.control.stats_interval_ms)),
+    };
+    control.run();
+    drop(ports_ref);
+
+    // Shutdown: stop workers, then ports, then account for every mbuf.
+    flags.request_stop();
+    wait_all_lcores(eal);
+    let elapsed = started.elapsed().as_secs_f64();
+    let worker_reports: Vec<WorkerReport> = views
+        .iter()
+        .map(|w| WorkerReport {
+            index: w.index,
+            lcore: w.lcore,
+            socket: w.socket,
+            counters: w.counters.snapshot(),
+        })
+        .collect();
+    let port_reports: Vec<PortReport> = setups
+        .iter()
+        .map(|s| PortReport {
+            id: s.port.id(),
+            name: s.port.caps().name.clone(),
+            stats: s.port.stats(),
+        })
+        .collect();
+    for s in setups {
+        s.port.close();
+    }
+    let mempool_reports: Vec<MempoolReport> = pools
+        .iter()
+        .map(|(socket, p)| MempoolReport {
+            socket: *socket,
+            size: p.size(),
+            in_use: p.in_use(),
+            available: p.available(),
+        })
+        .collect();
+    drop(pools);
+
+    let report = FinalReport {
+        duration_secs: elapsed,
+        workers: worker_reports,
+        ports: port_reports,
+        mempools: mempool_reports,
+    };
+    report::print_final(&report);
+    if let Some(path) = &options.stats_json {
+        let text = serde_json::to_string_pretty(&report.to_json()).expect("json");
+        std::fs::write(path, text + "\n")
+            .map_err(|e| format!("--stats-json {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn links_mask(setups: &[PortSetup]) -> u64 {
+    setups
+        .iter()
+        .filter(|s| s.port.link().up)
+        .fold(0, |m, s| m | 1 << s.port.id())
+}

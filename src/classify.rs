@@ -1,0 +1,592 @@
+//! Puts every received packet in exactly one place: a Tachyon frame to
+//! govern, other traffic to forward as-is, or a drop under the first
+//! PROTOCOL.md reason that fails (checks run in the table's order).
+
+use crate::reason::DropReason;
+use crate::wire::{
+    EthernetFrame, FrameHeader, Ipv4Header, RecordsCheck, UdpHeader, ethernet, ipv4,
+};
+
+/// The parser's settings, taken from the config.
+#[derive(Clone, Copy, Debug)]
+pub struct ParseConfig {
+    pub tachyon_port: u16,
+    /// Forward UDP/IPv4 traffic to other ports instead of dropping it.
+    pub forward_non_tachyon: bool,
+    pub verify_ip_checksum: bool,
+}
+
+impl Default for ParseConfig {
+    fn default() -> Self {
+        ParseConfig {
+            tachyon_port: 47000,
+            forward_non_tachyon: false,
+            verify_ip_checksum: true,
+        }
+    }
+}
+
+/// What the NIC already said about the IPv4 checksum (from mbuf offload flags).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NicChecksum {
+    #[default]
+    Unknown,
+    Good,
+    Bad,
+}
+
+/// The fields governance needs from an accepted Tachyon frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameInfo {
+    pub topic: u32,
+    pub sender: u32,
+    pub msg_count: u16,
+    pub seq: u64,
+    /// Sender's timestamp when `TS_PRESENT`.
+    pub timestamp_ns: Option<u64>,
+    pub src_ip: u32,
+    pub dst_port: u16,
+}
+
+/// A packet that passed classification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    Tachyon(FrameInfo),
+    /// UDP/IPv4 to another port, forwarded because the config says so.
+    Other,
+}
+
+/// Classifies one packet. Never panics on any input.
+#[inline(always)]
+pub fn classify(pkt: &[u8], nic: NicChecksum, cfg: &ParseConfig) -> Result<Accepted, DropReason> {
+    let eth = EthernetFrame::parse(pkt).ok_or(DropReason::NotIpv4)?;
+    if eth.ethertype() != ethernet::ETHERTYPE_IPV4 {
+        return Err(DropReason::NotIpv4);
+    }
+    let ip =
+        Ipv4Header::parse(&pkt[eth.payload_offset()..]).map_err(|_| DropReason::IpMalformed)?;
+    if cfg.verify_ip_checksum {
+        let ok = match nic {
+            NicChecksum::Good => true,
+            NicChecksum::Bad => false,
+            NicChecksum::Unknown => ip.checksum_ok(),
+        };
+        if !ok {
+            return Err(DropReason::IpChecksum);
+        }
+    }
+    if ip.is_fragment() {
+        return Err(DropReason::IpFragment);
+    }
+    if ip.protocol() != ipv4::PROTO_UDP {
+        return Err(DropReason::NotUdp);
+    }
+    let udp = UdpHeader::parse(ip.payload()).ok_or(DropReason::UdpMalformed)?;
+    if udp.dst_port() != cfg.tachyon_port {
+        return if cfg.forward_non_tachyon {
+            Ok(Accepted::Other)
+        } else {
+            Err(DropReason::NotTachyon)
+        };
+    }
+    let frame = FrameHeader::parse(udp.payload()).ok_or(DropReason::BadMagic)?;
+    if !frame.magic_ok() {
+        return Err(DropReason::BadMagic);
+    }
+    if frame.version() != crate::wire::tachyon::VERSION {
+        return Err(DropReason::BadVersion);
+    }
+    if !frame.header_fields_ok() {
+        return Err(DropReason::BadHeader);
+    }
+    match frame.check_records() {
+        RecordsCheck::Exact => {}
+        RecordsCheck::Truncated => return Err(DropReason::Truncated),
+        RecordsCheck::TrailingBytes => return Err(DropReason::TrailingBytes),
+    }
+    Ok(Accepted::Tachyon(FrameInfo {
+        topic: frame.topic_id(),
+        sender: frame.sender_id(),
+        msg_count: frame.msg_count(),
+        seq: frame.seq(),
+        timestamp_ns: frame.has_timestamp().then(|| frame.timestamp_ns()),
+        src_ip: ip.src(),
+        dst_port: udp.dst_port(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ipv4::checksum;
+
+    /// Builds a frame field by field so each test can break exactly one thing.
+    struct Pkt {
+        vlan: Option<u16>,
+        ethertype: u16,
+        ip_version_ihl: u8,
+        ip_flags_frag: u16,
+        ip_proto: u8,
+        ip_total_len_delta: i32,
+        break_ip_checksum: bool,
+        udp_len_delta: i32,
+        dst_port: u16,
+        magic: [u8; 2],
+        version: u8,
+        flags: u8,
+        reserved: u16,
+        msg_count: u16,
+        records: Vec<Vec<u8>>,
+        extra_payload: Vec<u8>,
+        cut_payload_to: Option<usize>,
+        eth_padding: usize,
+    }
+
+    impl Default for Pkt {
+        fn default() -> Self {
+            Pkt {
+                vlan: None,
+                ethertype: 0x0800,
+                ip_version_ihl: 0x45,
+                ip_flags_frag: 0,
+                ip_proto: 17,
+                ip_total_len_delta: 0,
+                break_ip_checksum: false,
+                udp_len_delta: 0,
+                dst_port: 47000,
+                magic: *b"TY",
+                version: 1,
+                flags: 0,
+                reserved: 0,
+                msg_count: 1,
+                records: vec![b"hello".to_vec()],
+                extra_payload: vec![],
+                cut_payload_to: None,
+                eth_padding: 0,
+            }
+        }
+    }
+
+    impl Pkt {
+        fn bytes(&self) -> Vec<u8> {
+            let mut payload = Vec::new();
+            payload.extend_from_slice(&self.magic);
+            payload.push(self.version);
+            payload.push(self.flags);
+            payload.extend_from_slice(&self.msg_count.to_le_bytes());
+            payload.extend_from_slice(&self.reserved.to_le_bytes());
+            payload.extend_from_slice(&7u32.to_le_bytes()); // topic
+            payload.extend_from_slice(&42u32.to_le_bytes()); // sender
+            payload.extend_from_slice(&1000u64.to_le_bytes()); // seq
+            payload.extend_from_slice(&123u64.to_le_bytes()); // timestamp
+            for r in &self.records {
+                payload.extend_from_slice(&(r.len() as u16).to_le_bytes());
+                payload.extend_from_slice(r);
+            }
+            payload.extend_from_slice(&self.extra_payload);
+            if let Some(n) = self.cut_payload_to {
+                payload.truncate(n);
+            }
+            let mut udp = Vec::new();
+            udp.extend_from_slice(&5555u16.to_be_bytes());
+            udp.extend_from_slice(&self.dst_port.to_be_bytes());
+            udp.extend_from_slice(
+                &(((8 + payload.len()) as i32 + self.udp_len_delta) as u16).to_be_bytes(),
+            );
+            udp.extend_from_slice(&0u16.to_be_bytes());
+            udp.extend_from_slice(&payload);
+            let mut ip = vec![0u8; 20];
+            ip[0] = self.ip_version_ihl;
+            let total = ((20 + udp.len()) as i32 + self.ip_total_len_delta) as u16;
+            ip[2..4].copy_from_slice(&total.to_be_bytes());
+            ip[6..8].copy_from_slice(&self.ip_flags_frag.to_be_bytes());
+            ip[8] = 64;
+            ip[9] = self.ip_proto;
+            ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
+            ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+            let mut c = checksum(&ip);
+            if self.break_ip_checksum {
+                c ^= 0x5a5a;
+            }
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+            if let Some(v) = self.vlan {
+                f.extend_from_slice(&0x8100u16.to_be_bytes());
+                f.extend_from_slice(&v.to_be_bytes());
+            }
+            f.extend_from_slice(&self.ethertype.to_be_bytes());
+            f.extend_from_slice(&ip);
+            f.extend_from_slice(&udp);
+            f.extend(std::iter::repeat_n(0u8, self.eth_padding));
+            f
+        }
+    }
+
+    fn run(p: &Pkt) -> Result<Accepted, DropReason> {
+        classify(&p.bytes(), NicChecksum::Unknown, &ParseConfig::default())
+    }
+
+    fn reason(p: Pkt) -> DropReason {
+        run(&p).expect_err("packet should be dropped")
+    }
+
+    #[test]
+    fn valid_frame_with_one_record() {
+        match run(&Pkt::default()).unwrap() {
+            Accepted::Tachyon(f) => {
+                assert_eq!((f.topic, f.sender, f.msg_count, f.seq), (7, 42, 1, 1000));
+                assert_eq!(f.timestamp_ns, None);
+                assert_eq!(f.src_ip, 0x0a00_0001);
+                assert_eq!(f.dst_port, 47000);
+            }
+            other => panic!("expected a Tachyon frame, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn valid_frame_with_many_records_and_vlan_and_timestamp() {
+        let records: Vec<Vec<u8>> = (0..50).map(|i| vec![i as u8; i]).collect();
+        let p = Pkt {
+            vlan: Some(100),
+            msg_count: 50,
+            records: records.clone(),
+            flags: 1,
+            ..Pkt::default()
+        };
+        let bytes = p.bytes();
+        match classify(&bytes, NicChecksum::Unknown, &ParseConfig::default()).unwrap() {
+            Accepted::Tachyon(f) => {
+                assert_eq!(f.msg_count, 50);
+                assert_eq!(f.timestamp_ns, Some(123));
+            }
+            other => panic!("expected a Tachyon frame, got {other:?}"),
+        }
+        // The record walk yields exactly the payloads that were written.
+        let udp_payload = &bytes[18 + 20 + 8..];
+        let got: Vec<&[u8]> = FrameHeader::parse(udp_payload).unwrap().records().collect();
+        assert_eq!(
+            got,
+            records.iter().map(|r| r.as_slice()).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn ethernet_padding_after_ip_total_length_is_ignored() {
+        // A short frame padded to 60 bytes must still be exact (payload bounded by IP length).
+        let p = Pkt {
+            records: vec![vec![]],
+            eth_padding: 9,
+            ..Pkt::default()
+        };
+        assert!(matches!(run(&p), Ok(Accepted::Tachyon(_))));
+    }
+
+    #[test]
+    fn not_ipv4() {
+        assert_eq!(
+            reason(Pkt {
+                ethertype: 0x86dd,
+                ..Pkt::default()
+            }),
+            DropReason::NotIpv4
+        );
+        assert_eq!(
+            reason(Pkt {
+                vlan: Some(5),
+                ethertype: 0x0806,
+                ..Pkt::default()
+            }),
+            DropReason::NotIpv4
+        );
+        // A runt shorter than an Ethernet header.
+        let runt = [0u8; 11];
+        assert_eq!(
+            classify(&runt, NicChecksum::Unknown, &ParseConfig::default()),
+            Err(DropReason::NotIpv4)
+        );
+        // A VLAN tag cut short.
+        let mut tagged = vec![0u8; 12];
+        tagged.extend_from_slice(&[0x81, 0x00, 0x00]);
+        assert_eq!(
+            classify(&tagged, NicChecksum::Unknown, &ParseConfig::default()),
+            Err(DropReason::NotIpv4)
+        );
+    }
+
+    #[test]
+    fn ip_malformed() {
+        assert_eq!(
+            reason(Pkt {
+                ip_version_ihl: 0x65,
+                ..Pkt::default()
+            }),
+            DropReason::IpMalformed
+        );
+        assert_eq!(
+            reason(Pkt {
+                ip_version_ihl: 0x44,
+                ..Pkt::default()
+            }),
+            DropReason::IpMalformed
+        );
+        assert_eq!(
+            reason(Pkt {
+                ip_total_len_delta: 1,
+                ..Pkt::default()
+            }),
+            DropReason::IpMalformed
+        );
+        let mut p = Pkt::default().bytes();
+        p[16..18].copy_from_slice(&10u16.to_be_bytes()); // total length < header
+        assert_eq!(
+            classify(&p, NicChecksum::Unknown, &ParseConfig::default()),
+            Err(DropReason::IpMalformed)
+        );
+        let short = &Pkt::default().bytes()[..14 + 19];
+        assert_eq!(
+            classify(short, NicChecksum::Unknown, &ParseConfig::default()),
+            Err(DropReason::IpMalformed)
+        );
+    }
+
+    #[test]
+    fn ip_checksum_is_verified_unless_off_or_vouched_for() {
+        let p = Pkt {
+            break_ip_checksum: true,
+            ..Pkt::default()
+        };
+        assert_eq!(
+            reason(Pkt {
+                break_ip_checksum: true,
+                ..Pkt::default()
+            }),
+            DropReason::IpChecksum
+        );
+        let b = p.bytes();
+        let off = ParseConfig {
+            verify_ip_checksum: false,
+            ..ParseConfig::default()
+        };
+        assert!(classify(&b, NicChecksum::Unknown, &off).is_ok());
+        assert!(classify(&b, NicChecksum::Good, &ParseConfig::default()).is_ok());
+        let good = Pkt::default().bytes();
+        assert_eq!(
+            classify(&good, NicChecksum::Bad, &ParseConfig::default()),
+            Err(DropReason::IpChecksum)
+        );
+    }
+
+    #[test]
+    fn ip_fragment() {
+        assert_eq!(
+            reason(Pkt {
+                ip_flags_frag: 0x2000,
+                ..Pkt::default()
+            }),
+            DropReason::IpFragment
+        );
+        assert_eq!(
+            reason(Pkt {
+                ip_flags_frag: 0x0010,
+                ..Pkt::default()
+            }),
+            DropReason::IpFragment
+        );
+        // DF alone is not a fragment.
+        assert!(
+            run(&Pkt {
+                ip_flags_frag: 0x4000,
+                ..Pkt::default()
+            })
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn not_udp() {
+        assert_eq!(
+            reason(Pkt {
+                ip_proto: 6,
+                ..Pkt::default()
+            }),
+            DropReason::NotUdp
+        );
+    }
+
+    #[test]
+    fn udp_malformed() {
+        assert_eq!(
+            reason(Pkt {
+                udp_len_delta: 1,
+                ..Pkt::default()
+            }),
+            DropReason::UdpMalformed
+        );
+        assert_eq!(
+            reason(Pkt {
+                udp_len_delta: -1,
+                ..Pkt::default()
+            }),
+            DropReason::UdpMalformed
+        );
+        let mut p = Pkt::default().bytes();
+        p[14 + 20 + 4..14 + 20 + 6].copy_from_slice(&4u16.to_be_bytes());
+        let fixed = {
+            // keep the IP header valid: only the UDP length is wrong
+            p
+        };
+        assert_eq!(
+            classify(&fixed, NicChecksum::Unknown, &ParseConfig::default()),
+            Err(DropReason::UdpMalformed)
+        );
+    }
+
+    #[test]
+    fn not_tachyon_dropped_or_forwarded_by_config() {
+        let p = Pkt {
+            dst_port: 53,
+            ..Pkt::default()
+        };
+        assert_eq!(
+            reason(Pkt {
+                dst_port: 53,
+                ..Pkt::default()
+            }),
+            DropReason::NotTachyon
+        );
+        let fwd = ParseConfig {
+            forward_non_tachyon: true,
+            ..ParseConfig::default()
+        };
+        assert_eq!(
+            classify(&p.bytes(), NicChecksum::Unknown, &fwd),
+            Ok(Accepted::Other)
+        );
+        let custom = ParseConfig {
+            tachyon_port: 53,
+            ..ParseConfig::default()
+        };
+        assert!(matches!(
+            classify(&p.bytes(), NicChecksum::Unknown, &custom),
+            Ok(Accepted::Tachyon(_))
+        ));
+    }
+
+    #[test]
+    fn bad_magic() {
+        assert_eq!(
+            reason(Pkt {
+                magic: *b"TX",
+                ..Pkt::default()
+            }),
+            DropReason::BadMagic
+        );
+        assert_eq!(
+            reason(Pkt {
+                cut_payload_to: Some(31),
+                ..Pkt::default()
+            }),
+            DropReason::BadMagic
+        );
+    }
+
+    #[test]
+    fn bad_version() {
+        assert_eq!(
+            reason(Pkt {
+                version: 2,
+                ..Pkt::default()
+            }),
+            DropReason::BadVersion
+        );
+    }
+
+    #[test]
+    fn bad_header() {
+        assert_eq!(
+            reason(Pkt {
+                flags: 0x02,
+                ..Pkt::default()
+            }),
+            DropReason::BadHeader
+        );
+        assert_eq!(
+            reason(Pkt {
+                reserved: 1,
+                ..Pkt::default()
+            }),
+            DropReason::BadHeader
+        );
+        assert_eq!(
+            reason(Pkt {
+                msg_count: 0,
+                records: vec![],
+                ..Pkt::default()
+            }),
+            DropReason::BadHeader
+        );
+    }
+
+    #[test]
+    fn truncated() {
+        // msg_count says 3 but only 2 records are there.
+        assert_eq!(
+            reason(Pkt {
+                msg_count: 3,
+                records: vec![b"a".to_vec(), b"b".to_vec()],
+                ..Pkt::default()
+            }),
+            DropReason::Truncated
+        );
+        // The last record's length runs past the end.
+        assert_eq!(
+            reason(Pkt {
+                cut_payload_to: Some(32 + 2 + 3),
+                ..Pkt::default()
+            }),
+            DropReason::Truncated
+        );
+        // Exactly 32 bytes: no room even for the first length prefix.
+        assert_eq!(
+            reason(Pkt {
+                cut_payload_to: Some(33),
+                ..Pkt::default()
+            }),
+            DropReason::Truncated
+        );
+    }
+
+    #[test]
+    fn trailing_bytes() {
+        assert_eq!(
+            reason(Pkt {
+                extra_payload: vec![0xee],
+                ..Pkt::default()
+            }),
+            DropReason::TrailingBytes
+        );
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // Every prefix of a valid frame, and every single-byte corruption of it,
+        // classifies without panicking.
+        let good = Pkt {
+            vlan: Some(1),
+            msg_count: 2,
+            records: vec![vec![1; 3], vec![2; 4]],
+            ..Pkt::default()
+        }
+        .bytes();
+        for n in 0..good.len() {
+            let _ = classify(&good[..n], NicChecksum::Unknown, &ParseConfig::default());
+        }
+        for i in 0..good.len() {
+            for v in [0u8, 0x7f, 0xff] {
+                let mut b = good.clone();
+                b[i] = v;
+                let _ = classify(&b, NicChecksum::Unknown, &ParseConfig::default());
+            }
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! The appliance's TOML configuration: parsed with serde (unknown keys are
+//! refused by name), then validated value by value, all before EAL starts.
+//! Every section is optional: without a file the appliance runs on defaults.
+
+use crate::wire::MacAddr;
+use serde::Deserialize;
+use std::path::Path;
+
+/// Largest burst the worker's fixed arrays hold.
+pub const MAX_BURST_SIZE: u16 = crate::dpdk::MAX_BURST as u16;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub dataplane: Dataplane,
+    pub workers: Workers,
+    pub ports: Vec<PortEntry>,
+    pub control: Control,
+}
+
+/// Packet-path settings shared by every worker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Dataplane {
+    /// Packets per RX burst (1–256).
+    pub burst_size: u16,
+    /// RX descriptors per queue (DPDK may round to the device's limits).
+    pub rx_descriptors: u16,
+    pub tx_descriptors: u16,
+    /// Mbufs per NUMA socket's pool; 0 sizes it from ports, queues and workers.
+    pub mbufs_per_pool: u32,
+    /// UDP destination port that marks Tachyon traffic.
+    pub tachyon_udp_port: u16,
+    /// What happens to UDP/IPv4 traffic for other ports: "drop" or "forward".
+    pub non_tachyon: NonTachyon,
+    /// Verify IPv4 header checksums the NIC did not vouch for.
+    pub verify_ip_checksum: bool,
+}
+
+impl Default for Dataplane {
+    fn default() -> Self {
+        Dataplane {
+            burst_size: 32,
+            rx_descriptors: 1024,
+            tx_descriptors: 1024,
+            mbufs_per_pool: 0,
+            tachyon_udp_port: 47000,
+            non_tachyon: NonTachyon::Drop,
+            verify_ip_checksum: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NonTachyon {
+    Drop,
+    Forward,
+}
+
+/// Which EAL lcores run workers. Each worker gets one RX and one TX queue on
+/// every port, so the queue count per port equals the number of workers.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Workers {
+    /// Worker lcores; empty means every enabled lcore except the main one.
+    pub lcores: Vec<u32>,
+}
+
+/// One port the appliance uses, and where its traffic leaves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortEntry {
+    pub id: u16,
+    /// Egress port for frames received here; default pairs ports 0↔1, 2↔3 in list order.
+    pub egress_port: Option<u16>,
+    /// Next-hop MAC written as destination; default 02:00:00:00:00:<egress id>.
+    pub next_hop_mac: Option<String>,
+}
+
+/// The control lcore's pacing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Control {
+    /// Interval of the live stats line in milliseconds; 0 turns it off.
+    pub stats_interval_ms: u64,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            stats_interval_ms: 1000,
+        }
+    }
+}
+
+/// A configuration problem, naming the file and key where it can.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| ConfigError(format!("config {}: {}", path.display(), e.0)))
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config =
+            toml::from_str(text).map_err(|e| ConfigError(e.to_string().trim_end().to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every value's range and the cross-references between sections.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let d = &self.dataplane;
+        check_range(
+            "dataplane.burst_size",
+            d.burst_size as u64,
+            1,
+            MAX_BURST_SIZE as u64,
+        )?;
+        check_range(
+            "dataplane.rx_descriptors",
+            d.rx_descriptors as u64,
+            32,
+            32768,
+        )?;
+        check_range(
+            "dataplane.tx_descriptors",
+            d.tx_descriptors as u64,
+            32,
+            32768,
+        )?;
+        check_range(
+            "dataplane.tachyon_udp_port",
+            d.tachyon_udp_port as u64,
+            1,
+            65535,
+        )?;
+        if d.mbufs_per_pool != 0 {
+            check_range(
+                "dataplane.mbufs_per_pool",
+                d.mbufs_per_pool as u64,
+                1024,
+                1 << 26,
+            )?;
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for l in &self.workers.lcores {
+            if !seen.insert(*l) {
+                return Err(ConfigError(format!(
+                    "workers.lcores: lcore {l} is listed twice"
+                )));
+            }
+        }
+        let ids: Vec<u16> = self.ports.iter().map(|p| p.id).collect();
+        for (i, p) in self.ports.iter().enumerate() {
+            if ids[..i].contains(&p.id) {
+                return Err(ConfigError(format!(
+                    "ports[{i}].id: port {} is listed twice",
+                    p.id
+                )));
+            }
+            if let Some(e) = p.egress_port {
+                if !ids.contains(&e) {
+                    return Err(ConfigError(format!(
+                        "ports[{i}].egress_port: port {e} is not one of the configured ports {ids:?}"
+                    )));
+                }
+            }
+            if let Some(mac) = &p.next_hop_mac {
+                parse_mac(mac).map_err(|e| ConfigError(format!("ports[{i}].next_hop_mac: {e}")))?;
+            }
+        }
+        if self.control.stats_interval_ms != 0 {
+            check_range(
+                "control.stats_interval_ms",
+                self.control.stats_interval_ms,
+                100,
+                3_600_000,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn check_range(key: &str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
+    if v < lo || v > hi {
+        return Err(ConfigError(format!(
+            "{key} = {v} is out of range ({lo}..={hi})"
+        )));
+    }
+    Ok(())
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff` (or with `-`).
+pub fn parse_mac(s: &str) -> Result<MacAddr, String> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return Err(format!(
+            "{s:?} is not a MAC address (want aa:bb:cc:dd:ee:ff)"
+        ));
+    }
+    let mut mac = [0u8; 6];
+    for (b, p) in mac.iter_mut().zip(parts) {
+        *b = u8::from_str_radix(p, 16)
+            .ok()
+            .filter(|_| p.len() == 2)
+            .ok_or_else(|| format!("{s:?} is not a MAC address (want aa:bb:cc:dd:ee:ff)"))?;
+    }
+    Ok(mac)
+}
+
+/// Where a port's frames leave: the l2fwd pairing when nothing is configured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub ingress: u16,
+    pub egress: u16,
+    pub next_hop: MacAddr,
+}
+
+/// The default next hop for `egress`: a locally administered 02:00:00:00:00:<id>.
+pub fn default_next_hop(egress: u16) -> MacAddr {
+    [0x02, 0, 0, 0, 0, egress as u8]
+}
+
+impl Config {
+    /// The ports to use and their routes, given the ports EAL probed.
+    /// Without `[[ports]]` every probed port is used, paired 0↔1, 2↔3, and a
+    /// lone last port sends back out of itself.
+    pub fn routes(&self, probed: &[u16]) -> Result<Vec<RouteSpec>, ConfigError> {
+        let ids: Vec<u16> = if self.ports.is_empty() {
+            probed.to_vec()
+        } else {
+            self.ports.iter().map(|p| p.id).collect()
+        };
+        for id in &ids {
+            if !probed.contains(id) {
+                return Err(ConfigError(format!(
+                    "port {id} does not exist: EAL probed {} port(s) {probed:?} (check -a/--vdev)",
+                    probed.len()
+                )));
+            }
+        }
+        if ids.is_empty() {
+            return Err(ConfigError(
+                "no ports: EAL probed none (bind a NIC with dpdk-devbind.py, or pass --vdev)"
+                    .into(),
+            ));
+        }
+        let paired = |pos: usize| -> u16 {
+            let mate = pos ^ 1;
+            if mate < ids.len() {
+                ids[mate]
+            } else {
+                ids[pos]
+            }
+        };
+        Ok(ids
+            .iter()
+            .enumerate()
+            .map(|(pos, &id)| {
+                let entry = self.ports.iter().find(|p| p.id == id);
+                let egress = entry
+                    .and_then(|e| e.egress_port)
+                    .unwrap_or_else(|| paired(pos));
+                let next_hop = entry
+                    .and_then(|e| e.next_hop_mac.as_deref())
+                    .map(|m| parse_mac(m).expect("validated"))
+                    .unwrap_or_else(|| default_next_hop(egress));
+                RouteSpec {
+                    ingress: id,
+                    egress,
+                    next_hop,
+                }
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.dataplane.tachyon_udp_port, 47000);
+        assert_eq!(c.dataplane.non_tachyon, NonTachyon::Drop);
+        assert!(c.dataplane.verify_ip_checksum);
+        assert!(c.workers.lcores.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = Config::parse("[dataplane]\nburst = 32\n").unwrap_err().0;
+        assert!(e.contains("burst"), "{e}");
+        let e = Config::parse("[dataplan]\n").unwrap_err().0;
+        assert!(e.contains("dataplan"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = Config::parse("[dataplane]\nburst_size = 0\n")
+            .unwrap_err()
+            .0;
+        assert!(e.contains("dataplane.burst_size"), "{e}");
+        let e = Config::parse("[dataplane]\nnon_tachyon = \"keep\"\n")
+            .unwrap_err()
+            .0;
+        assert!(e.contains("non_tachyon") || e.contains("keep"), "{e}");
+        let e = Config::parse("[[ports]]\nid = 0\nnext_hop_mac = \"zz\"\n")
+            .unwrap_err()
+            .0;
+        assert!(e.contains("ports[0].next_hop_mac"), "{e}");
+        let e = Config::parse("[[ports]]\nid = 0\negress_port = 3\n")
+            .unwrap_err()
+            .0;
+        assert!(e.contains("ports[0].egress_port"), "{e}");
+        let e = Config::parse("[workers]\nlcores = [1, 1]\n").unwrap_err().0;
+        assert!(e.contains("workers.lcores"), "{e}");
+    }
+
+    #[test]
+    fn default_routes_pair_ports_like_l2fwd() {
+        let c = Config::default();
+        let r = c.routes(&[0, 1, 2]).unwrap();
+        assert_eq!(
+            r.iter().map(|r| (r.ingress, r.egress)).collect::<Vec<_>>(),
+            vec![(0, 1), (1, 0), (2, 2)]
+        );
+        assert_eq!(r[0].next_hop, [2, 0, 0, 0, 0, 1]);
+        let lone = c.routes(&[0]).unwrap();
+        assert_eq!((lone[0].ingress, lone[0].egress), (0, 0));
+    }
+
+    #[test]
+    fn configured_routes_and_missing_ports() {
+        let c = Config::parse(
+            "[[ports]]\nid = 1\negress_port = 1\nnext_hop_mac = \"aa:bb:cc:dd:ee:ff\"\n",
+        )
+        .unwrap();
+        let r = c.routes(&[0, 1]).unwrap();
+        assert_eq!(
+            r,
+            vec![RouteSpec {
+                ingress: 1,
+                egress: 1,
+                next_hop: [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]
+            }]
+        );
+        let e = c.routes(&[0]).unwrap_err().0;
+        assert!(e.contains("port 1 does not exist"), "{e}");
+    }
+}

@@ -1,0 +1,106 @@
+//! The control lcore's loop: it never touches packets. It watches link
+//! state, prints the live line from the workers' published counters, and
+//! decides when to stop (signal or `--duration`).
+
+use crate::dpdk::Port;
+use crate::reason::DropReason;
+use crate::stats::{Counter, PublishedCounters, Snapshot};
+use crate::worker::ControlFlags;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How often the control loop wakes up.
+const TICK: Duration = Duration::from_millis(1);
+/// How often link state is re-read.
+const LINK_POLL: Duration = Duration::from_secs(1);
+
+/// What the control side knows of a worker.
+pub struct WorkerView {
+    pub index: usize,
+    pub lcore: u32,
+    pub socket: u32,
+    pub counters: Arc<PublishedCounters>,
+}
+
+/// Sums the workers' published counters.
+pub fn total(workers: &[WorkerView]) -> Snapshot {
+    workers.iter().fold(Snapshot::default(), |acc, w| {
+        acc.plus(&w.counters.snapshot())
+    })
+}
+
+pub struct ControlLoop<'a> {
+    pub workers: &'a [WorkerView],
+    pub ports: &'a [&'a Port],
+    pub flags: &'a ControlFlags,
+    pub stop_signal: &'a AtomicBool,
+    pub duration: Option<Duration>,
+    pub stats_interval: Option<Duration>,
+}
+
+impl ControlLoop<'_> {
+    /// Runs until a signal arrives or the duration has passed.
+    pub fn run(&self) {
+        let start = Instant::now();
+        let mut last_links = start;
+        let mut last_line = (start, total(self.workers));
+        loop {
+            std::thread::sleep(TICK);
+            let now = Instant::now();
+            if self.stop_signal.load(Ordering::SeqCst) {
+                eprintln!("tachyon: signal received, stopping");
+                return;
+            }
+            if self.duration.is_some_and(|d| now - start >= d) {
+                return;
+            }
+            if now - last_links >= LINK_POLL {
+                let mask = self
+                    .ports
+                    .iter()
+                    .filter(|p| p.link().up)
+                    .fold(0u64, |m, p| m | 1 << p.id());
+                self.flags.set_links_up(mask);
+                last_links = now;
+            }
+            if let Some(every) = self.stats_interval {
+                if now - last_line.0 >= every {
+                    let snap = total(self.workers);
+                    let secs = (now - last_line.0).as_secs_f64();
+                    println!(
+                        "{}",
+                        live_line((now - start).as_secs_f64(), &snap.minus(&last_line.1), secs)
+                    );
+                    let _ = std::io::stdout().flush();
+                    last_line = (now, snap);
+                }
+            }
+        }
+    }
+}
+
+/// One line: rates over the last interval and the drops by reason.
+pub fn live_line(at_secs: f64, delta: &Snapshot, secs: f64) -> String {
+    let rate = |c: Counter| delta.get(c) as f64 / secs;
+    let mut line = format!(
+        "[{at_secs:7.1}s] rx {:8.3} Mpps | tx {:8.3} Mpps | msgs in {:8.3} M/s, admitted {:8.3} M/s | drops {:8.3} Mpps",
+        rate(Counter::RxPackets) / 1e6,
+        rate(Counter::TxPackets) / 1e6,
+        rate(Counter::MsgsReceived) / 1e6,
+        rate(Counter::MsgsAdmitted) / 1e6,
+        delta.dropped_total() as f64 / secs / 1e6,
+    );
+    let reasons: Vec<String> = DropReason::ALL
+        .iter()
+        .filter(|r| delta.drops(**r) > 0)
+        .map(|r| format!("{}={:.0}/s", r.name(), delta.drops(*r) as f64 / secs))
+        .collect();
+    if !reasons.is_empty() {
+        line.push_str(" [");
+        line.push_str(&reasons.join(" "));
+        line.push(']');
+    }
+    line
+}

@@ -1,0 +1,308 @@
+//! Packet buffers: an owned [`Mbuf`], a received [`RxBurst`] and a per-queue
+//! [`TxBuffer`]. Ownership is explicit: an mbuf is either in a burst, in a TX
+//! buffer, or freed; dropping any of them returns the mbufs to their pool.
+
+use super::sys;
+use std::ptr::NonNull;
+
+/// Largest burst the fixed arrays hold (the configured burst is ≤ this).
+pub const MAX_BURST: usize = 256;
+
+/// One received packet, owned. Dropping it frees it back to its mempool.
+pub struct Mbuf {
+    raw: NonNull<sys::rte_mbuf>,
+}
+
+impl Mbuf {
+    /// The packet bytes of the first segment (Tachyon frames fit one segment).
+    #[inline(always)]
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: the mbuf is owned and valid; buf_addr + data_off points at
+        // data_len initialised bytes inside its buffer.
+        unsafe {
+            let m = self.raw.as_ref();
+            let start = (m.buf_addr as *const u8).add(m.data_off as usize);
+            std::slice::from_raw_parts(start, m.data_len as usize)
+        }
+    }
+
+    /// The packet bytes of the first segment, writable (for the L2 rewrite).
+    #[inline(always)]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in data(); &mut self guarantees exclusive access, and a
+        // received mbuf is not shared (refcnt 1, no indirect buffers from PMDs used here).
+        unsafe {
+            let m = self.raw.as_ref();
+            let start = (m.buf_addr as *mut u8).add(m.data_off as usize);
+            std::slice::from_raw_parts_mut(start, m.data_len as usize)
+        }
+    }
+
+    /// Offload flags set by the PMD (e.g. IP checksum good/bad).
+    #[inline(always)]
+    pub fn ol_flags(&self) -> u64 {
+        // SAFETY: the mbuf is valid; plain field read.
+        unsafe { self.raw.as_ref().ol_flags }
+    }
+
+    /// Total packet length over all segments.
+    #[inline(always)]
+    pub fn pkt_len(&self) -> u32 {
+        // SAFETY: the mbuf is valid; plain field read.
+        unsafe { self.raw.as_ref().pkt_len }
+    }
+
+    /// Gives up ownership without freeing (the caller hands it to DPDK).
+    #[inline(always)]
+    fn into_raw(self) -> *mut sys::rte_mbuf {
+        let raw = self.raw.as_ptr();
+        std::mem::forget(self);
+        raw
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: the mbuf is owned by self and not referenced elsewhere.
+        unsafe { sys::tachyon_pktmbuf_free(self.raw.as_ptr()) }
+    }
+}
+
+/// Whether the PMD vouched for the IPv4 header checksum.
+#[inline(always)]
+pub fn ip_checksum_flags(ol_flags: u64) -> (bool, bool) {
+    let mask = sys::RTE_MBUF_F_RX_IP_CKSUM_MASK as u64;
+    let good = sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD as u64;
+    let bad = sys::RTE_MBUF_F_RX_IP_CKSUM_BAD as u64;
+    (ol_flags & mask == good, ol_flags & mask == bad)
+}
+
+/// The packets of one `rte_eth_rx_burst`, handed out one at a time.
+pub struct RxBurst {
+    pkts: [*mut sys::rte_mbuf; MAX_BURST],
+    len: usize,
+    next: usize,
+}
+
+impl Default for RxBurst {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RxBurst {
+    pub fn new() -> Self {
+        RxBurst {
+            pkts: [std::ptr::null_mut(); MAX_BURST],
+            len: 0,
+            next: 0,
+        }
+    }
+
+    /// Receives up to `max` packets from `queue`; returns how many arrived.
+    /// Packets not yet taken from the previous burst are freed first.
+    #[inline(always)]
+    pub fn receive(&mut self, queue: &mut super::port::RxQueue, max: usize) -> usize {
+        self.free_rest();
+        let max = max.min(MAX_BURST) as u16;
+        // SAFETY: RxQueue is the only handle to this (port, queue), so no other
+        // thread polls it; pkts has room for max pointers.
+        let n =
+            unsafe { sys::tachyon_rx_burst(queue.port, queue.queue, self.pkts.as_mut_ptr(), max) };
+        self.len = n as usize;
+        self.next = 0;
+        self.len
+    }
+
+    /// Takes the next packet of the burst.
+    #[inline(always)]
+    pub fn pop(&mut self) -> Option<Mbuf> {
+        if self.next == self.len {
+            return None;
+        }
+        let raw = self.pkts[self.next];
+        self.next += 1;
+        NonNull::new(raw).map(|raw| Mbuf { raw })
+    }
+
+    /// Prefetches the packet data `ahead` places after the next one to pop,
+    /// so it is in cache by the time the parser reads it.
+    #[inline(always)]
+    pub fn prefetch_ahead(&self, ahead: usize) {
+        let i = self.next + ahead;
+        if i < self.len {
+            // SAFETY: pkts[i] is a valid mbuf of this burst not yet handed out;
+            // prefetch only hints the cache and never faults.
+            unsafe {
+                let m = &*self.pkts[i];
+                let data = (m.buf_addr as *const u8).add(m.data_off as usize);
+                sys::tachyon_prefetch0(data as *const _);
+            }
+        }
+    }
+
+    fn free_rest(&mut self) {
+        if self.next < self.len {
+            // SAFETY: pkts[next..len] are owned, not yet handed out.
+            unsafe {
+                sys::tachyon_pktmbuf_free_bulk(
+                    self.pkts.as_mut_ptr().add(self.next),
+                    (self.len - self.next) as u32,
+                )
+            };
+        }
+        self.len = 0;
+        self.next = 0;
+    }
+}
+
+impl Drop for RxBurst {
+    fn drop(&mut self) {
+        self.free_rest();
+    }
+}
+
+/// Result of flushing a [`TxBuffer`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxOutcome {
+    pub sent: u32,
+    /// Packets the queue refused; they were freed.
+    pub refused: u32,
+    pub bytes_sent: u64,
+}
+
+/// Packets waiting for one `rte_eth_tx_burst` on one TX queue.
+pub struct TxBuffer {
+    queue: super::port::TxQueue,
+    pkts: [*mut sys::rte_mbuf; MAX_BURST],
+    lens: [u32; MAX_BURST],
+    len: usize,
+}
+
+impl TxBuffer {
+    pub fn new(queue: super::port::TxQueue) -> Self {
+        TxBuffer {
+            queue,
+            pkts: [std::ptr::null_mut(); MAX_BURST],
+            lens: [0; MAX_BURST],
+            len: 0,
+        }
+    }
+
+    /// The port this buffer sends on.
+    pub fn port(&self) -> u16 {
+        self.queue.port
+    }
+
+    /// Queues a packet. Returns the outcome of a flush when the buffer was full.
+    #[inline(always)]
+    pub fn push(&mut self, m: Mbuf) -> Option<TxOutcome> {
+        let flushed = if self.len == MAX_BURST {
+            Some(self.flush())
+        } else {
+            None
+        };
+        self.lens[self.len] = m.pkt_len();
+        self.pkts[self.len] = m.into_raw();
+        self.len += 1;
+        flushed
+    }
+
+    /// Number of packets waiting.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Sends what is queued; what the queue refuses is freed and counted.
+    #[inline(always)]
+    pub fn flush(&mut self) -> TxOutcome {
+        if self.len == 0 {
+            return TxOutcome::default();
+        }
+        // SAFETY: TxQueue is the only handle to this (port, queue); pkts[..len]
+        // are owned mbufs whose ownership passes to the PMD for those it takes.
+        let sent = unsafe {
+            sys::tachyon_tx_burst(
+                self.queue.port,
+                self.queue.queue,
+                self.pkts.as_mut_ptr(),
+                self.len as u16,
+            )
+        } as usize;
+        let bytes_sent = self.lens[..sent].iter().map(|&l| l as u64).sum();
+        let refused = self.len - sent;
+        if refused > 0 {
+            // SAFETY: pkts[sent..len] were not taken by the PMD and are still ours.
+            unsafe {
+                sys::tachyon_pktmbuf_free_bulk(self.pkts.as_mut_ptr().add(sent), refused as u32)
+            };
+        }
+        self.len = 0;
+        TxOutcome {
+            sent: sent as u32,
+            refused: refused as u32,
+            bytes_sent,
+        }
+    }
+}
+
+impl Drop for TxBuffer {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: pkts[..len] are owned mbufs that were never sent.
+            unsafe { sys::tachyon_pktmbuf_free_bulk(self.pkts.as_mut_ptr(), self.len as u32) };
+            self.len = 0;
+        }
+    }
+}
+
+/// Dropped packets collected during a burst and freed together with one
+/// `rte_pktmbuf_free_bulk` (cheaper than one free per packet).
+pub struct FreeBatch {
+    pkts: [*mut sys::rte_mbuf; MAX_BURST],
+    len: usize,
+}
+
+impl Default for FreeBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FreeBatch {
+    pub fn new() -> Self {
+        FreeBatch {
+            pkts: [std::ptr::null_mut(); MAX_BURST],
+            len: 0,
+        }
+    }
+
+    #[inline(always)]
+    pub fn push(&mut self, m: Mbuf) {
+        if self.len == MAX_BURST {
+            self.flush();
+        }
+        self.pkts[self.len] = m.into_raw();
+        self.len += 1;
+    }
+
+    /// Frees everything collected so far.
+    #[inline(always)]
+    pub fn flush(&mut self) {
+        if self.len > 0 {
+            // SAFETY: pkts[..len] are owned mbufs nobody else references.
+            unsafe { sys::tachyon_pktmbuf_free_bulk(self.pkts.as_mut_ptr(), self.len as u32) };
+            self.len = 0;
+        }
+    }
+}
+
+impl Drop for FreeBatch {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}

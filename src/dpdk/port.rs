@@ -1,0 +1,374 @@
+//! Ethernet ports: capabilities, configuration (queues, RSS, descriptors),
+//! start/stop/close, link state and counters, and the per-queue handles that
+//! the worker lcores own.
+
+use super::{Eal, Mempool, sys};
+use std::ffi::CStr;
+
+/// What a port can do, read from `rte_eth_dev_info_get`.
+#[derive(Clone, Debug)]
+pub struct PortCaps {
+    pub driver: String,
+    pub name: String,
+    pub max_rx_queues: u16,
+    pub max_tx_queues: u16,
+    pub rss_offloads: u64,
+    pub rx_offloads: u64,
+    pub socket: i32,
+    pub mac: [u8; 6],
+}
+
+/// How RSS ended up configured on a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RssSupport {
+    /// One queue: nothing to spread.
+    SingleQueue,
+    /// Hashing over these `RTE_ETH_RSS_*` flags.
+    Hashing(u64),
+    /// Several queues but the device cannot hash (virtual devices): each
+    /// queue gets what the device puts on it.
+    Unsupported,
+}
+
+/// What [`Port::configure`] is asked for.
+#[derive(Clone, Copy, Debug)]
+pub struct PortConfig {
+    pub queues: u16,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+    /// Let the NIC verify IPv4 header checksums when it can.
+    pub rx_ip_checksum_offload: bool,
+}
+
+/// Link state as reported without waiting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkStatus {
+    pub up: bool,
+    pub speed_mbps: u32,
+    pub full_duplex: bool,
+}
+
+/// Port counters from `rte_eth_stats_get`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_nombuf: u64,
+}
+
+/// The only handle to one RX queue; owned by the worker that polls it.
+pub struct RxQueue {
+    pub(super) port: u16,
+    pub(super) queue: u16,
+}
+
+/// The only handle to one TX queue; owned by the worker that sends on it.
+pub struct TxQueue {
+    pub(super) port: u16,
+    pub(super) queue: u16,
+}
+
+impl RxQueue {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+    /// Descriptors filled and waiting (-1 when the driver cannot tell).
+    pub fn depth(&self) -> i32 {
+        // SAFETY: read-only query on a configured queue; drivers without
+        // support return -ENOTSUP.
+        unsafe { sys::tachyon_rx_queue_count(self.port, self.queue) }
+    }
+}
+
+impl TxQueue {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+}
+
+/// An Ethernet port probed by EAL.
+pub struct Port {
+    id: u16,
+    caps: PortCaps,
+    queues: u16,
+    queues_taken: bool,
+    started: bool,
+    closed: bool,
+}
+
+impl Port {
+    /// Every port EAL probed, in id order.
+    pub fn probed_ids(_eal: &Eal) -> Vec<u16> {
+        (0..sys::RTE_MAX_ETHPORTS as u16)
+            // SAFETY: EAL is initialised; the call only reads the port table.
+            .filter(|&id| unsafe { sys::rte_eth_dev_is_valid_port(id) } != 0)
+            .collect()
+    }
+
+    /// Opens port `id` for configuration, reading its capabilities.
+    pub fn open(eal: &Eal, id: u16) -> Result<Port, String> {
+        if !Self::probed_ids(eal).contains(&id) {
+            return Err(format!(
+                "port {id} does not exist (EAL probed {} port(s))",
+                eal.port_count()
+            ));
+        }
+        let mut info = sys::rte_eth_dev_info::default();
+        // SAFETY: id is a valid port; info is a properly sized out-parameter.
+        let rc = unsafe { sys::rte_eth_dev_info_get(id, &mut info) };
+        if rc != 0 {
+            return Err(format!(
+                "port {id}: cannot read device info: {}",
+                super::error_text(rc)
+            ));
+        }
+        let driver = if info.driver_name.is_null() {
+            String::from("?")
+        } else {
+            // SAFETY: driver_name is a static NUL-terminated string of the PMD.
+            unsafe { CStr::from_ptr(info.driver_name) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        let mut name_buf = [0 as std::ffi::c_char; 64];
+        // SAFETY: name_buf is 64 bytes (RTE_ETH_NAME_MAX_LEN) and id is valid.
+        let name = if unsafe { sys::rte_eth_dev_get_name_by_port(id, name_buf.as_mut_ptr()) } == 0 {
+            // SAFETY: DPDK wrote a NUL-terminated name into name_buf.
+            unsafe { CStr::from_ptr(name_buf.as_ptr()) }
+                .to_string_lossy()
+                .into_owned()
+        } else {
+            format!("port{id}")
+        };
+        let mut addr = sys::rte_ether_addr::default();
+        // SAFETY: id is valid; addr is an out-parameter.
+        unsafe { sys::rte_eth_macaddr_get(id, &mut addr) };
+        // SAFETY: id is valid.
+        let socket = unsafe { sys::rte_eth_dev_socket_id(id) };
+        let caps = PortCaps {
+            driver,
+            name,
+            max_rx_queues: info.max_rx_queues,
+            max_tx_queues: info.max_tx_queues,
+            rss_offloads: info.flow_type_rss_offloads,
+            rx_offloads: info.rx_offload_capa,
+            socket,
+            mac: addr.addr_bytes,
+        };
+        Ok(Port {
+            id,
+            caps,
+            queues: 0,
+            queues_taken: false,
+            started: false,
+            closed: false,
+        })
+    }
+
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    pub fn caps(&self) -> &PortCaps {
+        &self.caps
+    }
+
+    /// Configures `cfg.queues` RX and TX queues (RSS over IP/UDP when the
+    /// device can hash), their descriptors, and RX buffers from `pool`.
+    pub fn configure(&mut self, cfg: &PortConfig, pool: &Mempool) -> Result<RssSupport, String> {
+        let id = self.id;
+        let caps = &self.caps;
+        if cfg.queues == 0 || cfg.queues > caps.max_rx_queues || cfg.queues > caps.max_tx_queues {
+            return Err(format!(
+                "port {id} ({}) cannot do {} queue(s): it supports at most {} RX and {} TX",
+                caps.name, cfg.queues, caps.max_rx_queues, caps.max_tx_queues
+            ));
+        }
+        let mut conf = sys::rte_eth_conf::default();
+        let wanted_rss = (sys::RTE_ETH_RSS_IP | sys::RTE_ETH_RSS_UDP) as u64;
+        let rss = if cfg.queues == 1 {
+            RssSupport::SingleQueue
+        } else if caps.rss_offloads & wanted_rss != 0 {
+            let hf = caps.rss_offloads & wanted_rss;
+            conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_hf = hf;
+            RssSupport::Hashing(hf)
+        } else {
+            RssSupport::Unsupported
+        };
+        let cksum = sys::RTE_ETH_RX_OFFLOAD_IPV4_CKSUM as u64;
+        if cfg.rx_ip_checksum_offload && caps.rx_offloads & cksum != 0 {
+            conf.rxmode.offloads |= cksum;
+        }
+        // SAFETY: id is valid and stopped; conf is fully initialised.
+        let rc = unsafe { sys::rte_eth_dev_configure(id, cfg.queues, cfg.queues, &conf) };
+        if rc != 0 {
+            return Err(format!(
+                "port {id}: configure with {} queue(s) failed: {}",
+                cfg.queues,
+                super::error_text(rc)
+            ));
+        }
+        let (mut rx_desc, mut tx_desc) = (cfg.rx_desc, cfg.tx_desc);
+        // SAFETY: id is valid; the call clamps the counts to the device limits.
+        let rc = unsafe { sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut rx_desc, &mut tx_desc) };
+        if rc != 0 {
+            return Err(format!(
+                "port {id}: descriptor counts rejected: {}",
+                super::error_text(rc)
+            ));
+        }
+        let socket = if self.caps.socket < 0 {
+            pool.socket()
+        } else {
+            self.caps.socket
+        };
+        for q in 0..cfg.queues {
+            // SAFETY: id/q are in range after configure; a NULL rxconf means the
+            // driver's defaults; pool outlives the port (closed before pool drops).
+            let rc = unsafe {
+                sys::rte_eth_rx_queue_setup(
+                    id,
+                    q,
+                    rx_desc,
+                    socket as u32,
+                    std::ptr::null(),
+                    pool.as_ptr(),
+                )
+            };
+            if rc != 0 {
+                return Err(format!(
+                    "port {id}: RX queue {q} setup failed: {}",
+                    super::error_text(rc)
+                ));
+            }
+            // SAFETY: as above, NULL txconf means the driver's defaults.
+            let rc = unsafe {
+                sys::rte_eth_tx_queue_setup(id, q, tx_desc, socket as u32, std::ptr::null())
+            };
+            if rc != 0 {
+                return Err(format!(
+                    "port {id}: TX queue {q} setup failed: {}",
+                    super::error_text(rc)
+                ));
+            }
+        }
+        self.queues = cfg.queues;
+        Ok(rss)
+    }
+
+    /// Starts the port and turns on promiscuous mode (an appliance sees all frames).
+    pub fn start(&mut self) -> Result<(), String> {
+        // SAFETY: the port is configured.
+        let rc = unsafe { sys::rte_eth_dev_start(self.id) };
+        if rc != 0 {
+            return Err(format!(
+                "port {}: start failed: {}",
+                self.id,
+                super::error_text(rc)
+            ));
+        }
+        // Some virtual devices do not implement promiscuous mode; that is harmless.
+        // SAFETY: the port is started.
+        unsafe { sys::rte_eth_promiscuous_enable(self.id) };
+        self.started = true;
+        Ok(())
+    }
+
+    /// Hands out the RX/TX queue handles, once: queue i goes to worker i.
+    pub fn take_queues(&mut self) -> Vec<(RxQueue, TxQueue)> {
+        if self.queues_taken {
+            return Vec::new();
+        }
+        self.queues_taken = true;
+        (0..self.queues)
+            .map(|q| {
+                (
+                    RxQueue {
+                        port: self.id,
+                        queue: q,
+                    },
+                    TxQueue {
+                        port: self.id,
+                        queue: q,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Link state, without waiting for auto-negotiation.
+    pub fn link(&self) -> LinkStatus {
+        let mut link = sys::rte_eth_link::default();
+        // SAFETY: id is valid; link is an out-parameter.
+        unsafe { sys::rte_eth_link_get_nowait(self.id, &mut link) };
+        LinkStatus {
+            up: link.link_status() == sys::RTE_ETH_LINK_UP as u16,
+            speed_mbps: link.link_speed,
+            full_duplex: link.link_duplex() == 1,
+        }
+    }
+
+    /// The port's hardware counters.
+    pub fn stats(&self) -> PortStats {
+        let mut s = sys::rte_eth_stats::default();
+        // SAFETY: id is valid; s is an out-parameter.
+        unsafe { sys::rte_eth_stats_get(self.id, &mut s) };
+        PortStats {
+            rx_packets: s.ipackets,
+            tx_packets: s.opackets,
+            rx_bytes: s.ibytes,
+            tx_bytes: s.obytes,
+            rx_missed: s.imissed,
+            rx_errors: s.ierrors,
+            tx_errors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        }
+    }
+
+    /// Stops the port; its drivers release the mbufs held in RX rings.
+    pub fn stop(&mut self) {
+        if self.started {
+            // SAFETY: no worker polls the port any more (all lcores joined).
+            unsafe { sys::rte_eth_dev_stop(self.id) };
+            self.started = false;
+        }
+    }
+
+    /// Stops (if needed) and closes the port, releasing its queues.
+    pub fn close(mut self) {
+        self.stop();
+        // SAFETY: the port is stopped and no queue handle is used any more.
+        unsafe { sys::rte_eth_dev_close(self.id) };
+        self.closed = true;
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        if !self.closed {
+            self.stop();
+            // SAFETY: as in close().
+            unsafe { sys::rte_eth_dev_close(self.id) };
+        }
+    }
+}
+
+/// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
