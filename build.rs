@@ -10,10 +10,7 @@ fn main() {
     println!("cargo:rerun-if-changed=src/dpdk/shim.h");
     println!("cargo:rerun-if-changed=src/dpdk/shim.c");
 
-    let dpdk = match pkg_config::Config::new()
-        .atleast_version("22.11")
-        .probe("libdpdk")
-    {
+    let dpdk = match pkg_config::Config::new().atleast_version("22.11").probe("libdpdk") {
         Ok(lib) => lib,
         Err(_) => {
             // One line a person can act on; the full pkg-config error helps nobody here.
@@ -64,9 +61,7 @@ fn main() {
     for flag in machine_flags {
         builder = builder.clang_arg(flag);
     }
-    let bindings = builder
-        .generate()
-        .expect("bindgen failed over DPDK headers (is libclang-dev installed?)");
+    let bindings = builder.generate().expect("bindgen failed over DPDK headers (is libclang-dev installed?)");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("dpdk_bindings.rs");
     bindings.write_to_file(out).expect("write bindings");
 }

@@ -5,11 +5,10 @@
 use crate::cli::{Options, eal_uses_no_huge, free_hugepages};
 use crate::config::{Config, RouteSpec};
 use crate::control::{ControlLoop, WorkerView};
-use crate::dpdk::{
-    self, Eal, Mempool, Port, PortConfig, RssSupport, format_mac, launch_on_lcore, wait_all_lcores,
-};
+use crate::dpdk::{self, Eal, Mempool, Port, PortConfig, RssSupport, format_mac, launch_on_lcore, wait_all_lcores};
 use crate::report::{self, FinalReport, MempoolReport, PortReport, WorkerReport};
 use crate::stats::PublishedCounters;
+use crate::topology::{self, PortPlacement};
 use crate::worker::{ControlFlags, GovernanceStage, Hop, MAX_PORTS, RouteTable, Worker};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,6 +30,30 @@ pub struct Prepared {
     pub eal_args: Vec<String>,
 }
 
+/// `--plan`: prints the placement plan and returns, without starting EAL.
+pub fn print_plan(options: &Options, eal_args: &[String]) -> AppResult<()> {
+    let config = match &options.config {
+        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    let ports: Vec<PortPlacement> = if !options.plan_port.is_empty() {
+        options
+            .plan_port
+            .iter()
+            .map(|p| PortPlacement::parse_cli(p).map_err(|e| format!("--plan-port: {e}")))
+            .collect::<Result<_, _>>()?
+    } else {
+        config
+            .ports
+            .iter()
+            .map(|p| PortPlacement::from_config(&format!("port{}", p.id), p.pci.as_deref(), p.numa_node))
+            .collect()
+    };
+    let text = topology::plan_command(eal_args, &ports, &options.plan_request(), options.plan_json)?;
+    print!("{text}");
+    Ok(())
+}
+
 /// Parses the config and checks files and hugepages, touching no hardware.
 pub fn prepare(options: Options, eal_args: Vec<String>) -> AppResult<Prepared> {
     let config = match &options.config {
@@ -39,19 +62,14 @@ pub fn prepare(options: Options, eal_args: Vec<String>) -> AppResult<Prepared> {
     };
     if let Some(path) = &options.stats_json {
         // Fail now, not after a long run, if the report cannot be written.
-        std::fs::write(path, b"{}\n")
-            .map_err(|e| format!("--stats-json {}: cannot write: {e}", path.display()))?;
+        std::fs::write(path, b"{}\n").map_err(|e| format!("--stats-json {}: cannot write: {e}", path.display()))?;
     }
     if !eal_uses_no_huge(&eal_args) && free_hugepages() == Some(0) {
         return Err("no free hugepages: reserve some (as root: echo 512 > /proc/sys/vm/nr_hugepages, \
                     or dpdk-hugepages.py --setup 1G) or pass --no-huge -m 512 among the EAL arguments"
             .into());
     }
-    Ok(Prepared {
-        options,
-        config,
-        eal_args,
-    })
+    Ok(Prepared { options, config, eal_args })
 }
 
 /// A port opened and configured for `queues` workers.
@@ -62,11 +80,7 @@ struct PortSetup {
 
 /// Runs the appliance to completion: returns once the final report is out.
 pub fn run(prep: Prepared) -> AppResult<()> {
-    let Prepared {
-        options,
-        config,
-        eal_args,
-    } = prep;
+    let Prepared { options, config, eal_args } = prep;
     let eal = Eal::init(&eal_args).map_err(|e| {
         let hint = if eal_uses_no_huge(&eal_args) {
             ""
@@ -75,21 +89,46 @@ pub fn run(prep: Prepared) -> AppResult<()> {
         };
         format!("{e}{hint}")
     })?;
-    let result = run_with_eal(&eal, &options, &config);
+    let result = run_with_eal(&eal, &options, &config, &eal_args);
     eal.cleanup();
     result
 }
 
-fn choose_workers(eal: &Eal, config: &Config) -> AppResult<Vec<u32>> {
+/// The workers and the RX queues each polls: worker `w` polls
+/// `rx_assignments[w]` as (port position, queue) pairs, and sends on TX queue
+/// `w` of every port.
+struct WorkerLayout {
+    lcores: Vec<u32>,
+    rx_assignments: Vec<Vec<(usize, u16)>>,
+}
+
+impl WorkerLayout {
+    /// l2fwd style: worker i polls RX queue i of every port.
+    fn every_port(lcores: Vec<u32>, ports: usize) -> Self {
+        let rx_assignments = (0..lcores.len()).map(|w| (0..ports).map(|p| (p, w as u16)).collect()).collect();
+        WorkerLayout { lcores, rx_assignments }
+    }
+
+    fn rx_queues_of(&self, port_pos: usize) -> u16 {
+        self.rx_assignments.iter().flatten().filter(|(p, _)| *p == port_pos).count() as u16
+    }
+}
+
+/// Chooses worker lcores and queue assignments from the placement plan, or
+/// from `workers.lcores` when the operator named them (the plan then only warns).
+fn choose_layout(
+    eal: &Eal,
+    config: &Config,
+    options: &Options,
+    eal_args: &[String],
+    placements: &[PortPlacement],
+) -> AppResult<WorkerLayout> {
     let main = eal.main_lcore();
-    let lcores = if config.workers.lcores.is_empty() {
-        eal.worker_lcores()
-    } else {
+    let placement = topology::place(eal_args, placements, &options.plan_request());
+    if !config.workers.lcores.is_empty() {
         for &l in &config.workers.lcores {
             if l == main {
-                return Err(format!(
-                    "workers.lcores: lcore {l} is EAL's main lcore, which runs the control loop"
-                ));
+                return Err(format!("workers.lcores: lcore {l} is EAL's main lcore, which runs the control loop"));
             }
             if !eal.lcore_enabled(l) {
                 return Err(format!(
@@ -98,14 +137,34 @@ fn choose_workers(eal: &Eal, config: &Config) -> AppResult<Vec<u32>> {
                 ));
             }
         }
-        config.workers.lcores.clone()
-    };
+        match &placement {
+            Ok(p) => {
+                let planned = p.plan.worker_lcores();
+                for l in config.workers.lcores.iter().filter(|l| !planned.contains(l)) {
+                    eprintln!(
+                        "tachyon: WARNING: worker lcore {l} from workers.lcores is not in the placement plan \
+                         (it shares a core or CPU with another lcore); see `tachyon [EAL args] -- --plan`"
+                    );
+                }
+            }
+            Err(e) => eprintln!("tachyon: WARNING: placement plan refused ({e}); using workers.lcores as configured"),
+        }
+        return Ok(WorkerLayout::every_port(config.workers.lcores.clone(), placements.len()));
+    }
+    let placement = placement.map_err(|e| format!("placement: {e}"))?;
+    eprint!("{}", placement.report(false));
+    let plan = &placement.plan;
+    let lcores = plan.worker_lcores();
     if lcores.is_empty() {
         return Err(format!(
             "no worker lcores: EAL enabled only the main lcore {main}; pass at least two, e.g. -l 0-1"
         ));
     }
-    Ok(lcores)
+    let rx_assignments = lcores
+        .iter()
+        .map(|&l| plan.assignments_for_worker(l).iter().map(|&(port, queue)| (port as usize, queue)).collect())
+        .collect();
+    Ok(WorkerLayout { lcores, rx_assignments })
 }
 
 fn pool_size(config: &Config, ports: usize, workers: usize) -> u32 {
@@ -120,20 +179,9 @@ fn pool_size(config: &Config, ports: usize, workers: usize) -> u32 {
     ((wanted + 1).next_power_of_two() - 1) as u32
 }
 
-fn run_with_eal(eal: &Eal, options: &Options, config: &Config) -> AppResult<()> {
-    let lcores = choose_workers(eal, config)?;
-    let routes = config
-        .routes(&Port::probed_ids(eal))
-        .map_err(|e| e.to_string())?;
-    let queues = lcores.len() as u16;
-    eprintln!(
-        "tachyon: {}; control lcore {}, {} worker(s) on lcores {:?}, {} port(s)",
-        dpdk::version(),
-        eal.main_lcore(),
-        lcores.len(),
-        lcores,
-        routes.len()
-    );
+fn run_with_eal(eal: &Eal, options: &Options, config: &Config, eal_args: &[String]) -> AppResult<()> {
+    let routes = config.routes(&Port::probed_ids(eal)).map_err(|e| e.to_string())?;
+    eprintln!("tachyon: {}; control lcore {}, {} port(s)", dpdk::version(), eal.main_lcore(), routes.len());
 
     let mut setups = Vec::new();
     for route in &routes {
@@ -150,56 +198,43 @@ fn run_with_eal(eal: &Eal, options: &Options, config: &Config) -> AppResult<()> 
             c.max_tx_queues,
             c.rss_offloads
         );
-        setups.push(PortSetup {
-            port,
-            route: *route,
-        });
+        setups.push(PortSetup { port, route: *route });
     }
-    if routes
+    if routes.iter().any(|r| r.ingress as usize >= MAX_PORTS || r.egress as usize >= MAX_PORTS) {
+        return Err(format!("port ids above {} are not supported", MAX_PORTS - 1));
+    }
+    let placements: Vec<PortPlacement> = setups
         .iter()
-        .any(|r| r.ingress as usize >= MAX_PORTS || r.egress as usize >= MAX_PORTS)
-    {
-        return Err(format!(
-            "port ids above {} are not supported",
-            MAX_PORTS - 1
-        ));
-    }
+        .map(|s| PortPlacement::from_dpdk_socket(s.port.caps().name.clone(), s.port.caps().socket))
+        .collect();
+    let layout = choose_layout(eal, config, options, eal_args, &placements)?;
+    let lcores = layout.lcores.clone();
+    eprintln!("tachyon: {} worker(s) on lcores {:?}", lcores.len(), lcores);
 
     // One mempool per NUMA socket in use; a port of unknown socket uses the main lcore's.
     let fallback_socket = eal.lcore_socket(eal.main_lcore()) as i32;
     let socket_of = |p: &Port| {
-        if p.caps().socket < 0 {
-            fallback_socket
-        } else {
-            p.caps().socket
-        }
+        if p.caps().socket < 0 { fallback_socket } else { p.caps().socket }
     };
     let mut pools: BTreeMap<i32, Mempool> = BTreeMap::new();
     for s in &setups {
         let socket = socket_of(&s.port);
         if let std::collections::btree_map::Entry::Vacant(e) = pools.entry(socket) {
-            let ports_here = setups
-                .iter()
-                .filter(|o| socket_of(&o.port) == socket)
-                .count();
+            let ports_here = setups.iter().filter(|o| socket_of(&o.port) == socket).count();
             let size = pool_size(config, ports_here, lcores.len());
-            let pool = Mempool::create(
-                eal,
-                &format!("tachyon_mbufs_s{socket}"),
-                size,
-                MEMPOOL_CACHE,
-                socket,
-            )?;
+            let pool = Mempool::create(eal, &format!("tachyon_mbufs_s{socket}"), size, MEMPOOL_CACHE, socket)?;
             eprintln!("tachyon: mempool on socket {socket}: {size} mbufs");
             e.insert(pool);
         }
     }
 
     let d = &config.dataplane;
-    for s in setups.iter_mut() {
+    for (pos, s) in setups.iter_mut().enumerate() {
         let pool = &pools[&socket_of(&s.port)];
+        let rx_queues = layout.rx_queues_of(pos).max(1);
         let cfg = PortConfig {
-            queues,
+            rx_queues,
+            tx_queues: lcores.len() as u16,
             rx_desc: d.rx_descriptors,
             tx_desc: d.tx_descriptors,
             rx_ip_checksum_offload: d.verify_ip_checksum,
@@ -213,9 +248,10 @@ fn run_with_eal(eal: &Eal, options: &Options, config: &Config) -> AppResult<()> 
             RssSupport::Unsupported => "several queues, device cannot hash (RSS off)".to_string(),
         };
         eprintln!(
-            "tachyon: port {} started: {} queue(s), {rss_text}; link {} {} Mbps -> egress port {} next hop {}",
+            "tachyon: port {} started: {} RX / {} TX queue(s), {rss_text}; link {} {} Mbps -> egress port {} next hop {}",
             s.port.id(),
-            queues,
+            rx_queues,
+            lcores.len(),
             if link.up { "up" } else { "down" },
             link.speed_mbps,
             s.route.egress,
@@ -227,27 +263,11 @@ fn run_with_eal(eal: &Eal, options: &Options, config: &Config) -> AppResult<()> 
     flags.set_links_up(links_mask(&setups));
 
     // Queue i of every port goes to worker i.
-    let port_macs: Vec<(u16, [u8; 6])> = setups
-        .iter()
-        .map(|s| (s.port.id(), s.port.caps().mac))
-        .collect();
-    let hops: Vec<(u16, Hop)> = setups
-        .iter()
-        .map(|s| {
-            (
-                s.route.ingress,
-                Hop {
-                    egress: s.route.egress,
-                    next_hop: s.route.next_hop,
-                },
-            )
-        })
-        .collect();
+    let port_macs: Vec<(u16, [u8; 6])> = setups.iter().map(|s| (s.port.id(), s.port.caps().mac)).collect();
+    let hops: Vec<(u16, Hop)> =
+        setups.iter().map(|s| (s.route.ingress, Hop { egress: s.route.egress, next_hop: s.route.next_hop })).collect();
     let table = RouteTable::new(&port_macs, &hops);
-    let mut per_port_queues: Vec<_> = setups
-        .iter_mut()
-        .map(|s| s.port.take_queues().into_iter())
-        .collect();
+    let mut queues: Vec<_> = setups.iter_mut().map(|s| s.port.take_queues()).collect();
     let parse = crate::classify::ParseConfig {
         tachyon_port: d.tachyon_udp_port,
         forward_non_tachyon: d.non_tachyon == crate::config::NonTachyon::Forward,
@@ -255,17 +275,14 @@ fn run_with_eal(eal: &Eal, options: &Options, config: &Config) -> AppResult<()> 
     };
     let mut views = Vec::new();
     for (index, &lcore) in lcores.iter().enumerate() {
-        let (rx, tx): (Vec<_>, Vec<_>) = per_port_queues
-            .iter_mut()
-            .map(|q| q.next().expect("one queue per worker"))
-            .unzip();
+        let mut rx = Vec::new();
+        for &(pos, q) in &layout.rx_assignments[index] {
+            let queue = queues[pos].0.get_mut(q as usize).and_then(Option::take);
+            rx.push(queue.ok_or_else(|| format!("internal: RX queue {q} of port position {pos} assigned twice"))?);
+        }
+        let tx: Vec<_> = queues.iter_mut().map(|(_, t)| t[index].take().expect("one TX queue per worker")).collect();
         let counters = Arc::new(PublishedCounters::default());
-        views.push(WorkerView {
-            index,
-            lcore,
-            socket: eal.lcore_socket(lcore),
-            counters: counters.clone(),
-        });
+        views.push(WorkerView { index, lcore, socket: eal.lcore_socket(lcore), counters: counters.clone() });
         let worker = Worker {
             index,
             lcore,
@@ -308,20 +325,11 @@ fn run_with_eal(eal: &Eal, options: &Options, config: &Config) -> AppResult<()> 
     let elapsed = started.elapsed().as_secs_f64();
     let worker_reports: Vec<WorkerReport> = views
         .iter()
-        .map(|w| WorkerReport {
-            index: w.index,
-            lcore: w.lcore,
-            socket: w.socket,
-            counters: w.counters.snapshot(),
-        })
+        .map(|w| WorkerReport { index: w.index, lcore: w.lcore, socket: w.socket, counters: w.counters.snapshot() })
         .collect();
     let port_reports: Vec<PortReport> = setups
         .iter()
-        .map(|s| PortReport {
-            id: s.port.id(),
-            name: s.port.caps().name.clone(),
-            stats: s.port.stats(),
-        })
+        .map(|s| PortReport { id: s.port.id(), name: s.port.caps().name.clone(), stats: s.port.stats() })
         .collect();
     for s in setups {
         s.port.close();
@@ -337,24 +345,16 @@ fn run_with_eal(eal: &Eal, options: &Options, config: &Config) -> AppResult<()> 
         .collect();
     drop(pools);
 
-    let report = FinalReport {
-        duration_secs: elapsed,
-        workers: worker_reports,
-        ports: port_reports,
-        mempools: mempool_reports,
-    };
+    let report =
+        FinalReport { duration_secs: elapsed, workers: worker_reports, ports: port_reports, mempools: mempool_reports };
     report::print_final(&report);
     if let Some(path) = &options.stats_json {
         let text = serde_json::to_string_pretty(&report.to_json()).expect("json");
-        std::fs::write(path, text + "\n")
-            .map_err(|e| format!("--stats-json {}: {e}", path.display()))?;
+        std::fs::write(path, text + "\n").map_err(|e| format!("--stats-json {}: {e}", path.display()))?;
     }
     Ok(())
 }
 
 fn links_mask(setups: &[PortSetup]) -> u64 {
-    setups
-        .iter()
-        .filter(|s| s.port.link().up)
-        .fold(0, |m, s| m | 1 << s.port.id())
+    setups.iter().filter(|s| s.port.link().up).fold(0, |m, s| m | 1 << s.port.id())
 }

@@ -3,9 +3,7 @@
 //! PROTOCOL.md reason that fails (checks run in the table's order).
 
 use crate::reason::DropReason;
-use crate::wire::{
-    EthernetFrame, FrameHeader, Ipv4Header, RecordsCheck, UdpHeader, ethernet, ipv4,
-};
+use crate::wire::{EthernetFrame, FrameHeader, Ipv4Header, RecordsCheck, UdpHeader, ethernet, ipv4};
 
 /// The parser's settings, taken from the config.
 #[derive(Clone, Copy, Debug)]
@@ -18,11 +16,7 @@ pub struct ParseConfig {
 
 impl Default for ParseConfig {
     fn default() -> Self {
-        ParseConfig {
-            tachyon_port: 47000,
-            forward_non_tachyon: false,
-            verify_ip_checksum: true,
-        }
+        ParseConfig { tachyon_port: 47000, forward_non_tachyon: false, verify_ip_checksum: true }
     }
 }
 
@@ -63,8 +57,7 @@ pub fn classify(pkt: &[u8], nic: NicChecksum, cfg: &ParseConfig) -> Result<Accep
     if eth.ethertype() != ethernet::ETHERTYPE_IPV4 {
         return Err(DropReason::NotIpv4);
     }
-    let ip =
-        Ipv4Header::parse(&pkt[eth.payload_offset()..]).map_err(|_| DropReason::IpMalformed)?;
+    let ip = Ipv4Header::parse(&pkt[eth.payload_offset()..]).map_err(|_| DropReason::IpMalformed)?;
     if cfg.verify_ip_checksum {
         let ok = match nic {
             NicChecksum::Good => true,
@@ -83,11 +76,7 @@ pub fn classify(pkt: &[u8], nic: NicChecksum, cfg: &ParseConfig) -> Result<Accep
     }
     let udp = UdpHeader::parse(ip.payload()).ok_or(DropReason::UdpMalformed)?;
     if udp.dst_port() != cfg.tachyon_port {
-        return if cfg.forward_non_tachyon {
-            Ok(Accepted::Other)
-        } else {
-            Err(DropReason::NotTachyon)
-        };
+        return if cfg.forward_non_tachyon { Ok(Accepted::Other) } else { Err(DropReason::NotTachyon) };
     }
     let frame = FrameHeader::parse(udp.payload()).ok_or(DropReason::BadMagic)?;
     if !frame.magic_ok() {
@@ -190,9 +179,7 @@ mod tests {
             let mut udp = Vec::new();
             udp.extend_from_slice(&5555u16.to_be_bytes());
             udp.extend_from_slice(&self.dst_port.to_be_bytes());
-            udp.extend_from_slice(
-                &(((8 + payload.len()) as i32 + self.udp_len_delta) as u16).to_be_bytes(),
-            );
+            udp.extend_from_slice(&(((8 + payload.len()) as i32 + self.udp_len_delta) as u16).to_be_bytes());
             udp.extend_from_slice(&0u16.to_be_bytes());
             udp.extend_from_slice(&payload);
             let mut ip = vec![0u8; 20];
@@ -246,13 +233,7 @@ mod tests {
     #[test]
     fn valid_frame_with_many_records_and_vlan_and_timestamp() {
         let records: Vec<Vec<u8>> = (0..50).map(|i| vec![i as u8; i]).collect();
-        let p = Pkt {
-            vlan: Some(100),
-            msg_count: 50,
-            records: records.clone(),
-            flags: 1,
-            ..Pkt::default()
-        };
+        let p = Pkt { vlan: Some(100), msg_count: 50, records: records.clone(), flags: 1, ..Pkt::default() };
         let bytes = p.bytes();
         match classify(&bytes, NicChecksum::Unknown, &ParseConfig::default()).unwrap() {
             Accepted::Tachyon(f) => {
@@ -264,320 +245,130 @@ mod tests {
         // The record walk yields exactly the payloads that were written.
         let udp_payload = &bytes[18 + 20 + 8..];
         let got: Vec<&[u8]> = FrameHeader::parse(udp_payload).unwrap().records().collect();
-        assert_eq!(
-            got,
-            records.iter().map(|r| r.as_slice()).collect::<Vec<_>>()
-        );
+        assert_eq!(got, records.iter().map(|r| r.as_slice()).collect::<Vec<_>>());
     }
 
     #[test]
     fn ethernet_padding_after_ip_total_length_is_ignored() {
         // A short frame padded to 60 bytes must still be exact (payload bounded by IP length).
-        let p = Pkt {
-            records: vec![vec![]],
-            eth_padding: 9,
-            ..Pkt::default()
-        };
+        let p = Pkt { records: vec![vec![]], eth_padding: 9, ..Pkt::default() };
         assert!(matches!(run(&p), Ok(Accepted::Tachyon(_))));
     }
 
     #[test]
     fn not_ipv4() {
-        assert_eq!(
-            reason(Pkt {
-                ethertype: 0x86dd,
-                ..Pkt::default()
-            }),
-            DropReason::NotIpv4
-        );
-        assert_eq!(
-            reason(Pkt {
-                vlan: Some(5),
-                ethertype: 0x0806,
-                ..Pkt::default()
-            }),
-            DropReason::NotIpv4
-        );
+        assert_eq!(reason(Pkt { ethertype: 0x86dd, ..Pkt::default() }), DropReason::NotIpv4);
+        assert_eq!(reason(Pkt { vlan: Some(5), ethertype: 0x0806, ..Pkt::default() }), DropReason::NotIpv4);
         // A runt shorter than an Ethernet header.
         let runt = [0u8; 11];
-        assert_eq!(
-            classify(&runt, NicChecksum::Unknown, &ParseConfig::default()),
-            Err(DropReason::NotIpv4)
-        );
+        assert_eq!(classify(&runt, NicChecksum::Unknown, &ParseConfig::default()), Err(DropReason::NotIpv4));
         // A VLAN tag cut short.
         let mut tagged = vec![0u8; 12];
         tagged.extend_from_slice(&[0x81, 0x00, 0x00]);
-        assert_eq!(
-            classify(&tagged, NicChecksum::Unknown, &ParseConfig::default()),
-            Err(DropReason::NotIpv4)
-        );
+        assert_eq!(classify(&tagged, NicChecksum::Unknown, &ParseConfig::default()), Err(DropReason::NotIpv4));
     }
 
     #[test]
     fn ip_malformed() {
-        assert_eq!(
-            reason(Pkt {
-                ip_version_ihl: 0x65,
-                ..Pkt::default()
-            }),
-            DropReason::IpMalformed
-        );
-        assert_eq!(
-            reason(Pkt {
-                ip_version_ihl: 0x44,
-                ..Pkt::default()
-            }),
-            DropReason::IpMalformed
-        );
-        assert_eq!(
-            reason(Pkt {
-                ip_total_len_delta: 1,
-                ..Pkt::default()
-            }),
-            DropReason::IpMalformed
-        );
+        assert_eq!(reason(Pkt { ip_version_ihl: 0x65, ..Pkt::default() }), DropReason::IpMalformed);
+        assert_eq!(reason(Pkt { ip_version_ihl: 0x44, ..Pkt::default() }), DropReason::IpMalformed);
+        assert_eq!(reason(Pkt { ip_total_len_delta: 1, ..Pkt::default() }), DropReason::IpMalformed);
         let mut p = Pkt::default().bytes();
         p[16..18].copy_from_slice(&10u16.to_be_bytes()); // total length < header
-        assert_eq!(
-            classify(&p, NicChecksum::Unknown, &ParseConfig::default()),
-            Err(DropReason::IpMalformed)
-        );
+        assert_eq!(classify(&p, NicChecksum::Unknown, &ParseConfig::default()), Err(DropReason::IpMalformed));
         let short = &Pkt::default().bytes()[..14 + 19];
-        assert_eq!(
-            classify(short, NicChecksum::Unknown, &ParseConfig::default()),
-            Err(DropReason::IpMalformed)
-        );
+        assert_eq!(classify(short, NicChecksum::Unknown, &ParseConfig::default()), Err(DropReason::IpMalformed));
     }
 
     #[test]
     fn ip_checksum_is_verified_unless_off_or_vouched_for() {
-        let p = Pkt {
-            break_ip_checksum: true,
-            ..Pkt::default()
-        };
-        assert_eq!(
-            reason(Pkt {
-                break_ip_checksum: true,
-                ..Pkt::default()
-            }),
-            DropReason::IpChecksum
-        );
+        let p = Pkt { break_ip_checksum: true, ..Pkt::default() };
+        assert_eq!(reason(Pkt { break_ip_checksum: true, ..Pkt::default() }), DropReason::IpChecksum);
         let b = p.bytes();
-        let off = ParseConfig {
-            verify_ip_checksum: false,
-            ..ParseConfig::default()
-        };
+        let off = ParseConfig { verify_ip_checksum: false, ..ParseConfig::default() };
         assert!(classify(&b, NicChecksum::Unknown, &off).is_ok());
         assert!(classify(&b, NicChecksum::Good, &ParseConfig::default()).is_ok());
         let good = Pkt::default().bytes();
-        assert_eq!(
-            classify(&good, NicChecksum::Bad, &ParseConfig::default()),
-            Err(DropReason::IpChecksum)
-        );
+        assert_eq!(classify(&good, NicChecksum::Bad, &ParseConfig::default()), Err(DropReason::IpChecksum));
     }
 
     #[test]
     fn ip_fragment() {
-        assert_eq!(
-            reason(Pkt {
-                ip_flags_frag: 0x2000,
-                ..Pkt::default()
-            }),
-            DropReason::IpFragment
-        );
-        assert_eq!(
-            reason(Pkt {
-                ip_flags_frag: 0x0010,
-                ..Pkt::default()
-            }),
-            DropReason::IpFragment
-        );
+        assert_eq!(reason(Pkt { ip_flags_frag: 0x2000, ..Pkt::default() }), DropReason::IpFragment);
+        assert_eq!(reason(Pkt { ip_flags_frag: 0x0010, ..Pkt::default() }), DropReason::IpFragment);
         // DF alone is not a fragment.
-        assert!(
-            run(&Pkt {
-                ip_flags_frag: 0x4000,
-                ..Pkt::default()
-            })
-            .is_ok()
-        );
+        assert!(run(&Pkt { ip_flags_frag: 0x4000, ..Pkt::default() }).is_ok());
     }
 
     #[test]
     fn not_udp() {
-        assert_eq!(
-            reason(Pkt {
-                ip_proto: 6,
-                ..Pkt::default()
-            }),
-            DropReason::NotUdp
-        );
+        assert_eq!(reason(Pkt { ip_proto: 6, ..Pkt::default() }), DropReason::NotUdp);
     }
 
     #[test]
     fn udp_malformed() {
-        assert_eq!(
-            reason(Pkt {
-                udp_len_delta: 1,
-                ..Pkt::default()
-            }),
-            DropReason::UdpMalformed
-        );
-        assert_eq!(
-            reason(Pkt {
-                udp_len_delta: -1,
-                ..Pkt::default()
-            }),
-            DropReason::UdpMalformed
-        );
+        assert_eq!(reason(Pkt { udp_len_delta: 1, ..Pkt::default() }), DropReason::UdpMalformed);
+        assert_eq!(reason(Pkt { udp_len_delta: -1, ..Pkt::default() }), DropReason::UdpMalformed);
         let mut p = Pkt::default().bytes();
         p[14 + 20 + 4..14 + 20 + 6].copy_from_slice(&4u16.to_be_bytes());
         let fixed = {
             // keep the IP header valid: only the UDP length is wrong
             p
         };
-        assert_eq!(
-            classify(&fixed, NicChecksum::Unknown, &ParseConfig::default()),
-            Err(DropReason::UdpMalformed)
-        );
+        assert_eq!(classify(&fixed, NicChecksum::Unknown, &ParseConfig::default()), Err(DropReason::UdpMalformed));
     }
 
     #[test]
     fn not_tachyon_dropped_or_forwarded_by_config() {
-        let p = Pkt {
-            dst_port: 53,
-            ..Pkt::default()
-        };
-        assert_eq!(
-            reason(Pkt {
-                dst_port: 53,
-                ..Pkt::default()
-            }),
-            DropReason::NotTachyon
-        );
-        let fwd = ParseConfig {
-            forward_non_tachyon: true,
-            ..ParseConfig::default()
-        };
-        assert_eq!(
-            classify(&p.bytes(), NicChecksum::Unknown, &fwd),
-            Ok(Accepted::Other)
-        );
-        let custom = ParseConfig {
-            tachyon_port: 53,
-            ..ParseConfig::default()
-        };
-        assert!(matches!(
-            classify(&p.bytes(), NicChecksum::Unknown, &custom),
-            Ok(Accepted::Tachyon(_))
-        ));
+        let p = Pkt { dst_port: 53, ..Pkt::default() };
+        assert_eq!(reason(Pkt { dst_port: 53, ..Pkt::default() }), DropReason::NotTachyon);
+        let fwd = ParseConfig { forward_non_tachyon: true, ..ParseConfig::default() };
+        assert_eq!(classify(&p.bytes(), NicChecksum::Unknown, &fwd), Ok(Accepted::Other));
+        let custom = ParseConfig { tachyon_port: 53, ..ParseConfig::default() };
+        assert!(matches!(classify(&p.bytes(), NicChecksum::Unknown, &custom), Ok(Accepted::Tachyon(_))));
     }
 
     #[test]
     fn bad_magic() {
-        assert_eq!(
-            reason(Pkt {
-                magic: *b"TX",
-                ..Pkt::default()
-            }),
-            DropReason::BadMagic
-        );
-        assert_eq!(
-            reason(Pkt {
-                cut_payload_to: Some(31),
-                ..Pkt::default()
-            }),
-            DropReason::BadMagic
-        );
+        assert_eq!(reason(Pkt { magic: *b"TX", ..Pkt::default() }), DropReason::BadMagic);
+        assert_eq!(reason(Pkt { cut_payload_to: Some(31), ..Pkt::default() }), DropReason::BadMagic);
     }
 
     #[test]
     fn bad_version() {
-        assert_eq!(
-            reason(Pkt {
-                version: 2,
-                ..Pkt::default()
-            }),
-            DropReason::BadVersion
-        );
+        assert_eq!(reason(Pkt { version: 2, ..Pkt::default() }), DropReason::BadVersion);
     }
 
     #[test]
     fn bad_header() {
-        assert_eq!(
-            reason(Pkt {
-                flags: 0x02,
-                ..Pkt::default()
-            }),
-            DropReason::BadHeader
-        );
-        assert_eq!(
-            reason(Pkt {
-                reserved: 1,
-                ..Pkt::default()
-            }),
-            DropReason::BadHeader
-        );
-        assert_eq!(
-            reason(Pkt {
-                msg_count: 0,
-                records: vec![],
-                ..Pkt::default()
-            }),
-            DropReason::BadHeader
-        );
+        assert_eq!(reason(Pkt { flags: 0x02, ..Pkt::default() }), DropReason::BadHeader);
+        assert_eq!(reason(Pkt { reserved: 1, ..Pkt::default() }), DropReason::BadHeader);
+        assert_eq!(reason(Pkt { msg_count: 0, records: vec![], ..Pkt::default() }), DropReason::BadHeader);
     }
 
     #[test]
     fn truncated() {
         // msg_count says 3 but only 2 records are there.
         assert_eq!(
-            reason(Pkt {
-                msg_count: 3,
-                records: vec![b"a".to_vec(), b"b".to_vec()],
-                ..Pkt::default()
-            }),
+            reason(Pkt { msg_count: 3, records: vec![b"a".to_vec(), b"b".to_vec()], ..Pkt::default() }),
             DropReason::Truncated
         );
         // The last record's length runs past the end.
-        assert_eq!(
-            reason(Pkt {
-                cut_payload_to: Some(32 + 2 + 3),
-                ..Pkt::default()
-            }),
-            DropReason::Truncated
-        );
+        assert_eq!(reason(Pkt { cut_payload_to: Some(32 + 2 + 3), ..Pkt::default() }), DropReason::Truncated);
         // Exactly 32 bytes: no room even for the first length prefix.
-        assert_eq!(
-            reason(Pkt {
-                cut_payload_to: Some(33),
-                ..Pkt::default()
-            }),
-            DropReason::Truncated
-        );
+        assert_eq!(reason(Pkt { cut_payload_to: Some(33), ..Pkt::default() }), DropReason::Truncated);
     }
 
     #[test]
     fn trailing_bytes() {
-        assert_eq!(
-            reason(Pkt {
-                extra_payload: vec![0xee],
-                ..Pkt::default()
-            }),
-            DropReason::TrailingBytes
-        );
+        assert_eq!(reason(Pkt { extra_payload: vec![0xee], ..Pkt::default() }), DropReason::TrailingBytes);
     }
 
     #[test]
     fn arbitrary_bytes_never_panic() {
         // Every prefix of a valid frame, and every single-byte corruption of it,
         // classifies without panicking.
-        let good = Pkt {
-            vlan: Some(1),
-            msg_count: 2,
-            records: vec![vec![1; 3], vec![2; 4]],
-            ..Pkt::default()
-        }
-        .bytes();
+        let good = Pkt { vlan: Some(1), msg_count: 2, records: vec![vec![1; 3], vec![2; 4]], ..Pkt::default() }.bytes();
         for n in 0..good.len() {
             let _ = classify(&good[..n], NicChecksum::Unknown, &ParseConfig::default());
         }

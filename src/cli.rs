@@ -45,6 +45,43 @@ pub struct Options {
     /// Do not print the live stats line.
     #[arg(long)]
     pub quiet: bool,
+
+    /// Print the worker placement plan (topology, lcore -> core/node -> port queues,
+    /// mempool nodes, warnings) and exit; needs neither hugepages nor NICs.
+    #[arg(long)]
+    pub plan: bool,
+
+    /// With --plan: print the plan as JSON.
+    #[arg(long, requires = "plan")]
+    pub plan_json: bool,
+
+    /// With --plan: a port as NAME@NODE (or NAME@any), repeatable, in port-id order.
+    /// Default: [[ports]] of the config, else EAL's -a/--vdev devices.
+    #[arg(long, value_name = "NAME@NODE", requires = "plan")]
+    pub plan_port: Vec<String>,
+
+    /// Number of workers to plan for (default: every enabled lcore the placement rules allow).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
+
+    /// Allow two workers on SMT siblings of one physical core (warned about loudly).
+    #[arg(long)]
+    pub allow_smt: bool,
+
+    /// Allow a worker to poll a port on another NUMA node (named in the plan).
+    #[arg(long)]
+    pub allow_cross_node: bool,
+}
+
+impl Options {
+    /// The placement request these options make.
+    pub fn plan_request(&self) -> crate::topology::PlanRequest {
+        crate::topology::PlanRequest {
+            workers: self.workers,
+            allow_smt: self.allow_smt,
+            allow_cross_node: self.allow_cross_node,
+        }
+    }
 }
 
 /// The EAL half (program name first) and the application half of argv.
@@ -63,12 +100,8 @@ pub fn split_args(argv: &[String]) -> SplitArgs {
     let rest = argv.get(1..).unwrap_or(&[]);
     match rest.iter().position(|a| a == "--") {
         Some(i) => SplitArgs {
-            eal: std::iter::once(prog.clone())
-                .chain(rest[..i].iter().cloned())
-                .collect(),
-            app: std::iter::once(prog)
-                .chain(rest[i + 1..].iter().cloned())
-                .collect(),
+            eal: std::iter::once(prog.clone()).chain(rest[..i].iter().cloned()).collect(),
+            app: std::iter::once(prog).chain(rest[i + 1..].iter().cloned()).collect(),
             had_separator: true,
         },
         None => SplitArgs {
@@ -105,16 +138,7 @@ mod tests {
 
     #[test]
     fn splits_at_the_first_separator() {
-        let s = split_args(&v(&[
-            "tachyon",
-            "-l",
-            "0-1",
-            "--",
-            "--duration",
-            "3",
-            "--",
-            "x",
-        ]));
+        let s = split_args(&v(&["tachyon", "-l", "0-1", "--", "--duration", "3", "--", "x"]));
         assert_eq!(s.eal, v(&["tachyon", "-l", "0-1"]));
         assert_eq!(s.app, v(&["tachyon", "--duration", "3", "--", "x"]));
         assert!(s.had_separator);
@@ -130,14 +154,7 @@ mod tests {
 
     #[test]
     fn options_parse() {
-        let o = Options::try_parse_from(v(&[
-            "tachyon",
-            "--duration",
-            "5",
-            "--stats-json",
-            "/tmp/s.json",
-        ]))
-        .unwrap();
+        let o = Options::try_parse_from(v(&["tachyon", "--duration", "5", "--stats-json", "/tmp/s.json"])).unwrap();
         assert_eq!(o.duration, 5);
         assert!(Options::try_parse_from(v(&["tachyon", "--duration", "soon"])).is_err());
     }

@@ -68,7 +68,7 @@ pub struct Workers {
 }
 
 /// One port the appliance uses, and where its traffic leaves.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortEntry {
     pub id: u16,
@@ -76,6 +76,10 @@ pub struct PortEntry {
     pub egress_port: Option<u16>,
     /// Next-hop MAC written as destination; default 02:00:00:00:00:<egress id>.
     pub next_hop_mac: Option<String>,
+    /// PCI address, used by `--plan` to find the port's NUMA node without EAL.
+    pub pci: Option<String>,
+    /// NUMA node of the port, when sysfs cannot tell (for `--plan`).
+    pub numa_node: Option<u32>,
 }
 
 /// The control lcore's pacing.
@@ -88,9 +92,7 @@ pub struct Control {
 
 impl Default for Control {
     fn default() -> Self {
-        Control {
-            stats_interval_ms: 1000,
-        }
+        Control { stats_interval_ms: 1000 }
     }
 }
 
@@ -114,8 +116,7 @@ impl Config {
 
     /// Parses and validates TOML text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let cfg: Config =
-            toml::from_str(text).map_err(|e| ConfigError(e.to_string().trim_end().to_string()))?;
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError(e.to_string().trim_end().to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -123,53 +124,23 @@ impl Config {
     /// Checks every value's range and the cross-references between sections.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let d = &self.dataplane;
-        check_range(
-            "dataplane.burst_size",
-            d.burst_size as u64,
-            1,
-            MAX_BURST_SIZE as u64,
-        )?;
-        check_range(
-            "dataplane.rx_descriptors",
-            d.rx_descriptors as u64,
-            32,
-            32768,
-        )?;
-        check_range(
-            "dataplane.tx_descriptors",
-            d.tx_descriptors as u64,
-            32,
-            32768,
-        )?;
-        check_range(
-            "dataplane.tachyon_udp_port",
-            d.tachyon_udp_port as u64,
-            1,
-            65535,
-        )?;
+        check_range("dataplane.burst_size", d.burst_size as u64, 1, MAX_BURST_SIZE as u64)?;
+        check_range("dataplane.rx_descriptors", d.rx_descriptors as u64, 32, 32768)?;
+        check_range("dataplane.tx_descriptors", d.tx_descriptors as u64, 32, 32768)?;
+        check_range("dataplane.tachyon_udp_port", d.tachyon_udp_port as u64, 1, 65535)?;
         if d.mbufs_per_pool != 0 {
-            check_range(
-                "dataplane.mbufs_per_pool",
-                d.mbufs_per_pool as u64,
-                1024,
-                1 << 26,
-            )?;
+            check_range("dataplane.mbufs_per_pool", d.mbufs_per_pool as u64, 1024, 1 << 26)?;
         }
         let mut seen = std::collections::BTreeSet::new();
         for l in &self.workers.lcores {
             if !seen.insert(*l) {
-                return Err(ConfigError(format!(
-                    "workers.lcores: lcore {l} is listed twice"
-                )));
+                return Err(ConfigError(format!("workers.lcores: lcore {l} is listed twice")));
             }
         }
         let ids: Vec<u16> = self.ports.iter().map(|p| p.id).collect();
         for (i, p) in self.ports.iter().enumerate() {
             if ids[..i].contains(&p.id) {
-                return Err(ConfigError(format!(
-                    "ports[{i}].id: port {} is listed twice",
-                    p.id
-                )));
+                return Err(ConfigError(format!("ports[{i}].id: port {} is listed twice", p.id)));
             }
             if let Some(e) = p.egress_port {
                 if !ids.contains(&e) {
@@ -183,12 +154,7 @@ impl Config {
             }
         }
         if self.control.stats_interval_ms != 0 {
-            check_range(
-                "control.stats_interval_ms",
-                self.control.stats_interval_ms,
-                100,
-                3_600_000,
-            )?;
+            check_range("control.stats_interval_ms", self.control.stats_interval_ms, 100, 3_600_000)?;
         }
         Ok(())
     }
@@ -196,9 +162,7 @@ impl Config {
 
 fn check_range(key: &str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
     if v < lo || v > hi {
-        return Err(ConfigError(format!(
-            "{key} = {v} is out of range ({lo}..={hi})"
-        )));
+        return Err(ConfigError(format!("{key} = {v} is out of range ({lo}..={hi})")));
     }
     Ok(())
 }
@@ -207,9 +171,7 @@ fn check_range(key: &str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
 pub fn parse_mac(s: &str) -> Result<MacAddr, String> {
     let parts: Vec<&str> = s.split([':', '-']).collect();
     if parts.len() != 6 {
-        return Err(format!(
-            "{s:?} is not a MAC address (want aa:bb:cc:dd:ee:ff)"
-        ));
+        return Err(format!("{s:?} is not a MAC address (want aa:bb:cc:dd:ee:ff)"));
     }
     let mut mac = [0u8; 6];
     for (b, p) in mac.iter_mut().zip(parts) {
@@ -239,11 +201,8 @@ impl Config {
     /// Without `[[ports]]` every probed port is used, paired 0↔1, 2↔3, and a
     /// lone last port sends back out of itself.
     pub fn routes(&self, probed: &[u16]) -> Result<Vec<RouteSpec>, ConfigError> {
-        let ids: Vec<u16> = if self.ports.is_empty() {
-            probed.to_vec()
-        } else {
-            self.ports.iter().map(|p| p.id).collect()
-        };
+        let ids: Vec<u16> =
+            if self.ports.is_empty() { probed.to_vec() } else { self.ports.iter().map(|p| p.id).collect() };
         for id in &ids {
             if !probed.contains(id) {
                 return Err(ConfigError(format!(
@@ -254,35 +213,24 @@ impl Config {
         }
         if ids.is_empty() {
             return Err(ConfigError(
-                "no ports: EAL probed none (bind a NIC with dpdk-devbind.py, or pass --vdev)"
-                    .into(),
+                "no ports: EAL probed none (bind a NIC with dpdk-devbind.py, or pass --vdev)".into(),
             ));
         }
         let paired = |pos: usize| -> u16 {
             let mate = pos ^ 1;
-            if mate < ids.len() {
-                ids[mate]
-            } else {
-                ids[pos]
-            }
+            if mate < ids.len() { ids[mate] } else { ids[pos] }
         };
         Ok(ids
             .iter()
             .enumerate()
             .map(|(pos, &id)| {
                 let entry = self.ports.iter().find(|p| p.id == id);
-                let egress = entry
-                    .and_then(|e| e.egress_port)
-                    .unwrap_or_else(|| paired(pos));
+                let egress = entry.and_then(|e| e.egress_port).unwrap_or_else(|| paired(pos));
                 let next_hop = entry
                     .and_then(|e| e.next_hop_mac.as_deref())
                     .map(|m| parse_mac(m).expect("validated"))
                     .unwrap_or_else(|| default_next_hop(egress));
-                RouteSpec {
-                    ingress: id,
-                    egress,
-                    next_hop,
-                }
+                RouteSpec { ingress: id, egress, next_hop }
             })
             .collect())
     }
@@ -311,21 +259,13 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let e = Config::parse("[dataplane]\nburst_size = 0\n")
-            .unwrap_err()
-            .0;
+        let e = Config::parse("[dataplane]\nburst_size = 0\n").unwrap_err().0;
         assert!(e.contains("dataplane.burst_size"), "{e}");
-        let e = Config::parse("[dataplane]\nnon_tachyon = \"keep\"\n")
-            .unwrap_err()
-            .0;
+        let e = Config::parse("[dataplane]\nnon_tachyon = \"keep\"\n").unwrap_err().0;
         assert!(e.contains("non_tachyon") || e.contains("keep"), "{e}");
-        let e = Config::parse("[[ports]]\nid = 0\nnext_hop_mac = \"zz\"\n")
-            .unwrap_err()
-            .0;
+        let e = Config::parse("[[ports]]\nid = 0\nnext_hop_mac = \"zz\"\n").unwrap_err().0;
         assert!(e.contains("ports[0].next_hop_mac"), "{e}");
-        let e = Config::parse("[[ports]]\nid = 0\negress_port = 3\n")
-            .unwrap_err()
-            .0;
+        let e = Config::parse("[[ports]]\nid = 0\negress_port = 3\n").unwrap_err().0;
         assert!(e.contains("ports[0].egress_port"), "{e}");
         let e = Config::parse("[workers]\nlcores = [1, 1]\n").unwrap_err().0;
         assert!(e.contains("workers.lcores"), "{e}");
@@ -335,10 +275,7 @@ mod tests {
     fn default_routes_pair_ports_like_l2fwd() {
         let c = Config::default();
         let r = c.routes(&[0, 1, 2]).unwrap();
-        assert_eq!(
-            r.iter().map(|r| (r.ingress, r.egress)).collect::<Vec<_>>(),
-            vec![(0, 1), (1, 0), (2, 2)]
-        );
+        assert_eq!(r.iter().map(|r| (r.ingress, r.egress)).collect::<Vec<_>>(), vec![(0, 1), (1, 0), (2, 2)]);
         assert_eq!(r[0].next_hop, [2, 0, 0, 0, 0, 1]);
         let lone = c.routes(&[0]).unwrap();
         assert_eq!((lone[0].ingress, lone[0].egress), (0, 0));
@@ -346,19 +283,9 @@ mod tests {
 
     #[test]
     fn configured_routes_and_missing_ports() {
-        let c = Config::parse(
-            "[[ports]]\nid = 1\negress_port = 1\nnext_hop_mac = \"aa:bb:cc:dd:ee:ff\"\n",
-        )
-        .unwrap();
+        let c = Config::parse("[[ports]]\nid = 1\negress_port = 1\nnext_hop_mac = \"aa:bb:cc:dd:ee:ff\"\n").unwrap();
         let r = c.routes(&[0, 1]).unwrap();
-        assert_eq!(
-            r,
-            vec![RouteSpec {
-                ingress: 1,
-                egress: 1,
-                next_hop: [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]
-            }]
-        );
+        assert_eq!(r, vec![RouteSpec { ingress: 1, egress: 1, next_hop: [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff] }]);
         let e = c.routes(&[0]).unwrap_err().0;
         assert!(e.contains("port 1 does not exist"), "{e}");
     }

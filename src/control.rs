@@ -26,9 +26,7 @@ pub struct WorkerView {
 
 /// Sums the workers' published counters.
 pub fn total(workers: &[WorkerView]) -> Snapshot {
-    workers.iter().fold(Snapshot::default(), |acc, w| {
-        acc.plus(&w.counters.snapshot())
-    })
+    workers.iter().fold(Snapshot::default(), |acc, w| acc.plus(&w.counters.snapshot()))
 }
 
 pub struct ControlLoop<'a> {
@@ -57,11 +55,7 @@ impl ControlLoop<'_> {
                 return;
             }
             if now - last_links >= LINK_POLL {
-                let mask = self
-                    .ports
-                    .iter()
-                    .filter(|p| p.link().up)
-                    .fold(0u64, |m, p| m | 1 << p.id());
+                let mask = self.ports.iter().filter(|p| p.link().up).fold(0u64, |m, p| m | 1 << p.id());
                 self.flags.set_links_up(mask);
                 last_links = now;
             }
@@ -69,10 +63,7 @@ impl ControlLoop<'_> {
                 if now - last_line.0 >= every {
                     let snap = total(self.workers);
                     let secs = (now - last_line.0).as_secs_f64();
-                    println!(
-                        "{}",
-                        live_line((now - start).as_secs_f64(), &snap.minus(&last_line.1), secs)
-                    );
+                    println!("{}", live_line((now - start).as_secs_f64(), &snap.minus(&last_line.1), secs));
                     let _ = std::io::stdout().flush();
                     last_line = (now, snap);
                 }

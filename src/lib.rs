@@ -11,5 +11,7 @@ pub mod dpdk;
 pub mod reason;
 pub mod report;
 pub mod stats;
+pub mod topology;
+pub mod traffic;
 pub mod wire;
 pub mod worker;

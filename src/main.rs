@@ -9,10 +9,8 @@ fn main() {
     let options = match cli::Options::try_parse_from(&split.app) {
         Ok(o) => o,
         Err(e) => {
-            let is_help = matches!(
-                e.kind(),
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
-            );
+            let is_help =
+                matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion);
             let _ = e.print();
             if !is_help && !split.had_separator {
                 eprintln!("note: EAL arguments go before `--`: tachyon [EAL args] -- [options]");
@@ -20,7 +18,11 @@ fn main() {
             std::process::exit(if is_help { 0 } else { 2 });
         }
     };
-    let result = app::prepare(options, split.eal).and_then(app::run);
+    let result = if options.plan {
+        app::print_plan(&options, &split.eal)
+    } else {
+        app::prepare(options, split.eal).and_then(app::run)
+    };
     if let Err(e) = result {
         eprintln!("tachyon: error: {e}");
         std::process::exit(1);

@@ -35,9 +35,7 @@ pub struct FinalReport {
 
 impl FinalReport {
     pub fn totals(&self) -> Snapshot {
-        self.workers
-            .iter()
-            .fold(Snapshot::default(), |a, w| a.plus(&w.counters))
+        self.workers.iter().fold(Snapshot::default(), |a, w| a.plus(&w.counters))
     }
 
     /// Totals, drops per reason (every PROTOCOL.md name), per worker, per port, per mempool.
@@ -121,9 +119,6 @@ pub fn print_final(r: &FinalReport) {
         );
     }
     for m in &r.mempools {
-        println!(
-            "  mempool socket {} size {} in use after shutdown {}",
-            m.socket, m.size, m.in_use
-        );
+        println!("  mempool socket {} size {} in use after shutdown {}", m.socket, m.size, m.in_use);
     }
 }

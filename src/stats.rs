@@ -111,9 +111,7 @@ pub struct PublishedCounters {
 
 impl Default for PublishedCounters {
     fn default() -> Self {
-        PublishedCounters {
-            v: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
+        PublishedCounters { v: std::array::from_fn(|_| AtomicU64::new(0)) }
     }
 }
 
@@ -128,9 +126,7 @@ impl PublishedCounters {
 
     /// Read by the control side; each value is exact, the set is a few ns apart.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            v: std::array::from_fn(|i| self.v[i].load(Ordering::Relaxed)),
-        }
+        Snapshot { v: std::array::from_fn(|i| self.v[i].load(Ordering::Relaxed)) }
     }
 }
 
@@ -161,24 +157,18 @@ impl Snapshot {
 
     /// Element-wise sum (totals over workers).
     pub fn plus(&self, o: &Snapshot) -> Snapshot {
-        Snapshot {
-            v: std::array::from_fn(|i| self.v[i] + o.v[i]),
-        }
+        Snapshot { v: std::array::from_fn(|i| self.v[i] + o.v[i]) }
     }
 
     /// Element-wise difference (rates between two snapshots).
     pub fn minus(&self, o: &Snapshot) -> Snapshot {
-        Snapshot {
-            v: std::array::from_fn(|i| self.v[i].saturating_sub(o.v[i])),
-        }
+        Snapshot { v: std::array::from_fn(|i| self.v[i].saturating_sub(o.v[i])) }
     }
 
     /// Per-reason drops as a JSON object with every PROTOCOL.md name.
     pub fn drops_json(&self) -> serde_json::Value {
-        let m: serde_json::Map<String, serde_json::Value> = DropReason::ALL
-            .iter()
-            .map(|r| (r.name().to_string(), self.drops(*r).into()))
-            .collect();
+        let m: serde_json::Map<String, serde_json::Value> =
+            DropReason::ALL.iter().map(|r| (r.name().to_string(), self.drops(*r).into())).collect();
         serde_json::Value::Object(m)
     }
 

@@ -5,9 +5,7 @@
 //! writes are its own counter block, once per burst.
 
 use crate::classify::{Accepted, FrameInfo, NicChecksum, ParseConfig, classify};
-use crate::dpdk::{
-    FreeBatch, Mbuf, RxBurst, RxQueue, TxBuffer, TxOutcome, TxQueue, ip_checksum_flags, tsc,
-};
+use crate::dpdk::{FreeBatch, Mbuf, RxBurst, RxQueue, TxBuffer, TxOutcome, TxQueue, ip_checksum_flags, tsc};
 use crate::reason::DropReason;
 use crate::stats::{Counter, LocalCounters, PublishedCounters};
 use crate::wire::{MacAddr, ethernet::rewrite_macs};
@@ -68,11 +66,8 @@ impl RouteTable {
     /// `ports` lists (port id, MAC) in TX-queue order; `hops` the default
     /// route of each ingress port.
     pub fn new(ports: &[(u16, MacAddr)], hops: &[(u16, Hop)]) -> Self {
-        let mut t = RouteTable {
-            default_hop: [None; MAX_PORTS],
-            tx_slot: [NO_SLOT; MAX_PORTS],
-            port_mac: [[0; 6]; MAX_PORTS],
-        };
+        let mut t =
+            RouteTable { default_hop: [None; MAX_PORTS], tx_slot: [NO_SLOT; MAX_PORTS], port_mac: [[0; 6]; MAX_PORTS] };
         for (slot, (id, mac)) in ports.iter().enumerate() {
             t.tx_slot[*id as usize] = slot as u8;
             t.port_mac[*id as usize] = *mac;
@@ -136,17 +131,7 @@ struct LoopState {
 impl Worker {
     /// The worker loop; returns when the control lcore asks it to stop.
     pub fn run(self) -> i32 {
-        let Worker {
-            rx,
-            tx,
-            routes,
-            parse,
-            burst_size,
-            mut governance,
-            counters,
-            control,
-            ..
-        } = self;
+        let Worker { rx, tx, routes, parse, burst_size, mut governance, counters, control, .. } = self;
         let mut rx = rx;
         let mut st = LoopState {
             burst: RxBurst::new(),
@@ -252,11 +237,7 @@ fn process_packet(
         return drop_packet(st, m, DropReason::NoRoute);
     };
     let port = hop.egress as usize;
-    let slot = if port < MAX_PORTS {
-        routes.tx_slot[port]
-    } else {
-        NO_SLOT
-    };
+    let slot = if port < MAX_PORTS { routes.tx_slot[port] } else { NO_SLOT };
     if slot == NO_SLOT || st.links_up & (1 << port) == 0 {
         return drop_packet(st, m, DropReason::NoRoute);
     }

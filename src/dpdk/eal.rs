@@ -27,26 +27,19 @@ impl Eal {
     pub fn init(args: &[String]) -> Result<Eal, EalError> {
         let owned: Vec<CString> = args
             .iter()
-            .map(|a| {
-                CString::new(a.as_str())
-                    .map_err(|_| EalError(format!("EAL argument {a:?} contains NUL")))
-            })
+            .map(|a| CString::new(a.as_str()).map_err(|_| EalError(format!("EAL argument {a:?} contains NUL"))))
             .collect::<Result<_, _>>()?;
         // EAL may keep pointers into argv (e.g. for device arguments), so the
         // strings live for the rest of the process. A one-off, start-up leak.
         let owned: &'static [CString] = Box::leak(owned.into_boxed_slice());
-        let mut argv: Vec<*mut std::ffi::c_char> =
-            owned.iter().map(|s| s.as_ptr() as *mut _).collect();
+        let mut argv: Vec<*mut std::ffi::c_char> = owned.iter().map(|s| s.as_ptr() as *mut _).collect();
         argv.push(std::ptr::null_mut());
         let argv: &'static mut [*mut std::ffi::c_char] = Box::leak(argv.into_boxed_slice());
         // SAFETY: argv is a NULL-terminated array of valid C strings that
         // outlives the process; argc counts the non-NULL entries.
         let rc = unsafe { sys::rte_eal_init(owned.len() as c_int, argv.as_mut_ptr()) };
         if rc < 0 {
-            return Err(EalError(format!(
-                "EAL initialisation failed: {}",
-                super::last_error()
-            )));
+            return Err(EalError(format!("EAL initialisation failed: {}", super::last_error())));
         }
         Ok(Eal { _private: () })
     }
@@ -118,11 +111,7 @@ extern "C" fn run_job(arg: *mut c_void) -> c_int {
 }
 
 /// Runs `job` on `lcore` (a worker lcore that is idle).
-pub fn launch_on_lcore(
-    _eal: &Eal,
-    lcore: LcoreId,
-    job: impl FnOnce() -> i32 + Send + 'static,
-) -> Result<(), EalError> {
+pub fn launch_on_lcore(_eal: &Eal, lcore: LcoreId, job: impl FnOnce() -> i32 + Send + 'static) -> Result<(), EalError> {
     let boxed: Box<LcoreJob> = Box::new(Box::new(job));
     let arg = Box::into_raw(boxed) as *mut c_void;
     // SAFETY: run_job matches lcore_function_t; arg stays valid until run_job frees it.
@@ -130,10 +119,7 @@ pub fn launch_on_lcore(
     if rc != 0 {
         // SAFETY: the launch failed, so no lcore owns arg: reclaim it here.
         drop(unsafe { Box::from_raw(arg as *mut LcoreJob) });
-        return Err(EalError(format!(
-            "cannot launch on lcore {lcore}: {}",
-            super::error_text(rc)
-        )));
+        return Err(EalError(format!("cannot launch on lcore {lcore}: {}", super::error_text(rc))));
     }
     Ok(())
 }

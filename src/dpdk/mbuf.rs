@@ -92,11 +92,7 @@ impl Default for RxBurst {
 
 impl RxBurst {
     pub fn new() -> Self {
-        RxBurst {
-            pkts: [std::ptr::null_mut(); MAX_BURST],
-            len: 0,
-            next: 0,
-        }
+        RxBurst { pkts: [std::ptr::null_mut(); MAX_BURST], len: 0, next: 0 }
     }
 
     /// Receives up to `max` packets from `queue`; returns how many arrived.
@@ -107,8 +103,7 @@ impl RxBurst {
         let max = max.min(MAX_BURST) as u16;
         // SAFETY: RxQueue is the only handle to this (port, queue), so no other
         // thread polls it; pkts has room for max pointers.
-        let n =
-            unsafe { sys::tachyon_rx_burst(queue.port, queue.queue, self.pkts.as_mut_ptr(), max) };
+        let n = unsafe { sys::tachyon_rx_burst(queue.port, queue.queue, self.pkts.as_mut_ptr(), max) };
         self.len = n as usize;
         self.next = 0;
         self.len
@@ -145,10 +140,7 @@ impl RxBurst {
         if self.next < self.len {
             // SAFETY: pkts[next..len] are owned, not yet handed out.
             unsafe {
-                sys::tachyon_pktmbuf_free_bulk(
-                    self.pkts.as_mut_ptr().add(self.next),
-                    (self.len - self.next) as u32,
-                )
+                sys::tachyon_pktmbuf_free_bulk(self.pkts.as_mut_ptr().add(self.next), (self.len - self.next) as u32)
             };
         }
         self.len = 0;
@@ -181,12 +173,7 @@ pub struct TxBuffer {
 
 impl TxBuffer {
     pub fn new(queue: super::port::TxQueue) -> Self {
-        TxBuffer {
-            queue,
-            pkts: [std::ptr::null_mut(); MAX_BURST],
-            lens: [0; MAX_BURST],
-            len: 0,
-        }
+        TxBuffer { queue, pkts: [std::ptr::null_mut(); MAX_BURST], lens: [0; MAX_BURST], len: 0 }
     }
 
     /// The port this buffer sends on.
@@ -197,11 +184,7 @@ impl TxBuffer {
     /// Queues a packet. Returns the outcome of a flush when the buffer was full.
     #[inline(always)]
     pub fn push(&mut self, m: Mbuf) -> Option<TxOutcome> {
-        let flushed = if self.len == MAX_BURST {
-            Some(self.flush())
-        } else {
-            None
-        };
+        let flushed = if self.len == MAX_BURST { Some(self.flush()) } else { None };
         self.lens[self.len] = m.pkt_len();
         self.pkts[self.len] = m.into_raw();
         self.len += 1;
@@ -226,27 +209,16 @@ impl TxBuffer {
         // SAFETY: TxQueue is the only handle to this (port, queue); pkts[..len]
         // are owned mbufs whose ownership passes to the PMD for those it takes.
         let sent = unsafe {
-            sys::tachyon_tx_burst(
-                self.queue.port,
-                self.queue.queue,
-                self.pkts.as_mut_ptr(),
-                self.len as u16,
-            )
+            sys::tachyon_tx_burst(self.queue.port, self.queue.queue, self.pkts.as_mut_ptr(), self.len as u16)
         } as usize;
         let bytes_sent = self.lens[..sent].iter().map(|&l| l as u64).sum();
         let refused = self.len - sent;
         if refused > 0 {
             // SAFETY: pkts[sent..len] were not taken by the PMD and are still ours.
-            unsafe {
-                sys::tachyon_pktmbuf_free_bulk(self.pkts.as_mut_ptr().add(sent), refused as u32)
-            };
+            unsafe { sys::tachyon_pktmbuf_free_bulk(self.pkts.as_mut_ptr().add(sent), refused as u32) };
         }
         self.len = 0;
-        TxOutcome {
-            sent: sent as u32,
-            refused: refused as u32,
-            bytes_sent,
-        }
+        TxOutcome { sent: sent as u32, refused: refused as u32, bytes_sent }
     }
 }
 
@@ -275,10 +247,7 @@ impl Default for FreeBatch {
 
 impl FreeBatch {
     pub fn new() -> Self {
-        FreeBatch {
-            pkts: [std::ptr::null_mut(); MAX_BURST],
-            len: 0,
-        }
+        FreeBatch { pkts: [std::ptr::null_mut(); MAX_BURST], len: 0 }
     }
 
     #[inline(always)]

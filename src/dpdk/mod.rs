@@ -13,9 +13,7 @@ pub use eal::{Eal, EalError, LcoreId, launch_on_lcore, wait_all_lcores};
 pub use mbuf::{FreeBatch, MAX_BURST, Mbuf, RxBurst, TxBuffer};
 pub use mbuf::{TxOutcome, ip_checksum_flags};
 pub use mempool::Mempool;
-pub use port::{
-    LinkStatus, Port, PortCaps, PortConfig, PortStats, RssSupport, RxQueue, TxQueue, format_mac,
-};
+pub use port::{LinkStatus, Port, PortCaps, PortConfig, PortStats, RssSupport, RxQueue, TxQueue, format_mac};
 
 /// Reads DPDK's per-thread `rte_errno` and renders it as text.
 pub fn last_error() -> String {
@@ -59,10 +57,5 @@ pub fn tsc_hz() -> u64 {
 /// The DPDK release string, e.g. "DPDK 22.11.11".
 pub fn version() -> String {
     // rte_version() is static inline in the headers; the macro values are bound.
-    format!(
-        "DPDK {}.{}.{}",
-        sys::RTE_VER_YEAR,
-        sys::RTE_VER_MONTH,
-        sys::RTE_VER_MINOR
-    )
+    format!("DPDK {}.{}.{}", sys::RTE_VER_YEAR, sys::RTE_VER_MONTH, sys::RTE_VER_MINOR)
 }

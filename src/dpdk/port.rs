@@ -33,7 +33,8 @@ pub enum RssSupport {
 /// What [`Port::configure`] is asked for.
 #[derive(Clone, Copy, Debug)]
 pub struct PortConfig {
-    pub queues: u16,
+    pub rx_queues: u16,
+    pub tx_queues: u16,
     pub rx_desc: u16,
     pub tx_desc: u16,
     /// Let the NIC verify IPv4 header checksums when it can.
@@ -101,7 +102,8 @@ impl TxQueue {
 pub struct Port {
     id: u16,
     caps: PortCaps,
-    queues: u16,
+    rx_queues: u16,
+    tx_queues: u16,
     queues_taken: bool,
     started: bool,
     closed: bool,
@@ -119,35 +121,25 @@ impl Port {
     /// Opens port `id` for configuration, reading its capabilities.
     pub fn open(eal: &Eal, id: u16) -> Result<Port, String> {
         if !Self::probed_ids(eal).contains(&id) {
-            return Err(format!(
-                "port {id} does not exist (EAL probed {} port(s))",
-                eal.port_count()
-            ));
+            return Err(format!("port {id} does not exist (EAL probed {} port(s))", eal.port_count()));
         }
         let mut info = sys::rte_eth_dev_info::default();
         // SAFETY: id is a valid port; info is a properly sized out-parameter.
         let rc = unsafe { sys::rte_eth_dev_info_get(id, &mut info) };
         if rc != 0 {
-            return Err(format!(
-                "port {id}: cannot read device info: {}",
-                super::error_text(rc)
-            ));
+            return Err(format!("port {id}: cannot read device info: {}", super::error_text(rc)));
         }
         let driver = if info.driver_name.is_null() {
             String::from("?")
         } else {
             // SAFETY: driver_name is a static NUL-terminated string of the PMD.
-            unsafe { CStr::from_ptr(info.driver_name) }
-                .to_string_lossy()
-                .into_owned()
+            unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned()
         };
         let mut name_buf = [0 as std::ffi::c_char; 64];
         // SAFETY: name_buf is 64 bytes (RTE_ETH_NAME_MAX_LEN) and id is valid.
         let name = if unsafe { sys::rte_eth_dev_get_name_by_port(id, name_buf.as_mut_ptr()) } == 0 {
             // SAFETY: DPDK wrote a NUL-terminated name into name_buf.
-            unsafe { CStr::from_ptr(name_buf.as_ptr()) }
-                .to_string_lossy()
-                .into_owned()
+            unsafe { CStr::from_ptr(name_buf.as_ptr()) }.to_string_lossy().into_owned()
         } else {
             format!("port{id}")
         };
@@ -166,14 +158,7 @@ impl Port {
             socket,
             mac: addr.addr_bytes,
         };
-        Ok(Port {
-            id,
-            caps,
-            queues: 0,
-            queues_taken: false,
-            started: false,
-            closed: false,
-        })
+        Ok(Port { id, caps, rx_queues: 0, tx_queues: 0, queues_taken: false, started: false, closed: false })
     }
 
     pub fn id(&self) -> u16 {
@@ -184,20 +169,22 @@ impl Port {
         &self.caps
     }
 
-    /// Configures `cfg.queues` RX and TX queues (RSS over IP/UDP when the
-    /// device can hash), their descriptors, and RX buffers from `pool`.
+    /// Configures the RX and TX queues (RSS over IP/UDP when the device can
+    /// hash and there are several RX queues), their descriptors, and RX
+    /// buffers from `pool`.
     pub fn configure(&mut self, cfg: &PortConfig, pool: &Mempool) -> Result<RssSupport, String> {
         let id = self.id;
         let caps = &self.caps;
-        if cfg.queues == 0 || cfg.queues > caps.max_rx_queues || cfg.queues > caps.max_tx_queues {
+        if cfg.rx_queues == 0 || cfg.rx_queues > caps.max_rx_queues || cfg.tx_queues > caps.max_tx_queues {
             return Err(format!(
-                "port {id} ({}) cannot do {} queue(s): it supports at most {} RX and {} TX",
-                caps.name, cfg.queues, caps.max_rx_queues, caps.max_tx_queues
+                "port {id} ({}) cannot do {} RX / {} TX queue(s): it supports at most {} RX and {} TX \
+                 (one queue per worker; use fewer workers or a device with more queues)",
+                caps.name, cfg.rx_queues, cfg.tx_queues, caps.max_rx_queues, caps.max_tx_queues
             ));
         }
         let mut conf = sys::rte_eth_conf::default();
         let wanted_rss = (sys::RTE_ETH_RSS_IP | sys::RTE_ETH_RSS_UDP) as u64;
-        let rss = if cfg.queues == 1 {
+        let rss = if cfg.rx_queues == 1 {
             RssSupport::SingleQueue
         } else if caps.rss_offloads & wanted_rss != 0 {
             let hf = caps.rss_offloads & wanted_rss;
@@ -212,11 +199,12 @@ impl Port {
             conf.rxmode.offloads |= cksum;
         }
         // SAFETY: id is valid and stopped; conf is fully initialised.
-        let rc = unsafe { sys::rte_eth_dev_configure(id, cfg.queues, cfg.queues, &conf) };
+        let rc = unsafe { sys::rte_eth_dev_configure(id, cfg.rx_queues, cfg.tx_queues, &conf) };
         if rc != 0 {
             return Err(format!(
-                "port {id}: configure with {} queue(s) failed: {}",
-                cfg.queues,
+                "port {id}: configure with {} RX / {} TX queue(s) failed: {}",
+                cfg.rx_queues,
+                cfg.tx_queues,
                 super::error_text(rc)
             ));
         }
@@ -224,47 +212,27 @@ impl Port {
         // SAFETY: id is valid; the call clamps the counts to the device limits.
         let rc = unsafe { sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut rx_desc, &mut tx_desc) };
         if rc != 0 {
-            return Err(format!(
-                "port {id}: descriptor counts rejected: {}",
-                super::error_text(rc)
-            ));
+            return Err(format!("port {id}: descriptor counts rejected: {}", super::error_text(rc)));
         }
-        let socket = if self.caps.socket < 0 {
-            pool.socket()
-        } else {
-            self.caps.socket
-        };
-        for q in 0..cfg.queues {
+        let socket = if self.caps.socket < 0 { pool.socket() } else { self.caps.socket };
+        for q in 0..cfg.rx_queues {
             // SAFETY: id/q are in range after configure; a NULL rxconf means the
             // driver's defaults; pool outlives the port (closed before pool drops).
-            let rc = unsafe {
-                sys::rte_eth_rx_queue_setup(
-                    id,
-                    q,
-                    rx_desc,
-                    socket as u32,
-                    std::ptr::null(),
-                    pool.as_ptr(),
-                )
-            };
+            let rc =
+                unsafe { sys::rte_eth_rx_queue_setup(id, q, rx_desc, socket as u32, std::ptr::null(), pool.as_ptr()) };
             if rc != 0 {
-                return Err(format!(
-                    "port {id}: RX queue {q} setup failed: {}",
-                    super::error_text(rc)
-                ));
-            }
-            // SAFETY: as above, NULL txconf means the driver's defaults.
-            let rc = unsafe {
-                sys::rte_eth_tx_queue_setup(id, q, tx_desc, socket as u32, std::ptr::null())
-            };
-            if rc != 0 {
-                return Err(format!(
-                    "port {id}: TX queue {q} setup failed: {}",
-                    super::error_text(rc)
-                ));
+                return Err(format!("port {id}: RX queue {q} setup failed: {}", super::error_text(rc)));
             }
         }
-        self.queues = cfg.queues;
+        for q in 0..cfg.tx_queues {
+            // SAFETY: id/q are in range after configure; NULL txconf means the driver's defaults.
+            let rc = unsafe { sys::rte_eth_tx_queue_setup(id, q, tx_desc, socket as u32, std::ptr::null()) };
+            if rc != 0 {
+                return Err(format!("port {id}: TX queue {q} setup failed: {}", super::error_text(rc)));
+            }
+        }
+        self.rx_queues = cfg.rx_queues;
+        self.tx_queues = cfg.tx_queues;
         Ok(rss)
     }
 
@@ -273,11 +241,7 @@ impl Port {
         // SAFETY: the port is configured.
         let rc = unsafe { sys::rte_eth_dev_start(self.id) };
         if rc != 0 {
-            return Err(format!(
-                "port {}: start failed: {}",
-                self.id,
-                super::error_text(rc)
-            ));
+            return Err(format!("port {}: start failed: {}", self.id, super::error_text(rc)));
         }
         // Some virtual devices do not implement promiscuous mode; that is harmless.
         // SAFETY: the port is started.
@@ -286,26 +250,16 @@ impl Port {
         Ok(())
     }
 
-    /// Hands out the RX/TX queue handles, once: queue i goes to worker i.
-    pub fn take_queues(&mut self) -> Vec<(RxQueue, TxQueue)> {
+    /// Hands out the RX and TX queue handles, once, so each queue has exactly one owner.
+    pub fn take_queues(&mut self) -> (Vec<Option<RxQueue>>, Vec<Option<TxQueue>>) {
         if self.queues_taken {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
         self.queues_taken = true;
-        (0..self.queues)
-            .map(|q| {
-                (
-                    RxQueue {
-                        port: self.id,
-                        queue: q,
-                    },
-                    TxQueue {
-                        port: self.id,
-                        queue: q,
-                    },
-                )
-            })
-            .collect()
+        (
+            (0..self.rx_queues).map(|q| Some(RxQueue { port: self.id, queue: q })).collect(),
+            (0..self.tx_queues).map(|q| Some(TxQueue { port: self.id, queue: q })).collect(),
+        )
     }
 
     /// Link state, without waiting for auto-negotiation.
@@ -367,8 +321,5 @@ impl Drop for Port {
 
 /// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }

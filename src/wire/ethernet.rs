@@ -35,11 +35,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         } else {
             (outer, HEADER_LEN)
         };
-        Some(EthernetFrame {
-            buf,
-            ethertype,
-            payload_offset,
-        })
+        Some(EthernetFrame { buf, ethertype, payload_offset })
     }
 
     /// EtherType of the payload (after the VLAN tag, if any).

@@ -41,11 +41,7 @@ impl<'a> Ipv4Header<'a> {
         if total_len < header_len || total_len > buf.len() {
             return Err(Ipv4Error::TotalLength);
         }
-        Ok(Ipv4Header {
-            buf,
-            header_len,
-            total_len,
-        })
+        Ok(Ipv4Header { buf, header_len, total_len })
     }
 
     pub fn header_len(&self) -> usize {

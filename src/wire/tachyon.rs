@@ -94,11 +94,7 @@ impl<'a> FrameHeader<'a> {
                 return RecordsCheck::Truncated;
             }
         }
-        if at == end {
-            RecordsCheck::Exact
-        } else {
-            RecordsCheck::TrailingBytes
-        }
+        if at == end { RecordsCheck::Exact } else { RecordsCheck::TrailingBytes }
     }
 
     /// Iterates the record payloads (assumes `check_records` said Exact).

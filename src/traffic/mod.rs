@@ -1,0 +1,34 @@
+//! Synthetic Tachyon traffic: a packet builder, malformed packets for every
+//! parser drop reason, and a seeded traffic model. Shared by `tachyon-gen`,
+//! the integration tests and the benchmarks so they all speak the wire
+//! format from one place.
+
+pub mod checksum;
+pub mod frame;
+pub mod malformed;
+pub mod mix;
+pub mod model;
+pub mod summary;
+pub mod zipf;
+
+#[cfg(test)]
+mod reference_check;
+
+pub use frame::{DEFAULT_TACHYON_PORT, FrameSpec, Layout};
+pub use malformed::{PARSER_REASONS, is_parser_reason, malformed};
+pub use mix::MalformedMix;
+pub use model::{CountRange, FrameKind, Generated, Popularity, TrafficConfig, TrafficGenerator, fill_payload};
+pub use summary::{Counts, Summary};
+pub use zipf::Zipf;
+
+/// A traffic setting that cannot be honoured; the text says which and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
