@@ -329,7 +329,12 @@ fn run_with_eal(eal: &Eal, options: &Options, config: &Config, eal_args: &[Strin
         .collect();
     let port_reports: Vec<PortReport> = setups
         .iter()
-        .map(|s| PortReport { id: s.port.id(), name: s.port.caps().name.clone(), stats: s.port.stats() })
+        .map(|s| PortReport {
+            id: s.port.id(),
+            name: s.port.caps().name.clone(),
+            mac: s.port.caps().mac,
+            stats: s.port.stats(),
+        })
         .collect();
     for s in setups {
         s.port.close();

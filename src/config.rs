@@ -142,12 +142,12 @@ impl Config {
             if ids[..i].contains(&p.id) {
                 return Err(ConfigError(format!("ports[{i}].id: port {} is listed twice", p.id)));
             }
-            if let Some(e) = p.egress_port {
-                if !ids.contains(&e) {
-                    return Err(ConfigError(format!(
-                        "ports[{i}].egress_port: port {e} is not one of the configured ports {ids:?}"
-                    )));
-                }
+            if let Some(e) = p.egress_port
+                && !ids.contains(&e)
+            {
+                return Err(ConfigError(format!(
+                    "ports[{i}].egress_port: port {e} is not one of the configured ports {ids:?}"
+                )));
             }
             if let Some(mac) = &p.next_hop_mac {
                 parse_mac(mac).map_err(|e| ConfigError(format!("ports[{i}].next_hop_mac: {e}")))?;

@@ -59,14 +59,14 @@ impl ControlLoop<'_> {
                 self.flags.set_links_up(mask);
                 last_links = now;
             }
-            if let Some(every) = self.stats_interval {
-                if now - last_line.0 >= every {
-                    let snap = total(self.workers);
-                    let secs = (now - last_line.0).as_secs_f64();
-                    println!("{}", live_line((now - start).as_secs_f64(), &snap.minus(&last_line.1), secs));
-                    let _ = std::io::stdout().flush();
-                    last_line = (now, snap);
-                }
+            if let Some(every) = self.stats_interval
+                && now - last_line.0 >= every
+            {
+                let snap = total(self.workers);
+                let secs = (now - last_line.0).as_secs_f64();
+                println!("{}", live_line((now - start).as_secs_f64(), &snap.minus(&last_line.1), secs));
+                let _ = std::io::stdout().flush();
+                last_line = (now, snap);
             }
         }
     }

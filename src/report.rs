@@ -15,6 +15,7 @@ pub struct WorkerReport {
 pub struct PortReport {
     pub id: u16,
     pub name: String,
+    pub mac: [u8; 6],
     pub stats: PortStats,
 }
 
@@ -55,6 +56,7 @@ impl FinalReport {
             "ports": self.ports.iter().map(|p| json!({
                 "port": p.id,
                 "name": p.name,
+                "mac": crate::dpdk::format_mac(&p.mac),
                 "rx_packets": p.stats.rx_packets,
                 "tx_packets": p.stats.tx_packets,
                 "rx_bytes": p.stats.rx_bytes,

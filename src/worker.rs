@@ -148,7 +148,7 @@ impl Worker {
                 if n == 0 {
                     st.local.add(Counter::PollsIdle, 1);
                     idle_polls += 1;
-                    if idle_polls % IDLE_PUBLISH_EVERY == 0 {
+                    if idle_polls.is_multiple_of(IDLE_PUBLISH_EVERY) {
                         counters.publish(&st.local);
                     }
                     continue;

@@ -1,0 +1,102 @@
+//! Shared helpers for the integration tests that start the real `tachyon`
+//! binary on DPDK virtual devices (`--no-huge`, so no hugepages needed).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+/// Only one DPDK process at a time per test binary: the machine has two
+/// cores and every run busy-polls one of them.
+static DPDK_LOCK: Mutex<()> = Mutex::new(());
+
+pub fn dpdk_lock() -> MutexGuard<'static, ()> {
+    DPDK_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn tachyon_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tachyon")
+}
+
+/// A fresh directory for one test's files.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A file prefix unique to this process and call, so EAL runs never collide.
+pub fn file_prefix() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("tachyon-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// EAL arguments for a vdev-only run on lcores 0 (control) and 1 (worker).
+pub fn eal_args(vdevs: &[String]) -> Vec<String> {
+    let mut a: Vec<String> =
+        ["-l", "0-1", "--no-huge", "-m", "512", "--no-pci", "--log-level", "lib.eal:error", "--file-prefix"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    a.push(file_prefix());
+    for v in vdevs {
+        a.push("--vdev".into());
+        a.push(v.clone());
+    }
+    a
+}
+
+/// Runs `tachyon EAL -- APP` to completion.
+pub fn run_tachyon(eal: &[String], app: &[String]) -> Output {
+    let out = Command::new(tachyon_bin()).args(eal).arg("--").args(app).output().expect("start tachyon");
+    if !out.status.success() {
+        eprintln!("tachyon stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    out
+}
+
+pub fn strings(s: &[&str]) -> Vec<String> {
+    s.iter().map(|x| x.to_string()).collect()
+}
+
+pub fn write_pcap(path: &Path, packets: &[Vec<u8>]) {
+    use pcap_file::pcap::{PcapPacket, PcapWriter};
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = PcapWriter::new(file).unwrap();
+    for (i, p) in packets.iter().enumerate() {
+        let ts = std::time::Duration::from_micros(i as u64);
+        w.write_packet(&PcapPacket::new(ts, p.len() as u32, p)).unwrap();
+    }
+}
+
+pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
+    use pcap_file::pcap::PcapReader;
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut r = PcapReader::new(file).unwrap();
+    let mut out = Vec::new();
+    while let Some(p) = r.next_packet() {
+        out.push(p.unwrap().data.into_owned());
+    }
+    out
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Parses "aa:bb:cc:dd:ee:ff".
+pub fn mac(s: &str) -> [u8; 6] {
+    let v: Vec<u8> = s.split(':').map(|b| u8::from_str_radix(b, 16).unwrap()).collect();
+    v.try_into().unwrap()
+}
+
+/// `pkt` as it should leave: MACs rewritten, everything else unchanged.
+pub fn with_macs(pkt: &[u8], dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+    let mut p = pkt.to_vec();
+    p[0..6].copy_from_slice(&dst);
+    p[6..12].copy_from_slice(&src);
+    p
+}

@@ -1,0 +1,265 @@
+//! The real `tachyon` binary forwarding Tachyon traffic between DPDK
+//! virtual devices: pcap in, pcap out, every packet accounted for.
+
+mod common;
+
+use common::*;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+use std::path::Path;
+use tachyon::reason::DropReason;
+use tachyon::traffic::{FrameSpec, PARSER_REASONS, malformed};
+
+/// A mixed capture: valid frames (1 and many records, with and without a
+/// VLAN tag) and `per_reason` malformed packets for every parser reason, in
+/// a seeded random order. Returns (all packets, the valid ones in order, messages).
+fn mixed_traffic(seed: u64, valid: usize, per_reason: usize) -> (Vec<Vec<u8>>, Vec<Vec<u8>>, u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut tagged: Vec<(bool, Vec<u8>, u64)> = Vec::new();
+    for i in 0..valid {
+        let records: Vec<Vec<u8>> = (0..1 + (i % 7) * 3).map(|r| vec![(i + r) as u8; 1 + (r * 5) % 40]).collect();
+        let spec = FrameSpec {
+            vlan: (i % 3 == 0).then_some(100 + i as u16 % 7),
+            topic_id: i as u32 % 17,
+            sender_id: i as u32 % 5,
+            seq: i as u64,
+            src_port: 40000 + i as u16 % 64,
+            timestamp_ns: (i % 2 == 0).then_some(1_000 + i as u64),
+            records,
+            ..FrameSpec::default()
+        };
+        tagged.push((true, spec.build(), spec.msg_count() as u64));
+    }
+    for (k, reason) in PARSER_REASONS.iter().enumerate() {
+        for j in 0..per_reason {
+            let base = FrameSpec { vlan: (j % 2 == 1).then_some(9), topic_id: k as u32, ..FrameSpec::default() };
+            tagged.push((false, malformed(*reason, &base, &mut rng).expect("parser reason"), 0));
+        }
+    }
+    tagged.shuffle(&mut rng);
+    let msgs = tagged.iter().map(|t| t.2).sum();
+    let valid_pkts = tagged.iter().filter(|t| t.0).map(|t| t.1.clone()).collect();
+    (tagged.into_iter().map(|t| t.1).collect(), valid_pkts, msgs)
+}
+
+fn drops(v: &Value, reason: DropReason) -> u64 {
+    v["drops"][reason.name()].as_u64().unwrap_or_else(|| panic!("no drop counter {reason} in {v}"))
+}
+
+fn counter(v: &Value, name: &str) -> u64 {
+    v[name].as_u64().unwrap_or_else(|| panic!("no counter {name} in {v}"))
+}
+
+/// rx = tx + every drop reason, for totals or one worker.
+fn assert_conserved(v: &Value) {
+    let dropped: u64 = DropReason::ALL.iter().map(|r| drops(v, *r)).sum();
+    assert_eq!(counter(v, "dropped"), dropped);
+    assert_eq!(counter(v, "rx_packets"), counter(v, "tx_packets") + dropped, "rx != tx + drops in {v}");
+}
+
+fn assert_no_mbuf_leak(stats: &Value) {
+    for pool in stats["mempools"].as_array().unwrap() {
+        assert_eq!(pool["in_use_after_shutdown"], 0, "mbufs not returned to {pool}");
+    }
+}
+
+#[test]
+fn pcap_in_pcap_out_forwards_exactly_the_valid_frames() {
+    let _g = dpdk_lock();
+    let dir = scratch_dir("pcap-forward");
+    let (all, valid, msgs) = mixed_traffic(7, 300, 3);
+    let (input, output, stats_path) = (dir.join("in.pcap"), dir.join("out.pcap"), dir.join("stats.json"));
+    write_pcap(&input, &all);
+    let vdev = format!("net_pcap0,rx_pcap={},tx_pcap={}", input.display(), output.display());
+    let out = run_tachyon(
+        &eal_args(&[vdev]),
+        &strings(&["--duration", "2", "--quiet", "--stats-json", stats_path.to_str().unwrap()]),
+    );
+    assert!(out.status.success(), "tachyon failed: {}", String::from_utf8_lossy(&out.stderr));
+
+    let stats = read_json(&stats_path);
+    let totals = &stats["totals"];
+    assert_eq!(counter(totals, "rx_packets"), all.len() as u64);
+    assert_eq!(counter(totals, "tx_packets"), valid.len() as u64);
+    assert_eq!(counter(totals, "frames_received"), valid.len() as u64);
+    assert_eq!(counter(totals, "msgs_received"), msgs);
+    assert_eq!(counter(totals, "msgs_admitted"), msgs);
+    for reason in DropReason::ALL {
+        let expected = if PARSER_REASONS.contains(&reason) { 3 } else { 0 };
+        assert_eq!(drops(totals, reason), expected, "drops for {reason}");
+        assert_eq!(stats["drops"][reason.name()], expected, "top-level drops for {reason}");
+    }
+    assert_conserved(totals);
+    assert_no_mbuf_leak(&stats);
+
+    // A lone port sends back out of itself: source MAC = the port's own, destination = default next hop.
+    let port_mac = mac(stats["ports"][0]["mac"].as_str().unwrap());
+    let sent = read_pcap(&output);
+    let expected: Vec<Vec<u8>> = valid.iter().map(|p| with_macs(p, [2, 0, 0, 0, 0, 0], port_mac)).collect();
+    assert_eq!(sent.len(), expected.len());
+    for (i, (got, want)) in sent.iter().zip(&expected).enumerate() {
+        assert_eq!(got, want, "frame {i} differs beyond the MAC rewrite");
+    }
+}
+
+#[test]
+fn configured_route_and_next_hop_are_applied() {
+    let _g = dpdk_lock();
+    let dir = scratch_dir("route");
+    let (all, valid, _) = mixed_traffic(11, 50, 1);
+    let (input, out0, out1, stats_path) =
+        (dir.join("in.pcap"), dir.join("out0.pcap"), dir.join("out1.pcap"), dir.join("stats.json"));
+    write_pcap(&input, &all);
+    let cfg = dir.join("tachyon.toml");
+    std::fs::write(
+        &cfg,
+        "[[ports]]\nid = 0\negress_port = 1\nnext_hop_mac = \"aa:bb:cc:00:00:01\"\n\n[[ports]]\nid = 1\negress_port = 0\n",
+    )
+    .unwrap();
+    let empty = dir.join("empty.pcap");
+    write_pcap(&empty, &[]);
+    let vdevs = vec![
+        format!("net_pcap0,rx_pcap={},tx_pcap={}", input.display(), out0.display()),
+        format!("net_pcap1,rx_pcap={},tx_pcap={}", empty.display(), out1.display()),
+    ];
+    let out = run_tachyon(
+        &eal_args(&vdevs),
+        &strings(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--duration",
+            "2",
+            "--quiet",
+            "--stats-json",
+            stats_path.to_str().unwrap(),
+        ]),
+    );
+    assert!(out.status.success());
+    let stats = read_json(&stats_path);
+    assert_conserved(&stats["totals"]);
+    let port1_mac = mac(stats["ports"][1]["mac"].as_str().unwrap());
+    assert!(read_pcap(&out0).is_empty(), "nothing should go back out of port 0");
+    let expected: Vec<Vec<u8>> = valid.iter().map(|p| with_macs(p, [0xaa, 0xbb, 0xcc, 0, 0, 1], port1_mac)).collect();
+    assert_eq!(read_pcap(&out1), expected);
+}
+
+#[test]
+fn non_tachyon_traffic_is_forwarded_when_configured() {
+    let _g = dpdk_lock();
+    let dir = scratch_dir("forward-other");
+    let other = FrameSpec { dst_port: 5353, ..FrameSpec::default() }.build();
+    let tach = FrameSpec::default().build();
+    let (input, output, stats_path, cfg) =
+        (dir.join("in.pcap"), dir.join("out.pcap"), dir.join("stats.json"), dir.join("c.toml"));
+    write_pcap(&input, &[other.clone(), tach.clone(), other.clone()]);
+    std::fs::write(&cfg, "[dataplane]\nnon_tachyon = \"forward\"\n").unwrap();
+    let vdev = format!("net_pcap0,rx_pcap={},tx_pcap={}", input.display(), output.display());
+    let out = run_tachyon(
+        &eal_args(&[vdev]),
+        &strings(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--duration",
+            "1",
+            "--quiet",
+            "--stats-json",
+            stats_path.to_str().unwrap(),
+        ]),
+    );
+    assert!(out.status.success());
+    let stats = read_json(&stats_path);
+    assert_eq!(counter(&stats["totals"], "other_forwarded"), 2);
+    assert_eq!(counter(&stats["totals"], "tx_packets"), 3);
+    assert_eq!(drops(&stats["totals"], DropReason::NotTachyon), 0);
+    assert_eq!(read_pcap(&output).len(), 3);
+}
+
+#[test]
+fn two_workers_on_a_two_queue_device_both_carry_traffic() {
+    let _g = dpdk_lock();
+    let dir = scratch_dir("two-workers");
+    let (a_all, a_valid, _) = mixed_traffic(1, 200, 2);
+    let (b_all, b_valid, _) = mixed_traffic(2, 150, 1);
+    let p = |n: &str| dir.join(n);
+    write_pcap(&p("a.pcap"), &a_all);
+    write_pcap(&p("b.pcap"), &b_all);
+    let vdev = format!(
+        "net_pcap0,rx_pcap={},rx_pcap={},tx_pcap={},tx_pcap={}",
+        p("a.pcap").display(),
+        p("b.pcap").display(),
+        p("out-a.pcap").display(),
+        p("out-b.pcap").display()
+    );
+    // Two workers on a two-CPU machine: lcore 2 shares CPU 0 with the control lcore.
+    let cfg = p("workers.toml");
+    std::fs::write(&cfg, "[workers]\nlcores = [1, 2]\n").unwrap();
+    let mut eal = eal_args(&[vdev]);
+    let l = eal.iter().position(|a| a == "-l").unwrap();
+    eal.splice(l..l + 2, strings(&["--lcores", "0@0,1@1,2@0"]));
+    let stats_path = p("stats.json");
+    let out = run_tachyon(
+        &eal,
+        &strings(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--duration",
+            "2",
+            "--quiet",
+            "--stats-json",
+            stats_path.to_str().unwrap(),
+        ]),
+    );
+    assert!(out.status.success());
+    let stats = read_json(&stats_path);
+    let workers = stats["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 2);
+    for w in workers {
+        assert!(counter(w, "rx_packets") > 0, "worker carried no traffic: {w}");
+        assert_conserved(w);
+    }
+    // Worker i polls RX queue i and sends on TX queue i.
+    assert_eq!(counter(&workers[0], "rx_packets"), a_all.len() as u64);
+    assert_eq!(counter(&workers[1], "rx_packets"), b_all.len() as u64);
+    let totals = &stats["totals"];
+    assert_conserved(totals);
+    assert_eq!(counter(totals, "rx_packets"), (a_all.len() + b_all.len()) as u64);
+    assert_eq!(counter(totals, "tx_packets"), (a_valid.len() + b_valid.len()) as u64);
+    assert_no_mbuf_leak(&stats);
+    let strip = |v: Vec<Vec<u8>>| v.into_iter().map(|p| p[12..].to_vec()).collect::<Vec<_>>();
+    assert_eq!(strip(read_pcap(&p("out-a.pcap"))), strip(a_valid));
+    assert_eq!(strip(read_pcap(&p("out-b.pcap"))), strip(b_valid));
+}
+
+#[test]
+fn sigint_stops_cleanly_and_returns_every_mbuf() {
+    let _g = dpdk_lock();
+    let dir = scratch_dir("sigint");
+    let (all, _, _) = mixed_traffic(3, 500, 1);
+    let input = dir.join("in.pcap");
+    write_pcap(&input, &all);
+    let stats_path = dir.join("stats.json");
+    let vdevs = vec![format!("net_pcap0,rx_pcap={},infinite_rx=1", input.display()), "net_null0,no-rx=1".to_string()];
+    let child = std::process::Command::new(tachyon_bin())
+        .args(eal_args(&vdevs))
+        .arg("--")
+        .args(["--stats-json", stats_path.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    let killed = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "exit {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Mpps"), "no live line in: {stdout}");
+    assert!(stdout.contains("final counters"), "no final counters in: {stdout}");
+    let stats = read_json(&stats_path);
+    assert!(counter(&stats["totals"], "rx_packets") > all.len() as u64, "infinite replay should loop");
+    assert_conserved(&stats["totals"]);
+    assert_no_mbuf_leak(&stats);
+    assert!(Path::new(&stats_path).exists());
+}
