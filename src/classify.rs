@@ -51,8 +51,93 @@ pub enum Accepted {
 }
 
 /// Classifies one packet. Never panics on any input.
+///
+/// Well-formed frames in the common shape (IPv4 without options, with or
+/// without one VLAN tag) take a fast path that checks everything with one
+/// length check and fixed-offset reads; anything else, and every packet
+/// the fast path doubts, goes through [`classify_general`], which names the
+/// exact reason. Both agree on every input (tested below).
 #[inline(always)]
 pub fn classify(pkt: &[u8], nic: NicChecksum, cfg: &ParseConfig) -> Result<Accepted, DropReason> {
+    let fast = if pkt.get(12..14) == Some(&[0x81, 0x00]) {
+        fast_accept::<{ FAST_MIN_LEN + 4 }, 18>(pkt, nic, cfg)
+    } else {
+        fast_accept::<FAST_MIN_LEN, 14>(pkt, nic, cfg)
+    };
+    match fast {
+        Some(frame) => Ok(Accepted::Tachyon(frame)),
+        None => classify_general(pkt, nic, cfg),
+    }
+}
+
+/// Ethernet (14) + IPv4 without options (20) + UDP (8) + Tachyon header (32).
+const FAST_MIN_LEN: usize = 14 + 20 + 8 + 32;
+
+/// Accepts a well-formed Tachyon frame whose IPv4 header starts at `L3` and
+/// has no options; `None` means "not sure", never "drop".
+#[inline(always)]
+fn fast_accept<const N: usize, const L3: usize>(pkt: &[u8], nic: NicChecksum, cfg: &ParseConfig) -> Option<FrameInfo> {
+    let h: &[u8; N] = pkt.get(..N)?.try_into().ok()?;
+    let be16 = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
+    let le32 = |at: usize| u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let (ip, udp, ty) = (L3, L3 + 20, L3 + 28);
+    // EtherType IPv4 and version 4 with IHL 5, in one masked compare.
+    if le32(L3 - 2) & 0x00ff_ffff != 0x0045_0008 {
+        return None;
+    }
+    let ip_total = be16(ip + 2) as usize;
+    if ip_total < 20 + 8 + 32 || L3 + ip_total > pkt.len() {
+        return None;
+    }
+    if cfg.verify_ip_checksum && nic != NicChecksum::Good {
+        // One's-complement sums do not depend on byte order, so add the
+        // header as five native 32-bit words and fold.
+        let mut sum: u64 = 0;
+        for w in 0..5 {
+            sum += le32(ip + 4 * w) as u64;
+        }
+        sum = (sum & 0xffff_ffff) + (sum >> 32);
+        sum = (sum & 0xffff) + (sum >> 16);
+        sum = (sum & 0xffff) + (sum >> 16);
+        sum = (sum & 0xffff) + (sum >> 16);
+        if sum != 0xffff || nic == NicChecksum::Bad {
+            return None;
+        }
+    }
+    // No MF flag, fragment offset 0, protocol UDP: bytes 6..10 masked.
+    if le32(ip + 6) & 0xff00_ff3f != 0x1100_0000 {
+        return None;
+    }
+    // Destination port and UDP length (= IP payload), as they appear on the wire.
+    let port_and_len = ((cfg.tachyon_port as u32) << 16 | (ip_total as u32 - 20)).to_be_bytes();
+    if h[udp + 2..udp + 6] != port_and_len {
+        return None;
+    }
+    // Magic "TY", version 1, no reserved flag bits; msg_count ≥ 1, reserved 0.
+    let magic_version_flags = le32(ty);
+    let count_reserved = le32(ty + 4);
+    if magic_version_flags & 0xfeff_ffff != 0x0001_5954 || count_reserved >> 16 != 0 || count_reserved == 0 {
+        return None;
+    }
+    let msg_count = count_reserved as u16;
+    let payload = pkt.get(ty..L3 + ip_total)?;
+    let frame = FrameHeader::parse(payload)?;
+    if frame.check_records() != RecordsCheck::Exact {
+        return None;
+    }
+    Some(FrameInfo {
+        topic: le32(ty + 8),
+        sender: le32(ty + 12),
+        msg_count,
+        seq: frame.seq(),
+        timestamp_ns: frame.has_timestamp().then(|| frame.timestamp_ns()),
+        src_ip: u32::from_be_bytes([h[ip + 12], h[ip + 13], h[ip + 14], h[ip + 15]]),
+        dst_port: cfg.tachyon_port,
+    })
+}
+
+/// The reference classifier: every check of PROTOCOL.md in its order.
+pub fn classify_general(pkt: &[u8], nic: NicChecksum, cfg: &ParseConfig) -> Result<Accepted, DropReason> {
     let eth = EthernetFrame::parse(pkt).ok_or(DropReason::NotIpv4)?;
     if eth.ethertype() != ethernet::ETHERTYPE_IPV4 {
         return Err(DropReason::NotIpv4);
@@ -362,6 +447,40 @@ mod tests {
     #[test]
     fn trailing_bytes() {
         assert_eq!(reason(Pkt { extra_payload: vec![0xee], ..Pkt::default() }), DropReason::TrailingBytes);
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_general_classifier() {
+        // Every prefix and every single-byte corruption of tagged and untagged
+        // frames gets the same answer from both paths, under every setting.
+        let frames = [
+            Pkt::default().bytes(),
+            Pkt { vlan: Some(3), msg_count: 3, records: vec![vec![1; 2], vec![], vec![9; 30]], ..Pkt::default() }
+                .bytes(),
+            Pkt { flags: 1, eth_padding: 6, records: vec![vec![]], ..Pkt::default() }.bytes(),
+        ];
+        let configs = [
+            ParseConfig::default(),
+            ParseConfig { verify_ip_checksum: false, ..ParseConfig::default() },
+            ParseConfig { forward_non_tachyon: true, ..ParseConfig::default() },
+        ];
+        for good in &frames {
+            let mut variants: Vec<Vec<u8>> = (0..good.len()).map(|n| good[..n].to_vec()).collect();
+            for i in 0..good.len() {
+                for v in [0u8, 1, 0x45, 0x7f, 0x80, 0xff] {
+                    let mut b = good.clone();
+                    b[i] = v;
+                    variants.push(b);
+                }
+            }
+            for b in &variants {
+                for cfg in &configs {
+                    for nic in [NicChecksum::Unknown, NicChecksum::Good, NicChecksum::Bad] {
+                        assert_eq!(classify(b, nic, cfg), classify_general(b, nic, cfg), "{b:02x?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

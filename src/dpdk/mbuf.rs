@@ -131,7 +131,7 @@ impl RxBurst {
             unsafe {
                 let m = &*self.pkts[i];
                 let data = (m.buf_addr as *const u8).add(m.data_off as usize);
-                sys::tachyon_prefetch0(data as *const _);
+                super::prefetch0(data);
             }
         }
     }

@@ -42,10 +42,34 @@ pub fn error_text(code: i32) -> String {
 }
 
 /// The time-stamp counter: cheap, monotonic on constant-TSC machines.
+/// Inlined (not DPDK's rte_rdtsc through the shim) because it runs per burst.
 #[inline(always)]
 pub fn tsc() -> u64 {
-    // SAFETY: reads the CPU's time-stamp counter; no memory is touched.
-    unsafe { sys::tachyon_rdtsc() }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: RDTSC only reads the CPU's time-stamp counter; no memory is touched.
+    unsafe {
+        std::arch::x86_64::_rdtsc()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: reads the CPU's cycle counter through DPDK; no memory is touched.
+    unsafe {
+        sys::tachyon_rdtsc()
+    }
+}
+
+/// Hints the CPU to pull the cache line at `p` into all cache levels.
+#[inline(always)]
+pub(crate) fn prefetch0(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 is a hint: it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: rte_prefetch0 is a hint and never faults.
+    unsafe {
+        sys::tachyon_prefetch0(p as *const _)
+    }
 }
 
 /// TSC ticks per second, as calibrated by EAL (valid after [`Eal::init`]).

@@ -83,18 +83,19 @@ impl<'a> FrameHeader<'a> {
     /// Walks the `msg_count` records: each is `len: u16` then `len` bytes.
     #[inline(always)]
     pub fn check_records(&self) -> RecordsCheck {
-        let end = self.buf.len();
-        let mut at = HEADER_LEN;
+        let mut rest = &self.buf[HEADER_LEN..];
         for _ in 0..self.msg_count() {
-            if at + RECORD_LEN_PREFIX > end {
+            // One length check per record: the prefix, then the payload it announces.
+            let [lo, hi, tail @ ..] = rest else {
                 return RecordsCheck::Truncated;
-            }
-            at += RECORD_LEN_PREFIX + le16(self.buf, at) as usize;
-            if at > end {
-                return RecordsCheck::Truncated;
+            };
+            let len = u16::from_le_bytes([*lo, *hi]) as usize;
+            match tail.get(len..) {
+                Some(after) => rest = after,
+                None => return RecordsCheck::Truncated,
             }
         }
-        if at == end { RecordsCheck::Exact } else { RecordsCheck::TrailingBytes }
+        if rest.is_empty() { RecordsCheck::Exact } else { RecordsCheck::TrailingBytes }
     }
 
     /// Iterates the record payloads (assumes `check_records` said Exact).
