@@ -8,12 +8,14 @@ mod eal;
 mod mbuf;
 mod mempool;
 mod port;
+mod rcu;
 
 pub use eal::{Eal, EalError, LcoreId, launch_on_lcore, wait_all_lcores};
 pub use mbuf::{FreeBatch, MAX_BURST, Mbuf, RxBurst, TxBuffer};
 pub use mbuf::{TxOutcome, ip_checksum_flags};
 pub use mempool::Mempool;
 pub use port::{LinkStatus, Port, PortCaps, PortConfig, PortStats, RssSupport, RxQueue, TxQueue, format_mac};
+pub use rcu::{RcuCell, RcuReader};
 
 /// Reads DPDK's per-thread `rte_errno` and renders it as text.
 pub fn last_error() -> String {
