@@ -28,10 +28,16 @@ pub enum Counter {
     PollsIdle,
     /// TSC cycles spent processing non-empty bursts.
     BusyCycles,
+    /// Polls that returned a whole burst: the RX queue held at least that many.
+    FullBursts,
+    /// TSC cycles spent in the governance stage, over the sampled frames only.
+    GovernanceCycles,
+    /// Frames whose governance time was measured (one burst in [`GOVERNANCE_SAMPLE_EVERY`]).
+    GovernanceFrames,
 }
 
 impl Counter {
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 15;
     pub const ALL: [Counter; Self::COUNT] = [
         Counter::RxPackets,
         Counter::RxBytes,
@@ -45,6 +51,9 @@ impl Counter {
         Counter::PollsBusy,
         Counter::PollsIdle,
         Counter::BusyCycles,
+        Counter::FullBursts,
+        Counter::GovernanceCycles,
+        Counter::GovernanceFrames,
     ];
 
     /// Stable snake_case name used in JSON and telemetry.
@@ -62,12 +71,31 @@ impl Counter {
             Counter::PollsBusy => "polls_busy",
             Counter::PollsIdle => "polls_idle",
             Counter::BusyCycles => "busy_cycles",
+            Counter::FullBursts => "full_bursts",
+            Counter::GovernanceCycles => "governance_cycles",
+            Counter::GovernanceFrames => "governance_frames",
         }
     }
 }
 
-/// Slots: the named counters, then one per drop reason.
-pub const SLOTS: usize = Counter::COUNT + DropReason::COUNT;
+/// Busy polls between two bursts whose governance calls are timed. Timing
+/// costs two TSC reads per frame, so only one burst in this many pays it.
+pub const GOVERNANCE_SAMPLE_EVERY: u64 = 256;
+
+/// Buckets of the governance-time histogram: bucket `b` counts frames that
+/// took fewer than `2^b` TSC cycles; the last one takes everything longer.
+pub const GOVERNANCE_BUCKETS: usize = 16;
+
+/// Slots: the named counters, one per drop reason, then the governance histogram.
+pub const SLOTS: usize = Counter::COUNT + DropReason::COUNT + GOVERNANCE_BUCKETS;
+const FIRST_BUCKET: usize = Counter::COUNT + DropReason::COUNT;
+
+/// The histogram bucket of a governance time of `cycles`.
+#[inline(always)]
+pub fn governance_bucket(cycles: u64) -> usize {
+    // Bit length: 0 -> 0, 1 -> 1, 2..=3 -> 2, 4..=7 -> 3, ...
+    ((u64::BITS - cycles.leading_zeros()) as usize).min(GOVERNANCE_BUCKETS - 1)
+}
 
 /// A worker's private tally, written on the hot path.
 #[repr(C, align(64))]
@@ -96,6 +124,19 @@ impl LocalCounters {
     #[inline(always)]
     pub fn drop_packets(&mut self, r: DropReason, n: u64) {
         self.v[Counter::COUNT + r.index()] += n;
+    }
+
+    #[inline(always)]
+    pub fn get(&self, c: Counter) -> u64 {
+        self.v[c as usize]
+    }
+
+    /// One sampled frame that spent `cycles` in the governance stage.
+    #[inline(always)]
+    pub fn record_governance(&mut self, cycles: u64) {
+        self.v[Counter::GovernanceCycles as usize] += cycles;
+        self.v[Counter::GovernanceFrames as usize] += 1;
+        self.v[FIRST_BUCKET + governance_bucket(cycles)] += 1;
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -152,7 +193,12 @@ impl Snapshot {
     }
 
     pub fn dropped_total(&self) -> u64 {
-        self.v[Counter::COUNT..].iter().sum()
+        self.v[Counter::COUNT..FIRST_BUCKET].iter().sum()
+    }
+
+    /// Sampled frames per governance-time bucket (not cumulative), see [`governance_bucket`].
+    pub fn governance_buckets(&self) -> [u64; GOVERNANCE_BUCKETS] {
+        std::array::from_fn(|b| self.v[FIRST_BUCKET + b])
     }
 
     /// Element-wise sum (totals over workers).
@@ -180,6 +226,7 @@ impl Snapshot {
         }
         m.insert("dropped".into(), self.dropped_total().into());
         m.insert("drops".into(), self.drops_json());
+        m.insert("governance_cycles_log2_buckets".into(), self.governance_buckets().to_vec().into());
         serde_json::Value::Object(m)
     }
 }
@@ -204,5 +251,24 @@ mod tests {
         assert_eq!(s.dropped_total(), 3);
         assert_eq!(s.plus(&s).get(Counter::RxPackets), 10);
         assert_eq!(s.to_json()["drops"]["tx_full"], 2);
+    }
+
+    #[test]
+    fn governance_time_lands_in_log2_buckets_apart_from_drops() {
+        assert_eq!(governance_bucket(0), 0);
+        assert_eq!(governance_bucket(1), 1);
+        assert_eq!(governance_bucket(3), 2);
+        assert_eq!(governance_bucket(4), 3);
+        assert_eq!(governance_bucket(u64::MAX), GOVERNANCE_BUCKETS - 1);
+        let mut l = LocalCounters::default();
+        l.record_governance(100);
+        l.record_governance(5);
+        let s = l.snapshot();
+        assert_eq!(s.get(Counter::GovernanceCycles), 105);
+        assert_eq!(s.get(Counter::GovernanceFrames), 2);
+        assert_eq!(s.governance_buckets()[7], 1);
+        assert_eq!(s.governance_buckets()[3], 1);
+        assert_eq!(s.dropped_total(), 0, "histogram slots are not drops");
+        assert_eq!(s.to_json()["governance_cycles_log2_buckets"][7], 1);
     }
 }

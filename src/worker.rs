@@ -7,7 +7,7 @@
 use crate::classify::{Accepted, FrameInfo, NicChecksum, ParseConfig, classify};
 use crate::dpdk::{FreeBatch, Mbuf, RxBurst, RxQueue, TxBuffer, TxOutcome, TxQueue, ip_checksum_flags, tsc};
 use crate::reason::DropReason;
-use crate::stats::{Counter, LocalCounters, PublishedCounters};
+use crate::stats::{Counter, GOVERNANCE_SAMPLE_EVERY, LocalCounters, PublishedCounters};
 use crate::wire::{MacAddr, ethernet::rewrite_macs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -126,6 +126,10 @@ struct LoopState {
     dropped: FreeBatch,
     local: LocalCounters,
     links_up: u64,
+    /// Whether this burst's governance calls are timed (one burst in GOVERNANCE_SAMPLE_EVERY).
+    time_governance: bool,
+    /// Cycles two back-to-back TSC reads take, subtracted from each timed call.
+    tsc_read_cost: u64,
 }
 
 impl Worker {
@@ -139,6 +143,8 @@ impl Worker {
             dropped: FreeBatch::new(),
             local: LocalCounters::default(),
             links_up: 0,
+            time_governance: false,
+            tsc_read_cost: tsc_read_cost(),
         };
         let mut idle_polls = 0u64;
         while !control.stop_requested() {
@@ -156,6 +162,8 @@ impl Worker {
                 let start = tsc();
                 st.local.add(Counter::PollsBusy, 1);
                 st.local.add(Counter::RxPackets, n as u64);
+                st.local.add(Counter::FullBursts, (n == burst_size) as u64);
+                st.time_governance = st.local.get(Counter::PollsBusy).is_multiple_of(GOVERNANCE_SAMPLE_EVERY);
                 governance.begin_burst(start);
                 let ingress = q.port();
                 for ahead in 0..PREFETCH_OFFSET {
@@ -223,7 +231,7 @@ fn process_packet(
         Ok(Accepted::Tachyon(frame)) => {
             st.local.add(Counter::FramesReceived, 1);
             st.local.add(Counter::MsgsReceived, frame.msg_count as u64);
-            match governance.decide(&frame, now) {
+            match govern(governance, &frame, now, st) {
                 Verdict::Drop(reason) => return drop_packet(st, m, reason),
                 Verdict::Forward(hop) => {
                     st.local.add(Counter::FramesAdmitted, 1);
@@ -245,6 +253,29 @@ fn process_packet(
     if let Some(out) = st.tx[slot as usize].push(m) {
         count_tx(&mut st.local, out);
     }
+}
+
+/// Asks governance for a verdict, timing the call when this burst is sampled.
+#[inline(always)]
+fn govern(governance: &mut GovernanceStage, frame: &FrameInfo, now: u64, st: &mut LoopState) -> Verdict {
+    if !st.time_governance {
+        return governance.decide(frame, now);
+    }
+    let before = tsc();
+    let verdict = governance.decide(frame, now);
+    st.local.record_governance(tsc().saturating_sub(before).saturating_sub(st.tsc_read_cost));
+    verdict
+}
+
+/// The smallest gap between two back-to-back TSC reads: the reads' own cost.
+fn tsc_read_cost() -> u64 {
+    (0..64)
+        .map(|_| {
+            let first = tsc();
+            tsc().saturating_sub(first)
+        })
+        .min()
+        .unwrap_or(0)
 }
 
 #[inline(always)]
