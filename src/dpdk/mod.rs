@@ -9,13 +9,17 @@ mod mbuf;
 mod mempool;
 mod port;
 mod rcu;
+mod telemetry;
 
 pub use eal::{Eal, EalError, LcoreId, launch_on_lcore, wait_all_lcores};
 pub use mbuf::{FreeBatch, MAX_BURST, Mbuf, RxBurst, TxBuffer};
 pub use mbuf::{TxOutcome, ip_checksum_flags};
 pub use mempool::Mempool;
-pub use port::{LinkStatus, Port, PortCaps, PortConfig, PortStats, RssSupport, RxQueue, TxQueue, format_mac};
+pub use port::{
+    LinkStatus, Port, PortCaps, PortConfig, PortReader, PortStats, RssSupport, RxQueue, TxQueue, format_mac,
+};
 pub use rcu::{RcuCell, RcuReader};
+pub use telemetry::{TelemetryReply, TelemetryValue, register_telemetry_command};
 
 /// Reads DPDK's per-thread `rte_errno` and renders it as text.
 pub fn last_error() -> String {

@@ -98,6 +98,52 @@ impl TxQueue {
     }
 }
 
+/// Reads one port's counters and link state from any thread, at any time:
+/// it holds only the port id, which ethdev checks on every call, so a read
+/// after the port was closed finds nothing instead of touching freed state.
+/// DPDK's own telemetry reads ports from its thread the same way.
+#[derive(Clone, Copy, Debug)]
+pub struct PortReader {
+    id: u16,
+}
+
+impl PortReader {
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// Link state, without waiting; down once the port is closed.
+    pub fn link(&self) -> LinkStatus {
+        let mut link = sys::rte_eth_link::default();
+        // SAFETY: ethdev validates the id (-ENODEV otherwise, leaving `link`
+        // zeroed); link is an out-parameter.
+        unsafe { sys::rte_eth_link_get_nowait(self.id, &mut link) };
+        LinkStatus {
+            up: link.link_status() == sys::RTE_ETH_LINK_UP as u16,
+            speed_mbps: link.link_speed,
+            full_duplex: link.link_duplex() == 1,
+        }
+    }
+
+    /// The port's counters; all zero once the port is closed.
+    pub fn stats(&self) -> PortStats {
+        let mut s = sys::rte_eth_stats::default();
+        // SAFETY: ethdev validates the id (-ENODEV otherwise, leaving `s`
+        // zeroed); s is an out-parameter.
+        unsafe { sys::rte_eth_stats_get(self.id, &mut s) };
+        PortStats {
+            rx_packets: s.ipackets,
+            tx_packets: s.opackets,
+            rx_bytes: s.ibytes,
+            tx_bytes: s.obytes,
+            rx_missed: s.imissed,
+            rx_errors: s.ierrors,
+            tx_errors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        }
+    }
+}
+
 /// An Ethernet port probed by EAL.
 pub struct Port {
     id: u16,
@@ -264,31 +310,17 @@ impl Port {
 
     /// Link state, without waiting for auto-negotiation.
     pub fn link(&self) -> LinkStatus {
-        let mut link = sys::rte_eth_link::default();
-        // SAFETY: id is valid; link is an out-parameter.
-        unsafe { sys::rte_eth_link_get_nowait(self.id, &mut link) };
-        LinkStatus {
-            up: link.link_status() == sys::RTE_ETH_LINK_UP as u16,
-            speed_mbps: link.link_speed,
-            full_duplex: link.link_duplex() == 1,
-        }
+        self.reader().link()
     }
 
     /// The port's hardware counters.
     pub fn stats(&self) -> PortStats {
-        let mut s = sys::rte_eth_stats::default();
-        // SAFETY: id is valid; s is an out-parameter.
-        unsafe { sys::rte_eth_stats_get(self.id, &mut s) };
-        PortStats {
-            rx_packets: s.ipackets,
-            tx_packets: s.opackets,
-            rx_bytes: s.ibytes,
-            tx_bytes: s.obytes,
-            rx_missed: s.imissed,
-            rx_errors: s.ierrors,
-            tx_errors: s.oerrors,
-            rx_nombuf: s.rx_nombuf,
-        }
+        self.reader().stats()
+    }
+
+    /// A read-only handle for other threads (the metrics server).
+    pub fn reader(&self) -> PortReader {
+        PortReader { id: self.id }
     }
 
     /// Stops the port; its drivers release the mbufs held in RX rings.
