@@ -46,6 +46,15 @@ pub struct Options {
     #[arg(long)]
     pub quiet: bool,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics (overrides `[metrics] listen`;
+    /// default 127.0.0.1:9898; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_metrics")]
+    pub metrics: Option<String>,
+
+    /// Do not serve Prometheus metrics (overrides `[metrics] enabled`).
+    #[arg(long)]
+    pub no_metrics: bool,
+
     /// Print the worker placement plan (topology, lcore -> core/node -> port queues,
     /// mempool nodes, warnings) and exit; needs neither hugepages nor NICs.
     #[arg(long)]
@@ -157,5 +166,8 @@ mod tests {
         let o = Options::try_parse_from(v(&["tachyon", "--duration", "5", "--stats-json", "/tmp/s.json"])).unwrap();
         assert_eq!(o.duration, 5);
         assert!(Options::try_parse_from(v(&["tachyon", "--duration", "soon"])).is_err());
+        let o = Options::try_parse_from(v(&["tachyon", "--metrics", "127.0.0.1:0"])).unwrap();
+        assert_eq!(o.metrics.as_deref(), Some("127.0.0.1:0"));
+        assert!(Options::try_parse_from(v(&["tachyon", "--metrics", "x", "--no-metrics"])).is_err());
     }
 }

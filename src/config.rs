@@ -16,6 +16,7 @@ pub struct Config {
     pub workers: Workers,
     pub ports: Vec<PortEntry>,
     pub control: Control,
+    pub metrics: Metrics,
 }
 
 /// Packet-path settings shared by every worker.
@@ -96,6 +97,29 @@ impl Default for Control {
     }
 }
 
+/// The Prometheus endpoint, served by the control side at `/metrics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Metrics {
+    pub enabled: bool,
+    /// `IP:PORT` to listen on; port 0 picks a free port (printed at start-up).
+    pub listen: String,
+}
+
+/// Loopback only by default: the endpoint has no authentication.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9898";
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics { enabled: true, listen: DEFAULT_METRICS_LISTEN.to_string() }
+    }
+}
+
+/// Parses a metrics listen address (`IP:PORT`, IPv6 as `[::1]:PORT`).
+pub fn parse_listen_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    text.parse().map_err(|_| format!("{text:?} is not an IP:PORT address (e.g. 127.0.0.1:9898 or [::1]:9898)"))
+}
+
 /// A configuration problem, naming the file and key where it can.
 #[derive(Debug)]
 pub struct ConfigError(pub String);
@@ -153,6 +177,7 @@ impl Config {
                 parse_mac(mac).map_err(|e| ConfigError(format!("ports[{i}].next_hop_mac: {e}")))?;
             }
         }
+        parse_listen_addr(&self.metrics.listen).map_err(|e| ConfigError(format!("metrics.listen: {e}")))?;
         if self.control.stats_interval_ms != 0 {
             check_range("control.stats_interval_ms", self.control.stats_interval_ms, 100, 3_600_000)?;
         }
@@ -269,6 +294,20 @@ mod tests {
         assert!(e.contains("ports[0].egress_port"), "{e}");
         let e = Config::parse("[workers]\nlcores = [1, 1]\n").unwrap_err().0;
         assert!(e.contains("workers.lcores"), "{e}");
+        let e = Config::parse("[metrics]\nlisten = \"localhost\"\n").unwrap_err().0;
+        assert!(e.contains("metrics.listen"), "{e}");
+        let e = Config::parse("[metrics]\nport = 1\n").unwrap_err().0;
+        assert!(e.contains("port"), "{e}");
+    }
+
+    #[test]
+    fn metrics_default_to_loopback_and_can_be_configured() {
+        let c = Config::parse("").unwrap();
+        assert!(c.metrics.enabled);
+        assert_eq!(c.metrics.listen, "127.0.0.1:9898");
+        let c = Config::parse("[metrics]\nenabled = false\nlisten = \"[::1]:9100\"\n").unwrap();
+        assert!(!c.metrics.enabled);
+        assert_eq!(parse_listen_addr(&c.metrics.listen).unwrap().port(), 9100);
     }
 
     #[test]

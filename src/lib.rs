@@ -1,13 +1,15 @@
 //! Tachyon: a DPDK data plane that governs a message bus at the packet level.
 //!
 //! Module map: `dpdk` (the only FFI), `wire` (zero-copy header views),
-//! `classify` (one PROTOCOL.md reason per dropped packet), `reason`.
+//! `classify` (one PROTOCOL.md reason per dropped packet), `reason`,
+//! `metrics` (Prometheus `/metrics`) and `telemetry` (DPDK telemetry commands).
 pub mod app;
 pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod dpdk;
+pub mod metrics;
 pub mod reason;
 pub mod report;
 pub mod stats;

@@ -1,0 +1,227 @@
+//! A minimal HTTP/1.1 server for `/metrics`: one thread, one request per
+//! connection, answered in turn. Scrapes come every few seconds from a
+//! handful of clients, so std's `TcpListener` is all it takes (no async
+//! runtime, no dependency); every read and write has a timeout so a stuck
+//! client cannot hold the thread for long.
+
+use super::{Exposition, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Longest a client may take to send its request or read the answer.
+const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest request head read; scrapers send a few hundred bytes.
+const MAX_HEAD: usize = 8 * 1024;
+
+/// The metrics socket, bound at start-up (before EAL and the workers) so that
+/// an address in use stops the appliance with a clear error.
+pub struct MetricsListener {
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+impl MetricsListener {
+    pub fn bind(addr: SocketAddr) -> Result<MetricsListener, String> {
+        let listener = TcpListener::bind(addr).map_err(|e| {
+            let hint = if e.kind() == io::ErrorKind::AddrInUse {
+                " (another process uses it: pick another with --metrics ADDR or [metrics] listen, or --no-metrics)"
+            } else {
+                ""
+            };
+            format!("metrics: cannot listen on {addr}: {e}{hint}")
+        })?;
+        let addr = listener.local_addr().map_err(|e| format!("metrics: {e}"))?;
+        Ok(MetricsListener { listener, addr })
+    }
+
+    /// The bound address (the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves `exposition` from a new thread until [`MetricsServer::stop`].
+    ///
+    /// The thread inherits the CPU affinity of the calling thread: called from
+    /// EAL's main lcore, it runs on the control CPU(s), never on a worker's.
+    pub fn serve(self, exposition: Exposition) -> Result<MetricsServer, String> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let MetricsListener { listener, addr } = self;
+        let thread = std::thread::Builder::new()
+            .name("tachyon-metrics".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if stopping.load(Ordering::Acquire) {
+                        return;
+                    }
+                    match conn {
+                        Ok(stream) => {
+                            // A client that goes away mid-request is its own problem.
+                            let _ = answer(stream, &exposition);
+                        }
+                        // E.g. out of file descriptors: do not spin on it.
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            })
+            .map_err(|e| format!("metrics: cannot start the server thread: {e}"))?;
+        Ok(MetricsServer { stop, addr, thread })
+    }
+}
+
+/// The running `/metrics` server.
+pub struct MetricsServer {
+    stop: Arc<AtomicBool>,
+    addr: SocketAddr,
+    thread: JoinHandle<()>,
+}
+
+impl MetricsServer {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving and waits for the thread, so nothing reads the ports or
+    /// mempools after this returns.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        // accept() blocks: one connection of our own wakes it up to see the flag.
+        let ip = match self.addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        if TcpStream::connect_timeout(&SocketAddr::new(ip, self.addr.port()), IO_TIMEOUT).is_ok() {
+            let _ = self.thread.join();
+        } else {
+            eprintln!("tachyon: WARNING: could not wake the metrics thread; leaving it to process exit");
+        }
+    }
+}
+
+/// What a request asks for.
+#[derive(Debug, PartialEq, Eq)]
+struct Request {
+    method: String,
+    path: String,
+    wants_openmetrics: bool,
+}
+
+fn parse_request(head: &str) -> Option<Request> {
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let method = first.next()?.to_string();
+    let target = first.next()?;
+    let path = target.split('?').next().unwrap_or(target).to_string();
+    let wants_openmetrics = lines.any(|l| {
+        l.split_once(':').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("accept") && value.contains("application/openmetrics-text")
+        })
+    });
+    Some(Request { method, path, wants_openmetrics })
+}
+
+/// Reads the request head (up to the blank line) of one connection.
+fn read_head(stream: &mut TcpStream) -> io::Result<String> {
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        if head.len() >= MAX_HEAD {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "request head too large"));
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&chunk[..n]);
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+fn answer(mut stream: TcpStream, exposition: &Exposition) -> io::Result<()> {
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let head = read_head(&mut stream)?;
+    let (status, content_type, body, head_only) = match parse_request(&head) {
+        None => ("400 Bad Request", "text/plain", "bad request\n".to_string(), false),
+        Some(r) if r.method != "GET" && r.method != "HEAD" => {
+            ("405 Method Not Allowed", "text/plain", "only GET\n".to_string(), false)
+        }
+        Some(r) if r.path == "/metrics" => {
+            let head_only = r.method == "HEAD";
+            if r.wants_openmetrics {
+                ("200 OK", OPENMETRICS_CONTENT_TYPE, exposition.openmetrics(), head_only)
+            } else {
+                ("200 OK", PROMETHEUS_TEXT_CONTENT_TYPE, exposition.prometheus_text(), head_only)
+            }
+        }
+        Some(r) if r.path == "/" => ("200 OK", "text/plain", "Tachyon: metrics at /metrics\n".to_string(), false),
+        Some(_) => ("404 Not Found", "text/plain", "not found: try /metrics\n".to_string(), false),
+    };
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    if !head_only {
+        response.push_str(&body);
+    }
+    stream.write_all(response.as_bytes())?;
+    stream.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{MetricsSources, NoGovernance};
+
+    fn get(addr: SocketAddr, path: &str, accept: &str) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn parses_the_request_line_and_accept_header() {
+        let r = parse_request("GET /metrics?x=1 HTTP/1.1\r\nACCEPT: application/openmetrics-text;version=1.0.0\r\n")
+            .unwrap();
+        assert_eq!(r, Request { method: "GET".into(), path: "/metrics".into(), wants_openmetrics: true });
+        assert!(!parse_request("GET /metrics HTTP/1.1\r\nAccept: */*\r\n").unwrap().wants_openmetrics);
+        assert_eq!(parse_request(""), None);
+    }
+
+    #[test]
+    fn serves_both_formats_answers_404_and_stops() {
+        let listener = MetricsListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr();
+        assert_ne!(addr.port(), 0);
+        let sources = MetricsSources {
+            workers: Vec::new(),
+            ports: Vec::new(),
+            mempools: Vec::new(),
+            governance: Arc::new(NoGovernance),
+            tsc_hz: 1_000_000_000,
+            dpdk_version: "DPDK test".into(),
+        };
+        let server = listener.serve(Exposition::new(sources)).unwrap();
+        let text = get(addr, "/metrics", "*/*");
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("text/plain; version=0.0.4"), "{text}");
+        assert!(text.contains("# TYPE tachyon_reconcile_periods_total counter"), "{text}");
+        assert!(!text.contains("# EOF"), "{text}");
+        let om = get(addr, "/metrics", "application/openmetrics-text;version=1.0.0");
+        assert!(om.contains("application/openmetrics-text"), "{om}");
+        assert!(om.contains("# TYPE tachyon_reconcile_periods counter"), "{om}");
+        assert!(om.ends_with("# EOF\n"), "{om}");
+        assert!(get(addr, "/nope", "*/*").starts_with("HTTP/1.1 404"));
+        let again = MetricsListener::bind(addr).err().expect("the address is taken");
+        assert!(again.contains("metrics") && again.contains(&addr.to_string()), "{again}");
+        server.stop();
+        assert!(TcpStream::connect(addr).is_err(), "the listener is closed after stop");
+    }
+}
