@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod reason;
 pub mod report;
 pub mod stats;
+pub mod telemetry;
 pub mod topology;
 pub mod traffic;
 pub mod wire;

@@ -1,0 +1,127 @@
+//! Tachyon's own DPDK telemetry commands, beside DPDK's `/ethdev/stats`:
+//! `/tachyon/stats` (totals and drops by reason), `/tachyon/workers` (per
+//! worker core) and `/tachyon/rules` (rule hits and reconciliation). They
+//! read the workers' published counters, like the metrics do.
+
+use crate::control::{WorkerView, total};
+use crate::dpdk::{Eal, TelemetryReply, TelemetryValue, register_telemetry_command};
+use crate::metrics::GovernanceSource;
+use crate::reason::DropReason;
+use crate::stats::{Counter, Snapshot};
+use std::sync::Arc;
+
+/// Totals over every worker, and drops by PROTOCOL.md reason.
+pub fn stats_reply(workers: &[WorkerView]) -> TelemetryReply {
+    let t = total(workers);
+    let mut reply = counters_of(&t);
+    reply.push("workers", TelemetryValue::U64(workers.len() as u64));
+    reply.push("dropped", TelemetryValue::U64(t.dropped_total()));
+    reply.push("drops", TelemetryValue::Dict(DropReason::ALL.iter().map(|r| (r.name().into(), t.drops(*r))).collect()));
+    reply
+}
+
+/// One entry per worker, keyed by its lcore ("core"), with its counters and
+/// drops (as `drop_<reason>`: DPDK nests one level only).
+pub fn workers_reply(workers: &[WorkerView]) -> TelemetryReply {
+    let mut reply = TelemetryReply::default();
+    for w in workers {
+        let s = w.counters.snapshot();
+        let mut fields: Vec<(String, u64)> = vec![
+            ("worker".into(), w.index as u64),
+            ("lcore".into(), w.lcore as u64),
+            ("socket".into(), w.socket as u64),
+        ];
+        fields.extend(Counter::ALL.iter().map(|c| (c.name().to_string(), s.get(*c))));
+        fields.push(("dropped".into(), s.dropped_total()));
+        fields.extend(DropReason::ALL.iter().map(|r| (format!("drop_{}", r.name()), s.drops(*r))));
+        reply.push(w.lcore.to_string(), TelemetryValue::Dict(fields));
+    }
+    reply
+}
+
+/// Hits per governance rule and the last reconciliation; empty until governance is plugged in.
+pub fn rules_reply(governance: &dyn GovernanceSource) -> TelemetryReply {
+    let mut reply = TelemetryReply::default();
+    reply.push("hits", TelemetryValue::Dict(governance.rule_hits().into_iter().map(|h| (h.rule, h.hits)).collect()));
+    let r = governance.reconcile();
+    reply.push(
+        "reconcile",
+        TelemetryValue::Dict(vec![
+            ("periods".into(), r.periods),
+            ("last_duration_ns".into(), r.last_duration.as_nanos() as u64),
+            ("lag_ns".into(), r.lag.as_nanos() as u64),
+        ]),
+    );
+    reply
+}
+
+fn counters_of(s: &Snapshot) -> TelemetryReply {
+    let mut reply = TelemetryReply::default();
+    for c in Counter::ALL {
+        reply.push(c.name(), TelemetryValue::U64(s.get(c)));
+    }
+    reply
+}
+
+/// Registers the `/tachyon/*` commands. They live as long as the process:
+/// what they hold (published counters, the governance source) is shared, never freed under them.
+pub fn register(eal: &Eal, workers: Vec<WorkerView>, governance: Arc<dyn GovernanceSource>) -> Result<(), String> {
+    let workers: Arc<[WorkerView]> = workers.into();
+    let w = workers.clone();
+    register_telemetry_command(
+        eal,
+        "/tachyon/stats",
+        "Tachyon totals over all workers, and drops by reason. No parameters.",
+        move |_| stats_reply(&w),
+    )?;
+    register_telemetry_command(
+        eal,
+        "/tachyon/workers",
+        "Tachyon counters of each worker, keyed by lcore. No parameters.",
+        move |_| workers_reply(&workers),
+    )?;
+    register_telemetry_command(
+        eal,
+        "/tachyon/rules",
+        "Tachyon governance: hits per rule and the last reconciliation. No parameters.",
+        move |_| rules_reply(governance.as_ref()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{GovernanceSnapshot, RuleHits};
+    use crate::stats::{LocalCounters, PublishedCounters};
+
+    fn worker(index: usize, lcore: u32, rx: u64, bad_magic: u64) -> WorkerView {
+        let mut l = LocalCounters::default();
+        l.add(Counter::RxPackets, rx);
+        l.drop_packets(DropReason::BadMagic, bad_magic);
+        let counters = Arc::new(PublishedCounters::default());
+        counters.publish(&l);
+        WorkerView { index, lcore, socket: 0, counters }
+    }
+
+    #[test]
+    fn stats_sum_workers_and_name_every_reason() {
+        let ws = [worker(0, 1, 10, 2), worker(1, 2, 5, 1)];
+        let j = stats_reply(&ws).to_json();
+        assert_eq!(j["rx_packets"], 15);
+        assert_eq!(j["dropped"], 3);
+        assert_eq!(j["drops"]["bad_magic"], 3);
+        assert_eq!(j["drops"].as_object().unwrap().len(), DropReason::COUNT);
+        let j = workers_reply(&ws).to_json();
+        assert_eq!(j["2"]["rx_packets"], 5);
+        assert_eq!(j["2"]["drop_bad_magic"], 1);
+        assert_eq!(j["1"]["worker"], 0);
+    }
+
+    #[test]
+    fn rules_are_empty_until_governance_reports() {
+        let g = GovernanceSnapshot::default();
+        assert_eq!(rules_reply(&g).to_json()["hits"], serde_json::json!({}));
+        g.set_rule_hits(vec![RuleHits { rule: "fx".into(), hits: 9 }]);
+        assert_eq!(rules_reply(&g).to_json()["hits"]["fx"], 9);
+    }
+}
