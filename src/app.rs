@@ -3,9 +3,10 @@
 //! hardware runs before EAL starts.
 
 use crate::cli::{Options, eal_uses_no_huge, free_hugepages};
-use crate::config::{Config, RouteSpec};
+use crate::config::{Config, RouteSpec, parse_listen_addr};
 use crate::control::{ControlLoop, WorkerView};
 use crate::dpdk::{self, Eal, Mempool, Port, PortConfig, RssSupport, format_mac, launch_on_lcore, wait_all_lcores};
+use crate::metrics::{Exposition, GovernanceSnapshot, MempoolSource, MetricsListener, MetricsSources, PortSource};
 use crate::report::{self, FinalReport, MempoolReport, PortReport, WorkerReport};
 use crate::stats::PublishedCounters;
 use crate::topology::{self, PortPlacement};
@@ -28,6 +29,8 @@ pub struct Prepared {
     pub options: Options,
     pub config: Config,
     pub eal_args: Vec<String>,
+    /// The bound `/metrics` socket, unless metrics are off.
+    pub metrics: Option<MetricsListener>,
 }
 
 /// `--plan`: prints the placement plan and returns, without starting EAL.
@@ -69,7 +72,20 @@ pub fn prepare(options: Options, eal_args: Vec<String>) -> AppResult<Prepared> {
                     or dpdk-hugepages.py --setup 1G) or pass --no-huge -m 512 among the EAL arguments"
             .into());
     }
-    Ok(Prepared { options, config, eal_args })
+    let metrics = metrics_listener(&options, &config)?;
+    Ok(Prepared { options, config, eal_args, metrics })
+}
+
+/// Binds the metrics socket now, so that an address in use fails before EAL
+/// starts: `--no-metrics`, else `--metrics ADDR`, else `[metrics]`.
+fn metrics_listener(options: &Options, config: &Config) -> AppResult<Option<MetricsListener>> {
+    let addr = match &options.metrics {
+        _ if options.no_metrics => return Ok(None),
+        Some(text) => parse_listen_addr(text).map_err(|e| format!("--metrics: {e}"))?,
+        None if !config.metrics.enabled => return Ok(None),
+        None => parse_listen_addr(&config.metrics.listen).map_err(|e| format!("metrics.listen: {e}"))?,
+    };
+    MetricsListener::bind(addr).map(Some)
 }
 
 /// A port opened and configured for `queues` workers.
@@ -80,7 +96,7 @@ struct PortSetup {
 
 /// Runs the appliance to completion: returns once the final report is out.
 pub fn run(prep: Prepared) -> AppResult<()> {
-    let Prepared { options, config, eal_args } = prep;
+    let Prepared { options, config, eal_args, metrics } = prep;
     let eal = Eal::init(&eal_args).map_err(|e| {
         let hint = if eal_uses_no_huge(&eal_args) {
             ""
@@ -89,7 +105,7 @@ pub fn run(prep: Prepared) -> AppResult<()> {
         };
         format!("{e}{hint}")
     })?;
-    let result = run_with_eal(&eal, &options, &config, &eal_args);
+    let result = run_with_eal(&eal, &options, &config, &eal_args, metrics);
     eal.cleanup();
     result
 }
@@ -179,7 +195,13 @@ fn pool_size(config: &Config, ports: usize, workers: usize) -> u32 {
     ((wanted + 1).next_power_of_two() - 1) as u32
 }
 
-fn run_with_eal(eal: &Eal, options: &Options, config: &Config, eal_args: &[String]) -> AppResult<()> {
+fn run_with_eal(
+    eal: &Eal,
+    options: &Options,
+    config: &Config,
+    eal_args: &[String],
+    metrics: Option<MetricsListener>,
+) -> AppResult<()> {
     let routes = config.routes(&Port::probed_ids(eal)).map_err(|e| e.to_string())?;
     eprintln!("tachyon: {}; control lcore {}, {} port(s)", dpdk::version(), eal.main_lcore(), routes.len());
 
@@ -216,7 +238,8 @@ fn run_with_eal(eal: &Eal, options: &Options, config: &Config, eal_args: &[Strin
     let socket_of = |p: &Port| {
         if p.caps().socket < 0 { fallback_socket } else { p.caps().socket }
     };
-    let mut pools: BTreeMap<i32, Mempool> = BTreeMap::new();
+    // Shared with the metrics thread, which is joined before the pools drop.
+    let mut pools: BTreeMap<i32, Arc<Mempool>> = BTreeMap::new();
     for s in &setups {
         let socket = socket_of(&s.port);
         if let std::collections::btree_map::Entry::Vacant(e) = pools.entry(socket) {
@@ -224,7 +247,7 @@ fn run_with_eal(eal: &Eal, options: &Options, config: &Config, eal_args: &[Strin
             let size = pool_size(config, ports_here, lcores.len());
             let pool = Mempool::create(eal, &format!("tachyon_mbufs_s{socket}"), size, MEMPOOL_CACHE, socket)?;
             eprintln!("tachyon: mempool on socket {socket}: {size} mbufs");
-            e.insert(pool);
+            e.insert(Arc::new(pool));
         }
     }
 
@@ -273,7 +296,45 @@ fn run_with_eal(eal: &Eal, options: &Options, config: &Config, eal_args: &[Strin
         forward_non_tachyon: d.non_tachyon == crate::config::NonTachyon::Forward,
         verify_ip_checksum: d.verify_ip_checksum,
     };
-    let mut views = Vec::new();
+    let views: Vec<WorkerView> = lcores
+        .iter()
+        .enumerate()
+        .map(|(index, &lcore)| WorkerView {
+            index,
+            lcore,
+            socket: eal.lcore_socket(lcore),
+            counters: Arc::new(PublishedCounters::default()),
+        })
+        .collect();
+    // Filled by the control loop once governance reports rule hits and reconciliations.
+    let governance = Arc::new(GovernanceSnapshot::default());
+    if let Err(e) = crate::telemetry::register(eal, views.clone(), governance.clone()) {
+        eprintln!("tachyon: WARNING: DPDK telemetry commands unavailable: {e}");
+    }
+    let metrics_server = match metrics {
+        Some(listener) => {
+            let sources = MetricsSources {
+                workers: views.clone(),
+                ports: setups
+                    .iter()
+                    .map(|s| PortSource { reader: s.port.reader(), name: s.port.caps().name.clone() })
+                    .collect(),
+                mempools: pools
+                    .iter()
+                    .map(|(socket, pool)| MempoolSource { socket: *socket, pool: pool.clone() })
+                    .collect(),
+                governance: governance.clone(),
+                tsc_hz: dpdk::tsc_hz(),
+                dpdk_version: dpdk::version(),
+            };
+            // Spawned from this thread (EAL's main lcore), so it shares the
+            // control lcore's CPUs and never runs on a worker's.
+            let server = listener.serve(Exposition::new(sources))?;
+            eprintln!("tachyon: metrics on http://{}/metrics", server.local_addr());
+            Some(server)
+        }
+        None => None,
+    };
     for (index, &lcore) in lcores.iter().enumerate() {
         let mut rx = Vec::new();
         for &(pos, q) in &layout.rx_assignments[index] {
@@ -281,8 +342,7 @@ fn run_with_eal(eal: &Eal, options: &Options, config: &Config, eal_args: &[Strin
             rx.push(queue.ok_or_else(|| format!("internal: RX queue {q} of port position {pos} assigned twice"))?);
         }
         let tx: Vec<_> = queues.iter_mut().map(|(_, t)| t[index].take().expect("one TX queue per worker")).collect();
-        let counters = Arc::new(PublishedCounters::default());
-        views.push(WorkerView { index, lcore, socket: eal.lcore_socket(lcore), counters: counters.clone() });
+        let counters = views[index].counters.clone();
         let worker = Worker {
             index,
             lcore,
@@ -322,6 +382,9 @@ fn run_with_eal(eal: &Eal, options: &Options, config: &Config, eal_args: &[Strin
     // Shutdown: stop workers, then ports, then account for every mbuf.
     flags.request_stop();
     wait_all_lcores(eal);
+    if let Some(server) = metrics_server {
+        server.stop();
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let worker_reports: Vec<WorkerReport> = views
         .iter()

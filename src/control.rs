@@ -17,6 +17,7 @@ const TICK: Duration = Duration::from_millis(1);
 const LINK_POLL: Duration = Duration::from_secs(1);
 
 /// What the control side knows of a worker.
+#[derive(Clone)]
 pub struct WorkerView {
     pub index: usize,
     pub lcore: u32,
