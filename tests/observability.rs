@@ -478,6 +478,20 @@ fn prometheus_sees_every_worker_core_rising_and_telemetry_answers() {
     assert_eq!(reasons, REASONS.iter().map(|r| r.to_string()).collect());
     assert!(!prometheus.query("tachyon_governance_duration_seconds_bucket").is_empty(), "the histogram is stored");
 
+    // Every query of the Grafana dashboard is valid PromQL over these metrics, and the
+    // core panels have data.
+    let dashboard: Value = serde_json::from_str(include_str!("../dashboards/tachyon-grafana.json")).unwrap();
+    let must_show = ["Throughput per core", "Drops by reason", "Governance time per frame", "RX queue depth"];
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            let resolved = expr.replace("$instance", ".*").replace("$core", ".*").replace("$__rate_interval", "5s");
+            let result = prometheus.query(&resolved);
+            let title = panel["title"].as_str().unwrap();
+            assert!(!must_show.contains(&title) || !result.is_empty(), "panel {title:?} has no data for {expr}");
+        }
+    }
+
     // DPDK telemetry: our commands sit beside DPDK's own.
     let replies = telemetry(&prefix, &["/", "/tachyon/stats", "/tachyon/workers", "/tachyon/rules"]);
     let commands: Vec<&str> = replies[0]["/"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
