@@ -6,7 +6,7 @@ use super::{PREFIX, to_prometheus_text};
 use crate::control::WorkerView;
 use crate::dpdk::{Mempool, PortReader, PortStats};
 use crate::reason::DropReason;
-use crate::stats::{Counter, GOVERNANCE_BUCKETS, Snapshot};
+use crate::stats::{Counter, GOVERNANCE_BUCKETS, GOVERNANCE_CAP_CYCLES, GOVERNANCE_SAMPLE_EVERY, Snapshot};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabelSet, NoLabelSet, text,
@@ -189,7 +189,10 @@ impl TachyonCollector {
         )?;
         let mut histogram = enc.encode_descriptor(
             "governance_duration_seconds",
-            "Time governance took per frame, measured on one burst in 256.",
+            &format!(
+                "Time governance took per frame, timed on one burst in {GOVERNANCE_SAMPLE_EVERY}; a call the OS \
+                 interrupted counts as {GOVERNANCE_CAP_CYCLES} TSC cycles at most."
+            ),
             None,
             MetricType::Histogram,
         )?;
