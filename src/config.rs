@@ -301,6 +301,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_default_config_is_the_defaults() {
+        let c = Config::parse(include_str!("../dpdk-config/default.toml")).unwrap();
+        assert!(c.metrics.enabled);
+        assert_eq!(c.metrics.listen, DEFAULT_METRICS_LISTEN);
+        assert_eq!(c.control.stats_interval_ms, Control::default().stats_interval_ms);
+    }
+
+    #[test]
     fn metrics_default_to_loopback_and_can_be_configured() {
         let c = Config::parse("").unwrap();
         assert!(c.metrics.enabled);
