@@ -14,7 +14,7 @@ fn run_raw(args: &[String]) -> (i32, String) {
 
 fn app_only(app: &[&str]) -> Vec<String> {
     let mut v = vec!["--".to_string()];
-    v.extend(strings(app));
+    v.extend(app_args(&strings(app)));
     v
 }
 

@@ -244,7 +244,7 @@ fn sigint_stops_cleanly_and_returns_every_mbuf() {
     let child = std::process::Command::new(tachyon_bin())
         .args(eal_args(&vdevs))
         .arg("--")
-        .args(["--stats-json", stats_path.to_str().unwrap()])
+        .args(app_args(&strings(&["--stats-json", stats_path.to_str().unwrap()])))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -48,9 +48,19 @@ pub fn eal_args(vdevs: &[String]) -> Vec<String> {
     a
 }
 
+/// App options plus `--no-metrics` unless the test asks for metrics, so
+/// tests never compete for the default metrics port.
+pub fn app_args(app: &[String]) -> Vec<String> {
+    let mut v = app.to_vec();
+    if !v.iter().any(|a| a.starts_with("--metrics") || a == "--no-metrics" || a == "--plan") {
+        v.push("--no-metrics".into());
+    }
+    v
+}
+
 /// Runs `tachyon EAL -- APP` to completion.
 pub fn run_tachyon(eal: &[String], app: &[String]) -> Output {
-    let out = Command::new(tachyon_bin()).args(eal).arg("--").args(app).output().expect("start tachyon");
+    let out = Command::new(tachyon_bin()).args(eal).arg("--").args(app_args(app)).output().expect("start tachyon");
     if !out.status.success() {
         eprintln!("tachyon stderr:\n{}", String::from_utf8_lossy(&out.stderr));
     }
