@@ -5,12 +5,16 @@
 use crate::cli::{Options, eal_uses_no_huge, free_hugepages};
 use crate::config::{Config, RouteSpec, parse_listen_addr};
 use crate::control::{ControlLoop, WorkerView};
-use crate::dpdk::{self, Eal, Mempool, Port, PortConfig, RssSupport, format_mac, launch_on_lcore, wait_all_lcores};
+use crate::dpdk::{
+    self, Eal, Mempool, Port, PortConfig, RcuCell, RssSupport, TelemetryReply, TelemetryValue, format_mac,
+    launch_on_lcore, wait_all_lcores,
+};
+use crate::governor::GovernanceControl;
 use crate::metrics::{Exposition, GovernanceSnapshot, MempoolSource, MetricsListener, MetricsSources, PortSource};
 use crate::report::{self, FinalReport, MempoolReport, PortReport, WorkerReport};
 use crate::stats::PublishedCounters;
 use crate::topology::{self, PortPlacement};
-use crate::worker::{ControlFlags, GovernanceStage, Hop, MAX_PORTS, RouteTable, Worker};
+use crate::worker::{ControlFlags, Hop, MAX_PORTS, RouteTable, Worker};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -335,6 +339,35 @@ fn run_with_eal(
         }
         None => None,
     };
+    // Governance: tables shared read-only through RCU, one shard per worker,
+    // the reconciler on this (control) lcore.
+    let (gov_tables, shards, reconciler) =
+        config.governance.compile(dpdk::tsc_hz(), lcores.len()).map_err(|e| format!("governance: {e}"))?;
+    let gov_rcu = RcuCell::new(eal, gov_tables, lcores.len() as u32)?;
+    let mut governor = GovernanceControl::new(
+        reconciler,
+        gov_rcu.clone(),
+        options.config.clone(),
+        dpdk::tsc_hz(),
+        governance.clone(),
+    )?;
+    let requests = governor.requests();
+    if let Err(e) = dpdk::register_telemetry_command(
+        eal,
+        "/tachyon/reload",
+        "Reload rules and limits from the --config file; the old ones stay if it fails. No parameters.",
+        move |_| {
+            let mut reply = TelemetryReply::default();
+            match requests.request_and_wait(std::time::Duration::from_secs(5)) {
+                Ok(text) => reply.push("reloaded", TelemetryValue::Str(text)),
+                Err(e) => reply.push("refused", TelemetryValue::Str(e)),
+            }
+            reply
+        },
+    ) {
+        eprintln!("tachyon: WARNING: /tachyon/reload unavailable: {e}");
+    }
+    let mut shards = shards.into_iter();
     for (index, &lcore) in lcores.iter().enumerate() {
         let mut rx = Vec::new();
         for &(pos, q) in &layout.rx_assignments[index] {
@@ -351,7 +384,8 @@ fn run_with_eal(
             routes: table.clone(),
             parse,
             burst_size: d.burst_size as usize,
-            governance: GovernanceStage,
+            governance: shards.next().expect("one shard per worker"),
+            tables: gov_rcu.reader(index as u32)?,
             counters,
             control: flags.clone(),
         };
@@ -367,7 +401,7 @@ fn run_with_eal(
 
     let started = Instant::now();
     let ports_ref: Vec<&Port> = setups.iter().map(|s| &s.port).collect();
-    let control = ControlLoop {
+    let mut control = ControlLoop {
         workers: &views,
         ports: &ports_ref,
         flags: &flags,
@@ -376,7 +410,7 @@ fn run_with_eal(
         stats_interval: (!options.quiet && config.control.stats_interval_ms > 0)
             .then(|| std::time::Duration::from_millis(config.control.stats_interval_ms)),
     };
-    control.run();
+    control.run(&mut governor);
     drop(ports_ref);
 
     // Shutdown: stop workers, then ports, then account for every mbuf.
@@ -413,8 +447,13 @@ fn run_with_eal(
         .collect();
     drop(pools);
 
-    let report =
-        FinalReport { duration_secs: elapsed, workers: worker_reports, ports: port_reports, mempools: mempool_reports };
+    let report = FinalReport {
+        duration_secs: elapsed,
+        workers: worker_reports,
+        ports: port_reports,
+        mempools: mempool_reports,
+        governance: governor.report_json(),
+    };
     report::print_final(&report);
     if let Some(path) = &options.stats_json {
         let text = serde_json::to_string_pretty(&report.to_json()).expect("json");

@@ -17,6 +17,8 @@ pub struct Config {
     pub ports: Vec<PortEntry>,
     pub control: Control,
     pub metrics: Metrics,
+    /// Rules, limits and reconciliation (see docs/governance.md); reloadable.
+    pub governance: crate::governance::GovernanceConfig,
 }
 
 /// Packet-path settings shared by every worker.
@@ -147,6 +149,9 @@ impl Config {
 
     /// Checks every value's range and the cross-references between sections.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        // Compiling the rule and limit tables checks them all; the clock only
+        // scales the buckets, so any plausible rate will do here.
+        self.governance.compile_tables(1_000_000_000).map_err(|e| ConfigError(e.to_string()))?;
         let d = &self.dataplane;
         check_range("dataplane.burst_size", d.burst_size as u64, 1, MAX_BURST_SIZE as u64)?;
         check_range("dataplane.rx_descriptors", d.rx_descriptors as u64, 32, 32768)?;

@@ -3,6 +3,7 @@
 //! decides when to stop (signal or `--duration`).
 
 use crate::dpdk::Port;
+use crate::governor::GovernanceControl;
 use crate::reason::DropReason;
 use crate::stats::{Counter, PublishedCounters, Snapshot};
 use crate::worker::ControlFlags;
@@ -40,13 +41,16 @@ pub struct ControlLoop<'a> {
 }
 
 impl ControlLoop<'_> {
-    /// Runs until a signal arrives or the duration has passed.
-    pub fn run(&self) {
+    /// Runs until a signal arrives or the duration has passed, ticking
+    /// governance several times per reconciliation period.
+    pub fn run(&mut self, governance: &mut GovernanceControl) {
+        let tick = governance.tick_interval().min(TICK);
         let start = Instant::now();
         let mut last_links = start;
         let mut last_line = (start, total(self.workers));
         loop {
-            std::thread::sleep(TICK);
+            std::thread::sleep(tick);
+            governance.tick();
             let now = Instant::now();
             if self.stop_signal.load(Ordering::SeqCst) {
                 eprintln!("tachyon: signal received, stopping");

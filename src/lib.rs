@@ -9,6 +9,8 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod dpdk;
+pub mod governance;
+pub mod governor;
 pub mod metrics;
 pub mod reason;
 pub mod report;

@@ -32,6 +32,8 @@ pub struct FinalReport {
     pub workers: Vec<WorkerReport>,
     pub ports: Vec<PortReport>,
     pub mempools: Vec<MempoolReport>,
+    /// Generation, reloads, rule hits and reconciliation figures.
+    pub governance: Value,
 }
 
 impl FinalReport {
@@ -66,6 +68,7 @@ impl FinalReport {
                 "tx_errors": p.stats.tx_errors,
                 "rx_nombuf": p.stats.rx_nombuf,
             })).collect::<Vec<_>>(),
+            "governance": self.governance,
             "mempools": self.mempools.iter().map(|m| json!({
                 "socket": m.socket,
                 "size": m.size,

@@ -147,6 +147,16 @@ impl LocalCounters {
         self.v[FIRST_BUCKET + governance_bucket(cycles)] += 1;
     }
 
+    /// A sampled burst whose `frames` frames spent `cycles` in governance
+    /// together: counted as `frames` samples of the mean.
+    #[inline(always)]
+    pub fn record_governance_burst(&mut self, cycles: u64, frames: u64) {
+        let per_frame = (cycles / frames.max(1)).min(GOVERNANCE_CAP_CYCLES);
+        self.v[Counter::GovernanceCycles as usize] += per_frame * frames;
+        self.v[Counter::GovernanceFrames as usize] += frames;
+        self.v[FIRST_BUCKET + governance_bucket(per_frame)] += frames;
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         Snapshot { v: self.v }
     }

@@ -1,11 +1,16 @@
 //! One worker lcore's loop, l3fwd-style: for each of its RX queues, receive a
-//! burst, classify each packet, govern accepted frames, rewrite L2, and send
-//! on the worker's own TX queues. Everything here is owned by the worker;
-//! the only shared reads are two flags per poll round, and the only shared
-//! writes are its own counter block, once per burst.
+//! burst, classify each packet, govern the burst's frames, rewrite L2, and
+//! send on the worker's own TX queues. Everything here is owned by the
+//! worker; the only shared reads are two flags and the RCU-published tables
+//! per poll round, and the only shared writes are its own counter block once
+//! per burst, its RCU quiescent state once per round, and governance's
+//! per-period reports.
 
-use crate::classify::{Accepted, FrameInfo, NicChecksum, ParseConfig, classify};
-use crate::dpdk::{FreeBatch, Mbuf, RxBurst, RxQueue, TxBuffer, TxOutcome, TxQueue, ip_checksum_flags, tsc};
+use crate::classify::{Accepted, NicChecksum, ParseConfig, classify};
+use crate::dpdk::{
+    FreeBatch, MAX_BURST, Mbuf, RcuReader, RxBurst, RxQueue, TxBuffer, TxOutcome, TxQueue, ip_checksum_flags, tsc,
+};
+use crate::governance::{FrameKey, Shard, Tables, Verdict};
 use crate::reason::DropReason;
 use crate::stats::{Counter, GOVERNANCE_SAMPLE_EVERY, LocalCounters, PublishedCounters};
 use crate::wire::{MacAddr, ethernet::rewrite_macs};
@@ -79,44 +84,33 @@ impl RouteTable {
     }
 }
 
-/// The governance decision for one frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Forward, to this hop or (None) the ingress port's default hop.
-    Forward(Option<Hop>),
-    Drop(DropReason),
-}
-
-/// The governance stage: rules, then topic bucket and sender quota.
-/// Pass-through for now; the signature is final.
-#[derive(Default)]
-pub struct GovernanceStage;
-
-impl GovernanceStage {
-    /// Called once per burst, before `decide`.
-    #[inline(always)]
-    pub fn begin_burst(&mut self, _now_tsc: u64) {}
-
-    #[inline(always)]
-    pub fn decide(&mut self, _frame: &FrameInfo, _now_tsc: u64) -> Verdict {
-        Verdict::Forward(None)
-    }
-}
-
 /// Everything a worker owns, built by the main lcore and moved to the worker's lcore.
 pub struct Worker {
     pub index: usize,
     pub lcore: u32,
-    /// Queue `index` of every port, polled in turn.
+    /// The RX queues this worker polls, in turn.
     pub rx: Vec<RxQueue>,
-    /// Queue `index` of every port, in the order of RouteTable's slots.
+    /// TX queue `index` of every port, in the order of RouteTable's slots.
     pub tx: Vec<TxQueue>,
     pub routes: RouteTable,
     pub parse: ParseConfig,
     pub burst_size: usize,
-    pub governance: GovernanceStage,
+    /// This worker's governance state (buckets, quotas, reports).
+    pub governance: Shard,
+    /// The rule and limit tables, republished by RCU on reload.
+    pub tables: RcuReader<Tables>,
     pub counters: Arc<PublishedCounters>,
     pub control: Arc<ControlFlags>,
+}
+
+/// What the first pass decided about one packet of the burst.
+#[derive(Clone, Copy)]
+enum Classified {
+    Drop(DropReason),
+    /// Forward as-is (non-Tachyon traffic the config forwards).
+    Other,
+    /// A Tachyon frame: its verdict comes from governance.
+    Frame,
 }
 
 /// Per-run scratch state of the loop, kept apart from the configuration.
@@ -126,8 +120,9 @@ struct LoopState {
     dropped: FreeBatch,
     local: LocalCounters,
     links_up: u64,
-    /// Whether this burst's governance calls are timed (one burst in GOVERNANCE_SAMPLE_EVERY).
-    time_governance: bool,
+    classified: [Classified; MAX_BURST],
+    keys: [FrameKey; MAX_BURST],
+    verdicts: [Verdict; MAX_BURST],
     /// Cycles two back-to-back TSC reads take, subtracted from each timed call.
     tsc_read_cost: u64,
 }
@@ -135,7 +130,7 @@ struct LoopState {
 impl Worker {
     /// The worker loop; returns when the control lcore asks it to stop.
     pub fn run(self) -> i32 {
-        let Worker { rx, tx, routes, parse, burst_size, mut governance, counters, control, .. } = self;
+        let Worker { rx, tx, routes, parse, burst_size, mut governance, mut tables, counters, control, .. } = self;
         let mut rx = rx;
         let mut st = LoopState {
             burst: RxBurst::new(),
@@ -143,12 +138,22 @@ impl Worker {
             dropped: FreeBatch::new(),
             local: LocalCounters::default(),
             links_up: 0,
-            time_governance: false,
+            classified: [Classified::Other; MAX_BURST],
+            keys: [FrameKey::default(); MAX_BURST],
+            verdicts: [Verdict::Forward(None); MAX_BURST],
             tsc_read_cost: tsc_read_cost(),
         };
         let mut idle_polls = 0u64;
         while !control.stop_requested() {
             st.links_up = control.links_up();
+            let round_start = tsc();
+            let current = tables.read();
+            if !governance.fits(current) {
+                // Only after a reload that raised the table sizes: the one allocation.
+                governance.reserve_for(current, round_start);
+            }
+            // Every round, busy or not: reports and new shares move here.
+            governance.begin_burst(current, round_start);
             for q in rx.iter_mut() {
                 let n = st.burst.receive(q, burst_size);
                 if n == 0 {
@@ -163,26 +168,12 @@ impl Worker {
                 st.local.add(Counter::PollsBusy, 1);
                 st.local.add(Counter::RxPackets, n as u64);
                 st.local.add(Counter::FullBursts, (n == burst_size) as u64);
-                st.time_governance = st.local.get(Counter::PollsBusy).is_multiple_of(GOVERNANCE_SAMPLE_EVERY);
-                governance.begin_burst(start);
-                let ingress = q.port();
-                for ahead in 0..PREFETCH_OFFSET {
-                    st.burst.prefetch_ahead(ahead);
-                }
-                while let Some(m) = st.burst.pop() {
-                    st.burst.prefetch_ahead(PREFETCH_OFFSET - 1);
-                    process_packet(m, ingress, &routes, &parse, &mut governance, start, &mut st);
-                }
-                for b in st.tx.iter_mut() {
-                    if !b.is_empty() {
-                        let out = b.flush();
-                        count_tx(&mut st.local, out);
-                    }
-                }
-                st.dropped.flush();
+                let timed = st.local.get(Counter::PollsBusy).is_multiple_of(GOVERNANCE_SAMPLE_EVERY);
+                process_burst(n, q.port(), &routes, &parse, &mut governance, current, start, timed, &mut st);
                 st.local.add(Counter::BusyCycles, tsc() - start);
                 counters.publish(&st.local);
             }
+            tables.quiescent();
         }
         // Send what is still queued; the buffers free anything left when dropped.
         for b in st.tx.iter_mut() {
@@ -191,6 +182,112 @@ impl Worker {
         }
         counters.publish(&st.local);
         0
+    }
+}
+
+/// One burst in three passes, so governance sees the burst's frames at once:
+/// classify every packet, decide every frame, then forward or drop each.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn process_burst(
+    n: usize,
+    ingress: u16,
+    routes: &RouteTable,
+    parse: &ParseConfig,
+    governance: &mut Shard,
+    tables: &Tables,
+    now: u64,
+    timed: bool,
+    st: &mut LoopState,
+) {
+    for ahead in 0..PREFETCH_OFFSET {
+        st.burst.prefetch_ahead(ahead);
+    }
+    let mut frames = 0;
+    for i in 0..n {
+        st.burst.prefetch_index(i + PREFETCH_OFFSET);
+        let Some(pkt) = st.burst.peek(i) else { break };
+        st.local.add(Counter::RxBytes, pkt.len() as u64);
+        st.classified[i] = match classify(pkt.data(), nic_checksum(pkt.ol_flags()), parse) {
+            Err(reason) => Classified::Drop(reason),
+            Ok(Accepted::Other) => Classified::Other,
+            Ok(Accepted::Tachyon(f)) => {
+                st.keys[frames] = FrameKey {
+                    topic: f.topic,
+                    sender: f.sender,
+                    msg_count: f.msg_count,
+                    src_ip: f.src_ip,
+                    dst_port: f.dst_port,
+                };
+                frames += 1;
+                Classified::Frame
+            }
+        };
+    }
+    if frames > 0 {
+        let before = if timed { tsc() } else { 0 };
+        governance.decide_burst(tables, &st.keys[..frames], now, &mut st.verdicts[..frames]);
+        if timed {
+            let cycles = tsc().saturating_sub(before).saturating_sub(st.tsc_read_cost);
+            st.local.record_governance_burst(cycles, frames as u64);
+        }
+    }
+    let mut frame = 0;
+    for i in 0..n {
+        let Some(m) = st.burst.pop() else { break };
+        let hop = match st.classified[i] {
+            Classified::Drop(reason) => {
+                drop_packet(st, m, reason);
+                continue;
+            }
+            Classified::Other => {
+                st.local.add(Counter::OtherForwarded, 1);
+                None
+            }
+            Classified::Frame => {
+                let msgs = st.keys[frame].msg_count as u64;
+                let verdict = st.verdicts[frame];
+                frame += 1;
+                st.local.add(Counter::FramesReceived, 1);
+                st.local.add(Counter::MsgsReceived, msgs);
+                match verdict {
+                    Verdict::Drop(reason) => {
+                        drop_packet(st, m, reason);
+                        continue;
+                    }
+                    Verdict::Forward(route) => {
+                        st.local.add(Counter::FramesAdmitted, 1);
+                        st.local.add(Counter::MsgsAdmitted, msgs);
+                        route.map(|r| Hop { egress: r.port, next_hop: r.next_hop })
+                    }
+                }
+            }
+        };
+        forward(m, hop.or(routes.default_hop[ingress as usize]), routes, st);
+    }
+    for b in st.tx.iter_mut() {
+        if !b.is_empty() {
+            let out = b.flush();
+            count_tx(&mut st.local, out);
+        }
+    }
+    st.dropped.flush();
+}
+
+/// L2 rewrite and queue for TX on the hop's port, or drop as `no_route`.
+#[inline(always)]
+fn forward(mut m: Mbuf, hop: Option<Hop>, routes: &RouteTable, st: &mut LoopState) {
+    let Some(hop) = hop else {
+        return drop_packet(st, m, DropReason::NoRoute);
+    };
+    let port = hop.egress as usize;
+    let slot = if port < MAX_PORTS { routes.tx_slot[port] } else { NO_SLOT };
+    if slot == NO_SLOT || st.links_up & (1 << port) == 0 {
+        return drop_packet(st, m, DropReason::NoRoute);
+    }
+    rewrite_macs(m.data_mut(), &hop.next_hop, &routes.port_mac[port]);
+    if let Some(out) = st.tx[slot as usize].push(m) {
+        count_tx(&mut st.local, out);
     }
 }
 
@@ -208,63 +305,6 @@ fn nic_checksum(ol_flags: u64) -> NicChecksum {
         (_, true) => NicChecksum::Bad,
         _ => NicChecksum::Unknown,
     }
-}
-
-/// Classify → govern → L2 rewrite → queue for TX, or drop under one reason.
-#[inline(always)]
-fn process_packet(
-    mut m: Mbuf,
-    ingress: u16,
-    routes: &RouteTable,
-    parse: &ParseConfig,
-    governance: &mut GovernanceStage,
-    now: u64,
-    st: &mut LoopState,
-) {
-    st.local.add(Counter::RxBytes, m.pkt_len() as u64);
-    let hop = match classify(m.data(), nic_checksum(m.ol_flags()), parse) {
-        Err(reason) => return drop_packet(st, m, reason),
-        Ok(Accepted::Other) => {
-            st.local.add(Counter::OtherForwarded, 1);
-            None
-        }
-        Ok(Accepted::Tachyon(frame)) => {
-            st.local.add(Counter::FramesReceived, 1);
-            st.local.add(Counter::MsgsReceived, frame.msg_count as u64);
-            match govern(governance, &frame, now, st) {
-                Verdict::Drop(reason) => return drop_packet(st, m, reason),
-                Verdict::Forward(hop) => {
-                    st.local.add(Counter::FramesAdmitted, 1);
-                    st.local.add(Counter::MsgsAdmitted, frame.msg_count as u64);
-                    hop
-                }
-            }
-        }
-    };
-    let Some(hop) = hop.or(routes.default_hop[ingress as usize]) else {
-        return drop_packet(st, m, DropReason::NoRoute);
-    };
-    let port = hop.egress as usize;
-    let slot = if port < MAX_PORTS { routes.tx_slot[port] } else { NO_SLOT };
-    if slot == NO_SLOT || st.links_up & (1 << port) == 0 {
-        return drop_packet(st, m, DropReason::NoRoute);
-    }
-    rewrite_macs(m.data_mut(), &hop.next_hop, &routes.port_mac[port]);
-    if let Some(out) = st.tx[slot as usize].push(m) {
-        count_tx(&mut st.local, out);
-    }
-}
-
-/// Asks governance for a verdict, timing the call when this burst is sampled.
-#[inline(always)]
-fn govern(governance: &mut GovernanceStage, frame: &FrameInfo, now: u64, st: &mut LoopState) -> Verdict {
-    if !st.time_governance {
-        return governance.decide(frame, now);
-    }
-    let before = tsc();
-    let verdict = governance.decide(frame, now);
-    st.local.record_governance(tsc().saturating_sub(before).saturating_sub(st.tsc_read_cost));
-    verdict
 }
 
 /// The smallest gap between two back-to-back TSC reads: the reads' own cost.

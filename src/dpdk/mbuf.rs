@@ -68,6 +68,39 @@ impl Drop for Mbuf {
     }
 }
 
+/// A read-only look at a packet still owned by an [`RxBurst`].
+pub struct PacketRef<'a> {
+    m: &'a sys::rte_mbuf,
+}
+
+impl PacketRef<'_> {
+    /// The bytes of the first segment.
+    #[inline(always)]
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: buf_addr + data_off points at data_len initialised bytes of
+        // this mbuf, which the burst keeps alive for the borrow's lifetime.
+        unsafe {
+            let start = (self.m.buf_addr as *const u8).add(self.m.data_off as usize);
+            std::slice::from_raw_parts(start, self.m.data_len as usize)
+        }
+    }
+
+    #[inline(always)]
+    pub fn ol_flags(&self) -> u64 {
+        self.m.ol_flags
+    }
+
+    /// Total packet length over all segments.
+    #[inline(always)]
+    pub fn len(&self) -> u32 {
+        self.m.pkt_len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.m.pkt_len == 0
+    }
+}
+
 /// Whether the PMD vouched for the IPv4 header checksum.
 #[inline(always)]
 pub fn ip_checksum_flags(ol_flags: u64) -> (bool, bool) {
@@ -134,6 +167,30 @@ impl RxBurst {
                 super::prefetch0(data);
             }
         }
+    }
+
+    /// Prefetches the data of packet `i` of the burst, if there is one.
+    #[inline(always)]
+    pub fn prefetch_index(&self, i: usize) {
+        if i < self.len {
+            // SAFETY: pkts[i] is a valid mbuf of this burst; prefetch never faults.
+            unsafe {
+                let m = &*self.pkts[i];
+                super::prefetch0((m.buf_addr as *const u8).add(m.data_off as usize));
+            }
+        }
+    }
+
+    /// Looks at packet `i` of the burst without taking it (it must not have
+    /// been popped yet).
+    #[inline(always)]
+    pub fn peek(&self, i: usize) -> Option<PacketRef<'_>> {
+        if i < self.next || i >= self.len {
+            return None;
+        }
+        // SAFETY: pkts[i] is a valid mbuf owned by this burst and not handed
+        // out; the borrow of self keeps it from being popped or freed.
+        Some(PacketRef { m: unsafe { &*self.pkts[i] } })
     }
 
     fn free_rest(&mut self) {

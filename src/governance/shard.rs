@@ -1,0 +1,547 @@
+//! One worker's governance state: its local buckets, its share of every
+//! global limit, its demand bookkeeping and its counters. Only the owning
+//! worker touches a `Shard`; it talks to the control side through its
+//! [`WorkerLink`] at most once per burst.
+//!
+//! Demand reporting: within a period, a bucket goes on the report list when
+//! its demand reaches half of what its default share allows per period, or
+//! at its first frame if it holds a reconciled (non-default) share. From
+//! then on the list entry counts its demand, so closing a period is a swap
+//! of two lists and reporting is a sequential copy, never a walk over the
+//! buckets. Ids far below their limit on every worker cost the control
+//! side nothing: with every worker on the default share their sum is the
+//! global limit anyway.
+//!
+//! Expiry: only when a table is 7/8 full does each burst sweep a few slots,
+//! removing buckets idle for a whole period that a fresh bucket would
+//! reproduce exactly (default share, full).
+
+use super::bucket::{FRAC_ONE, FixedLimit, TokenBucket};
+use super::exchange::{BATCH_LEN, Batch, Epoch, Report, ShareUpdate, WorkerLink};
+use super::key::{Dimension, dimension, id_key, overflow_key, overflow_profile};
+use super::limits::ProfileId;
+use super::rules::{MAX_RULES, RuleAction};
+use super::table::{BucketTable, Entry, MAX_PROFILES, NOT_LISTED};
+use super::tables::Tables;
+use super::{FrameKey, ShardCounters, Verdict};
+use crate::reason::DropReason;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Demand records sent per burst at most.
+const REPORTS_PER_BURST: usize = 4 * BATCH_LEN;
+/// Share updates applied per burst at most.
+const SHARES_PER_BURST: usize = 4 * BATCH_LEN;
+/// Slots a table under pressure sweeps per burst.
+const SWEEP_PER_BURST: usize = 256;
+
+/// Maps an epoch to a non-zero 32-bit stamp (0 marks "never touched").
+fn stamp(epoch: u64) -> u32 {
+    (epoch % u64::from(u32::MAX)) as u32 + 1
+}
+
+/// One worker's mutable governance state.
+pub struct Shard {
+    worker: usize,
+    /// With a single worker the local bucket is the global one: nothing
+    /// to reconcile, nothing to report.
+    reconciled: bool,
+    /// This worker's share of a limit nobody has reconciled yet.
+    default_frac: u32,
+    generation: u64,
+    rule_count: usize,
+    /// Per profile: the default share, and the demand per period that
+    /// puts an id on the report list.
+    default_limit: Vec<FixedLimit>,
+    list_threshold: Vec<u32>,
+    /// Period being counted, and its stamp.
+    epoch: u64,
+    stamp: u32,
+    topics: BucketTable,
+    senders: BucketTable,
+    /// Report list of the current period.
+    touched: Vec<Report>,
+    /// Report list of the closed period, being sent from `report_pos`.
+    reporting: Vec<Report>,
+    report_pos: usize,
+    /// Period `reporting` belongs to, until its last record is sent.
+    report_epoch: Option<u64>,
+    report_batch: Option<Batch<Report>>,
+    share_batch: Option<Batch<ShareUpdate>>,
+    share_pos: usize,
+    sweep_cursor: [usize; 2],
+    /// Sink of `decide_burst`'s warming loads.
+    warmed: u64,
+    rule_hits: Vec<u64>,
+    counters: ShardCounters,
+    link: Arc<WorkerLink>,
+    epoch_cell: Arc<Epoch>,
+}
+
+impl Shard {
+    pub(crate) fn new(
+        worker: usize,
+        n_workers: usize,
+        tables: &Tables,
+        link: Arc<WorkerLink>,
+        epoch_cell: Arc<Epoch>,
+    ) -> Self {
+        let epoch = epoch_cell.load();
+        let list = || Vec::with_capacity(list_capacity(tables.max_topics, tables.max_senders));
+        let mut shard = Shard {
+            worker,
+            reconciled: n_workers > 1,
+            default_frac: FRAC_ONE / n_workers as u32,
+            generation: 0,
+            rule_count: 0,
+            default_limit: Vec::with_capacity(MAX_PROFILES),
+            list_threshold: Vec::with_capacity(MAX_PROFILES),
+            epoch,
+            stamp: stamp(epoch),
+            topics: BucketTable::with_limit(tables.max_topics),
+            senders: BucketTable::with_limit(tables.max_senders),
+            touched: list(),
+            reporting: list(),
+            report_pos: 0,
+            report_epoch: None,
+            report_batch: None,
+            share_batch: None,
+            share_pos: 0,
+            sweep_cursor: [0; 2],
+            warmed: 0,
+            rule_hits: vec![0; MAX_RULES],
+            counters: ShardCounters::default(),
+            link,
+            epoch_cell,
+        };
+        shard.adopt(tables, 0);
+        shard
+    }
+
+    /// Index of the worker this shard belongs to.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
+    /// This shard's counters (the control side reads a per-period copy).
+    pub fn counters(&self) -> &ShardCounters {
+        &self.counters
+    }
+
+    /// Hits per rule of the current tables, this shard only.
+    pub fn rule_hits(&self) -> &[u64] {
+        &self.rule_hits[..self.rule_count]
+    }
+
+    /// Whether the bucket tables are big enough for `tables`; if not, a
+    /// reload keeps the old sizes until [`Shard::reserve_for`] is called.
+    pub fn fits(&self, tables: &Tables) -> bool {
+        self.topics.max_limit() >= tables.max_topics && self.senders.max_limit() >= tables.max_senders
+    }
+
+    /// Reallocates the tables for `tables`' sizes, dropping all buckets.
+    /// The only allocating call: make it outside the burst loop, after a
+    /// reload for which [`Shard::fits`] is false.
+    pub fn reserve_for(&mut self, tables: &Tables, now_tsc: u64) {
+        self.topics = BucketTable::with_limit(tables.max_topics);
+        self.senders = BucketTable::with_limit(tables.max_senders);
+        let capacity = list_capacity(tables.max_topics, tables.max_senders);
+        self.touched = Vec::with_capacity(capacity);
+        self.reporting = Vec::with_capacity(capacity);
+        self.generation = 0;
+        self.adopt(tables, now_tsc);
+    }
+
+    /// Called once at the start of each burst, including empty polls:
+    /// notices a new period (and reports the last one), applies shares the
+    /// control side published, and expires idle buckets, each bounded.
+    pub fn begin_burst(&mut self, tables: &Tables, now_tsc: u64) {
+        if tables.generation != self.generation {
+            self.adopt(tables, now_tsc);
+        }
+        let epoch = self.epoch_cell.load();
+        if epoch != self.epoch {
+            self.close_period(epoch);
+        }
+        if self.report_epoch.is_some() {
+            self.send_reports();
+        }
+        self.apply_shares(tables, now_tsc);
+        self.expire_idle(now_tsc);
+    }
+
+    /// Rules, then topic bucket, then sender quota. Charges `msg_count` to
+    /// both buckets only if both admit the frame.
+    #[inline]
+    pub fn decide(&mut self, tables: &Tables, key: &FrameKey, now_tsc: u64) -> Verdict {
+        let (route, rule_profile) = match tables.rules.first_match(key) {
+            Some(rule) => {
+                self.rule_hits[rule] += 1;
+                match tables.rules.action(rule) {
+                    RuleAction::Allow => (None, None),
+                    RuleAction::Drop => return self.rule_drop(),
+                    RuleAction::Route(route) => (Some(route), None),
+                    RuleAction::Limit(profile) => (None, Some(profile)),
+                }
+            }
+            None => {
+                self.counters.default_action += 1;
+                if tables.default_drop {
+                    return self.rule_drop();
+                }
+                (None, None)
+            }
+        };
+        let msgs = u64::from(key.msg_count);
+        let topic = if tables.topic_limits {
+            self.offer(tables, Dimension::Topic, key.topic, rule_profile, msgs, now_tsc)
+        } else {
+            None
+        };
+        if let Some(i) = topic
+            && !self.topics.entry(i).bucket.covers(msgs)
+        {
+            self.counters.topic_limited += 1;
+            return Verdict::Drop(DropReason::TopicLimited);
+        }
+        let sender = if tables.sender_limits {
+            self.offer(tables, Dimension::Sender, key.sender, None, msgs, now_tsc)
+        } else {
+            None
+        };
+        if let Some(i) = sender {
+            if !self.senders.entry(i).bucket.covers(msgs) {
+                // The topic tokens were only looked at, never taken.
+                self.counters.sender_limited += 1;
+                return Verdict::Drop(DropReason::SenderLimited);
+            }
+            self.senders.entry_mut(i).bucket.take(msgs);
+        }
+        if let Some(i) = topic {
+            self.topics.entry_mut(i).bucket.take(msgs);
+        }
+        self.counters.admitted_frames += 1;
+        self.counters.admitted_msgs += msgs;
+        Verdict::Forward(route)
+    }
+
+    /// Decides a whole burst: `verdicts[i]` for `keys[i]`, exactly as
+    /// `decide` would one by one (extra verdicts are left alone). First
+    /// touches every frame's buckets, so that their cache misses overlap
+    /// instead of stalling each frame in turn; prefer it when the burst
+    /// is parsed up front.
+    pub fn decide_burst(&mut self, tables: &Tables, keys: &[FrameKey], now_tsc: u64, verdicts: &mut [Verdict]) {
+        let mut touched = 0;
+        if tables.topic_limits {
+            for key in keys {
+                touched ^= self.topics.peek(id_key(Dimension::Topic, key.topic, None));
+            }
+        }
+        if tables.sender_limits {
+            for key in keys {
+                touched ^= self.senders.peek(id_key(Dimension::Sender, key.sender, None));
+            }
+        }
+        // Stored so that the loads above cannot be optimised away.
+        self.warmed = touched;
+        for (key, verdict) in keys.iter().zip(verdicts) {
+            *verdict = self.decide(tables, key, now_tsc);
+        }
+    }
+
+    #[inline]
+    fn rule_drop(&mut self) -> Verdict {
+        self.counters.rule_drop += 1;
+        Verdict::Drop(DropReason::RuleDrop)
+    }
+
+    /// Finds (or creates) the bucket limiting `id` in `dim`, refills it and
+    /// records `msgs` of demand. None when `id` is unlimited.
+    #[inline]
+    fn offer(
+        &mut self,
+        tables: &Tables,
+        dim: Dimension,
+        id: u32,
+        rule_profile: Option<ProfileId>,
+        msgs: u64,
+        now: u64,
+    ) -> Option<usize> {
+        let key = id_key(dim, id, rule_profile);
+        let (table, ids) = match dim {
+            Dimension::Topic => (&mut self.topics, &tables.topics),
+            Dimension::Sender => (&mut self.senders, &tables.senders),
+        };
+        let index = match table.find(key) {
+            Ok(i) => i,
+            Err(vacant) => {
+                let profile = rule_profile.or_else(|| ids.profile_of(id))?;
+                let fresh = Entry {
+                    key,
+                    bucket: TokenBucket::full(self.default_limit[usize::from(profile)], now),
+                    profile,
+                    ..Entry::default()
+                };
+                match table.insert_at(vacant, fresh) {
+                    Some(i) => i,
+                    None => {
+                        self.counters.overflow_frames += 1;
+                        table.overflow_index(profile)
+                    }
+                }
+            }
+        };
+        let entry = table.entry_mut(index);
+        entry.bucket.refill(now);
+        if entry.stamp != self.stamp {
+            entry.stamp = self.stamp;
+            entry.demand = 0;
+            entry.listed = NOT_LISTED;
+        }
+        let frame = msgs as u16;
+        let msgs = msgs as u32;
+        if let Some(report) = self.touched.get_mut(entry.listed as usize) {
+            report.demand = report.demand.saturating_add(msgs);
+            report.max_frame = report.max_frame.max(frame);
+            return Some(index);
+        }
+        entry.demand = entry.demand.saturating_add(msgs);
+        let profile = usize::from(entry.profile);
+        // Listed when it nears its default share, holds a reconciled share,
+        // or is about to refuse this frame (so a worker whose burst share is
+        // too small for its frames gets a bigger one).
+        if self.reconciled
+            && (entry.demand >= self.list_threshold[profile]
+                || entry.bucket.limit() != self.default_limit[profile]
+                || !entry.bucket.covers(u64::from(frame)))
+            && self.touched.len() < self.touched.capacity()
+        {
+            entry.listed = self.touched.len() as u32;
+            self.touched.push(Report {
+                key: entry.key,
+                demand: entry.demand,
+                profile: entry.profile,
+                max_frame: frame,
+            });
+        }
+        Some(index)
+    }
+
+    fn table(&mut self, key: u64) -> &mut BucketTable {
+        match dimension(key) {
+            Dimension::Topic => &mut self.topics,
+            Dimension::Sender => &mut self.senders,
+        }
+    }
+
+    /// Index of the bucket named by `key` (overflow buckets included).
+    fn locate(&mut self, key: u64) -> Option<usize> {
+        let table = self.table(key);
+        match overflow_profile(key) {
+            Some(profile) => Some(table.overflow_index(profile)),
+            None => table.find(key).ok(),
+        }
+    }
+
+    /// Starts over with `tables`: all buckets fresh, lists empty.
+    fn adopt(&mut self, tables: &Tables, now: u64) {
+        self.generation = tables.generation;
+        self.rule_count = tables.rules.len();
+        self.rule_hits.fill(0);
+        self.topics.reset(tables.max_topics);
+        self.senders.reset(tables.max_senders);
+        self.default_limit.clear();
+        self.list_threshold.clear();
+        for (i, profile) in tables.profiles.iter().enumerate().take(MAX_PROFILES) {
+            let default = profile.fixed.share(self.default_frac);
+            self.default_limit.push(default);
+            // Half of what the default share earns per period.
+            let per_period = (u128::from(default.rate) * u128::from(tables.reconcile_ticks)) >> 48;
+            self.list_threshold.push((per_period / 2).clamp(1, u128::from(u32::MAX)) as u32);
+            let profile_id = i as ProfileId;
+            for dim in [Dimension::Topic, Dimension::Sender] {
+                let entry = Entry {
+                    key: overflow_key(dim, profile_id),
+                    bucket: TokenBucket::full(default, now),
+                    profile: profile_id,
+                    listed: NOT_LISTED,
+                    ..Entry::default()
+                };
+                self.table(entry.key).init_overflow(profile_id, entry);
+            }
+        }
+        self.touched.clear();
+        self.reporting.clear();
+        self.report_pos = 0;
+        self.report_epoch = None;
+        if let Some(batch) = self.report_batch.take() {
+            self.link.reports.recycle(batch);
+        }
+        if let Some(batch) = self.share_batch.take() {
+            self.link.shares.recycle(batch);
+        }
+    }
+
+    /// The control lcore started period `epoch`: the list just counted
+    /// goes to reporting.
+    fn close_period(&mut self, epoch: u64) {
+        if self.report_epoch.is_some() {
+            // Not sent within a whole period (the control did not drain):
+            // send what is batched, drop the rest.
+            self.counters.reports_lost += (self.reporting.len() - self.report_pos) as u64;
+            self.finish_reports();
+        }
+        std::mem::swap(&mut self.touched, &mut self.reporting);
+        self.touched.clear();
+        self.report_pos = 0;
+        self.report_epoch = self.reconciled.then_some(self.epoch);
+        self.epoch = epoch;
+        self.stamp = stamp(epoch);
+        self.link.published.publish(&self.counters, self.generation, &self.rule_hits[..self.rule_count]);
+    }
+
+    /// Sends up to REPORTS_PER_BURST demand records of the closed period.
+    fn send_reports(&mut self) {
+        let Some(epoch) = self.report_epoch else {
+            return;
+        };
+        let end = self.reporting.len().min(self.report_pos + REPORTS_PER_BURST);
+        while self.report_pos < end {
+            let mut batch = match self.report_batch.take() {
+                Some(batch) => batch,
+                None => match self.link.reports.take_spare() {
+                    Some(mut batch) => {
+                        batch.generation = self.generation;
+                        batch.period = epoch;
+                        batch
+                    }
+                    // The control has not drained yet: try again next burst.
+                    None => return,
+                },
+            };
+            let take = (end - self.report_pos).min(BATCH_LEN - batch.items.len());
+            batch.items.extend_from_slice(&self.reporting[self.report_pos..self.report_pos + take]);
+            self.report_pos += take;
+            if batch.items.len() == BATCH_LEN {
+                self.link.reports.send(batch);
+            } else {
+                self.report_batch = Some(batch);
+            }
+        }
+        if self.report_pos == self.reporting.len() {
+            self.finish_reports();
+        }
+    }
+
+    /// Sends the last partial batch and tells the control the period is in.
+    fn finish_reports(&mut self) {
+        let Some(epoch) = self.report_epoch.take() else {
+            return;
+        };
+        if let Some(batch) = self.report_batch.take() {
+            self.link.reports.send(batch);
+        }
+        self.link.reported_period.0.store(epoch, Ordering::Release);
+    }
+
+    /// Sweeps a few slots of each table that is 7/8 full.
+    fn expire_idle(&mut self, now: u64) {
+        let current = self.stamp;
+        let previous = stamp(self.epoch.wrapping_sub(1));
+        let defaults = &self.default_limit;
+        let mut expired = |entry: &mut Entry| {
+            if entry.stamp == current || entry.stamp == previous {
+                return false;
+            }
+            entry.bucket.refill(now);
+            entry.bucket.is_full() && entry.bucket.limit() == defaults[usize::from(entry.profile)]
+        };
+        for (table, cursor) in [&mut self.topics, &mut self.senders].into_iter().zip(&mut self.sweep_cursor) {
+            if table.len() * 8 >= table.limit() * 7 {
+                self.counters.evicted += table.sweep(cursor, SWEEP_PER_BURST, &mut expired);
+            }
+        }
+    }
+
+    /// Applies up to SHARES_PER_BURST share updates.
+    fn apply_shares(&mut self, tables: &Tables, now: u64) {
+        let mut budget = SHARES_PER_BURST;
+        while budget > 0 {
+            let batch = match self.share_batch.take() {
+                Some(batch) => batch,
+                None => match self.link.shares.receive() {
+                    Some(batch) if batch.generation == self.generation => {
+                        self.share_pos = 0;
+                        batch
+                    }
+                    Some(stale) => {
+                        self.link.shares.recycle(stale);
+                        continue;
+                    }
+                    None => return,
+                },
+            };
+            let end = batch.items.len().min(self.share_pos + budget);
+            for update in &batch.items[self.share_pos..end] {
+                self.apply_share(tables, update, now);
+            }
+            budget -= end - self.share_pos;
+            self.share_pos = end;
+            if end == batch.items.len() {
+                self.link.shares.recycle(batch);
+            } else {
+                self.share_batch = Some(batch);
+            }
+        }
+    }
+
+    fn apply_share(&mut self, tables: &Tables, update: &ShareUpdate, now: u64) {
+        let Some(profile) = tables.profiles.get(usize::from(update.profile)) else {
+            return;
+        };
+        let limit = profile.fixed.split(update.frac, update.burst_frac);
+        if let Some(i) = self.locate(update.key) {
+            self.table(update.key).entry_mut(i).bucket.set_limit(limit, now);
+            self.counters.shares_applied += 1;
+            return;
+        }
+        // No bucket here (never used, or expired): an absent bucket means a
+        // full one at the default share, so start from that.
+        let mut bucket = TokenBucket::full(self.default_limit[usize::from(update.profile)], now);
+        bucket.set_limit(limit, now);
+        let entry = Entry { key: update.key, bucket, profile: update.profile, listed: NOT_LISTED, ..Entry::default() };
+        let table = self.table(update.key);
+        let inserted = match table.find(update.key) {
+            Err(vacant) => table.insert_at(vacant, entry),
+            Ok(_) => None,
+        };
+        if inserted.is_some() {
+            self.counters.shares_applied += 1;
+        } else {
+            self.counters.shares_lost += 1;
+        }
+    }
+
+    /// This worker's share of the limit on `topic` (its configured profile,
+    /// not a `limit` rule's), as a fraction of the global rate; None when it
+    /// holds no bucket for it.
+    pub fn topic_share(&self, tables: &Tables, topic: u32) -> Option<f64> {
+        share(tables, &self.topics, id_key(Dimension::Topic, topic, None))
+    }
+
+    /// This worker's share of `sender`'s quota, like [`Shard::topic_share`].
+    pub fn sender_share(&self, tables: &Tables, sender: u32) -> Option<f64> {
+        share(tables, &self.senders, id_key(Dimension::Sender, sender, None))
+    }
+}
+
+fn share(tables: &Tables, table: &BucketTable, key: u64) -> Option<f64> {
+    let entry = table.entry(table.find(key).ok()?);
+    let global = tables.profile(entry.profile).fixed.rate;
+    Some(entry.bucket.limit().rate as f64 / global as f64)
+}
+
+/// Length of each report list: every bucket, overflow buckets included.
+fn list_capacity(max_topics: usize, max_senders: usize) -> usize {
+    max_topics + max_senders + 2 * MAX_PROFILES
+}

@@ -1,0 +1,290 @@
+//! A worker's fixed-size table of token buckets keyed by limit key.
+//!
+//! Open addressing with linear probing and backward-shift deletion: sized
+//! once, it never allocates, never rehashes and leaves no tombstones, so
+//! `insert` and `remove` in the hot loop stay O(probe length). `std`'s
+//! `HashMap` would do for lookups, but it may rehash (and even reallocate)
+//! after many removals. Entries are one cache line each, so a lookup that
+//! hits its home slot costs one line.
+
+use super::bucket::TokenBucket;
+use super::hash::SlotHash;
+
+/// Limit profiles a table keeps an overflow bucket for.
+pub const MAX_PROFILES: usize = 4096;
+
+/// `Entry::listed` of an id not on the report list.
+pub const NOT_LISTED: u32 = u32::MAX;
+
+/// One bucket and its bookkeeping; exactly one cache line.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Entry {
+    pub key: u64,
+    pub bucket: TokenBucket,
+    /// Messages offered in the period of `stamp`, until the id is listed
+    /// for reporting (then the list entry counts).
+    pub demand: u32,
+    /// Index in the shard's report list for the period of `stamp`, or
+    /// NOT_LISTED.
+    pub listed: u32,
+    /// Period stamp of the last touch; 0 = never touched.
+    pub stamp: u32,
+    /// Equal to the table's generation while the slot is in use.
+    pub generation: u16,
+    pub profile: u16,
+}
+
+const _: () = assert!(std::mem::size_of::<Entry>() == 64);
+
+/// Fixed-capacity bucket table plus one overflow bucket per profile.
+pub struct BucketTable {
+    /// `slot_mask + 1` hashed slots, then `MAX_PROFILES` overflow entries.
+    entries: Vec<Entry>,
+    slot_mask: usize,
+    hash: SlotHash,
+    generation: u16,
+    len: usize,
+    limit: usize,
+    max_limit: usize,
+}
+
+impl BucketTable {
+    /// A table that holds up to `limit` keys at a load factor of at most 2/3
+    /// (short probes even when full).
+    pub fn with_limit(limit: usize) -> Self {
+        let slots = (limit + limit / 2 + 1).next_power_of_two().max(8);
+        BucketTable {
+            entries: vec![Entry::default(); slots + MAX_PROFILES],
+            slot_mask: slots - 1,
+            hash: SlotHash::new(slots.trailing_zeros()),
+            generation: 1,
+            len: 0,
+            limit,
+            max_limit: limit,
+        }
+    }
+
+    /// Keys the table was sized for.
+    pub fn max_limit(&self) -> usize {
+        self.max_limit
+    }
+
+    /// Keys in use.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Keys allowed (the configured size, at most `max_limit`).
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Empties the table in O(1) by starting a new generation, and sets the
+    /// key limit (at most what it was sized for).
+    pub fn reset(&mut self, limit: usize) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            // Once per 65535 resets, really clear so that old generations
+            // cannot come back to life.
+            for e in &mut self.entries {
+                e.generation = 0;
+            }
+            self.generation = 1;
+        }
+        self.len = 0;
+        self.limit = limit.min(self.max_limit);
+    }
+
+    #[inline(always)]
+    fn in_use(&self, index: usize) -> bool {
+        self.entries[index].generation == self.generation
+    }
+
+    /// Index of `key`, or `Err` with the vacant slot where it would go.
+    #[inline]
+    pub fn find(&self, key: u64) -> Result<usize, usize> {
+        let mut i = self.hash.slot(key);
+        loop {
+            if !self.in_use(i) {
+                return Err(i);
+            }
+            if self.entries[i].key == key {
+                return Ok(i);
+            }
+            i = (i + 1) & self.slot_mask;
+        }
+    }
+
+    /// Reads the key in `key`'s home slot: one load, so that a batch of
+    /// peeks overlaps the cache misses a batch of `find`s would take one
+    /// after another.
+    #[inline(always)]
+    pub fn peek(&self, key: u64) -> u64 {
+        self.entries[self.hash.slot(key)].key
+    }
+
+    /// Puts `entry` into the vacant slot `find` returned, unless the table
+    /// is at its limit. Returns the entry's index.
+    #[inline]
+    pub fn insert_at(&mut self, vacant: usize, mut entry: Entry) -> Option<usize> {
+        if self.len >= self.limit {
+            return None;
+        }
+        entry.generation = self.generation;
+        self.entries[vacant] = entry;
+        self.len += 1;
+        Some(vacant)
+    }
+
+    /// Removes the entry at `index`, shifting later entries of the probe
+    /// run back so that lookups never need tombstones.
+    pub fn remove(&mut self, index: usize) {
+        let mut hole = index;
+        let mut next = (index + 1) & self.slot_mask;
+        while self.in_use(next) {
+            let home = self.hash.slot(self.entries[next].key);
+            // The entry may move into the hole if the hole lies between its
+            // home slot and where it sits now (cyclically).
+            let from_home = next.wrapping_sub(home) & self.slot_mask;
+            let from_hole = next.wrapping_sub(hole) & self.slot_mask;
+            if from_home >= from_hole {
+                self.entries[hole] = self.entries[next];
+                hole = next;
+            }
+            next = (next + 1) & self.slot_mask;
+        }
+        self.entries[hole].generation = self.generation.wrapping_sub(1);
+        self.len -= 1;
+    }
+
+    /// Visits `budget` hashed slots from `*cursor` on (wrapping), removing
+    /// the entries `expired` picks; leaves `*cursor` where it stopped.
+    /// Returns how many were removed.
+    pub fn sweep(&mut self, cursor: &mut usize, budget: usize, mut expired: impl FnMut(&mut Entry) -> bool) -> u64 {
+        let mut i = *cursor & self.slot_mask;
+        let mut removed = 0;
+        for _ in 0..budget {
+            if self.in_use(i) && expired(&mut self.entries[i]) {
+                // Backward shift may have moved another entry into slot i:
+                // look at it again.
+                self.remove(i);
+                removed += 1;
+            } else {
+                i = (i + 1) & self.slot_mask;
+            }
+        }
+        *cursor = i;
+        removed
+    }
+
+    /// Index of the overflow entry of `profile`.
+    #[inline]
+    pub fn overflow_index(&self, profile: u16) -> usize {
+        self.slot_mask + 1 + usize::from(profile)
+    }
+
+    /// Sets up the overflow entry of `profile` (overflow entries live
+    /// outside the hashed slots and are always in use).
+    pub fn init_overflow(&mut self, profile: u16, entry: Entry) {
+        let i = self.overflow_index(profile);
+        self.entries[i] = Entry { generation: self.generation, ..entry };
+    }
+
+    #[inline(always)]
+    pub fn entry(&self, index: usize) -> &Entry {
+        &self.entries[index]
+    }
+
+    #[inline(always)]
+    pub fn entry_mut(&mut self, index: usize) -> &mut Entry {
+        &mut self.entries[index]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: u64) -> Entry {
+        Entry { key, ..Entry::default() }
+    }
+
+    fn insert(t: &mut BucketTable, key: u64) -> Option<usize> {
+        let vacant = t.find(key).expect_err("key already present");
+        t.insert_at(vacant, entry(key))
+    }
+
+    #[test]
+    fn stores_up_to_the_limit_and_no_more() {
+        let mut t = BucketTable::with_limit(100);
+        for k in 0..100 {
+            assert!(insert(&mut t, k * 31).is_some());
+        }
+        assert_eq!(insert(&mut t, 7), None);
+        for k in 0..100 {
+            let i = t.find(k * 31).unwrap();
+            assert_eq!(t.entry(i).key, k * 31);
+        }
+        assert!(t.find(7).is_err());
+    }
+
+    #[test]
+    fn removal_keeps_every_other_key_reachable() {
+        let mut t = BucketTable::with_limit(1000);
+        for k in 0..1000 {
+            insert(&mut t, k).unwrap();
+        }
+        for k in (0..1000).step_by(3) {
+            let i = t.find(k).unwrap();
+            t.remove(i);
+        }
+        for k in 0..1000 {
+            assert_eq!(t.find(k).is_ok(), k % 3 != 0, "key {k}");
+        }
+        assert_eq!(t.len(), 666);
+        // Freed room is usable again.
+        for k in 5000..5334 {
+            insert(&mut t, k).unwrap();
+        }
+        assert_eq!(t.len(), 1000);
+    }
+
+    #[test]
+    fn sweep_removes_what_it_is_told_and_nothing_else() {
+        let mut t = BucketTable::with_limit(1000);
+        for k in 0..1000 {
+            insert(&mut t, k).unwrap();
+        }
+        let mut cursor = 0;
+        let slots = t.slot_mask + 1;
+        // Two full passes: removals shift entries back over the cursor's path.
+        let removed = t.sweep(&mut cursor, 2 * slots, |e| e.key % 2 == 0);
+        assert_eq!(removed, 500);
+        for k in 0..1000 {
+            assert_eq!(t.find(k).is_ok(), k % 2 == 1, "key {k}");
+        }
+    }
+
+    #[test]
+    fn reset_empties_in_one_step() {
+        let mut t = BucketTable::with_limit(10);
+        insert(&mut t, 1).unwrap();
+        t.reset(5);
+        assert!(t.find(1).is_err());
+        for k in 0..5 {
+            insert(&mut t, k).unwrap();
+        }
+        assert_eq!(insert(&mut t, 9), None, "new limit applies");
+    }
+
+    #[test]
+    fn many_resets_never_revive_old_entries() {
+        let mut t = BucketTable::with_limit(10);
+        insert(&mut t, 42).unwrap();
+        for _ in 0..70_000 {
+            t.reset(10);
+        }
+        assert!(t.find(42).is_err());
+    }
+}
