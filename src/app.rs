@@ -392,11 +392,15 @@ fn run_with_eal(
         launch_on_lcore(eal, lcore, move || worker.run()).map_err(|e| e.to_string())?;
     }
 
+    // SIGINT through ctrlc, SIGTERM through signal-hook (ctrlc's own SIGTERM
+    // support would also take SIGHUP, which reloads the rules instead).
     let stop_signal = Arc::new(AtomicBool::new(false));
     {
         let s = stop_signal.clone();
         ctrlc::set_handler(move || s.store(true, Ordering::SeqCst))
-            .map_err(|e| format!("cannot install SIGINT/SIGTERM handler: {e}"))?;
+            .map_err(|e| format!("cannot install the SIGINT handler: {e}"))?;
+        signal_hook::flag::register(signal_hook::consts::SIGTERM, stop_signal.clone())
+            .map_err(|e| format!("cannot install the SIGTERM handler: {e}"))?;
     }
 
     let started = Instant::now();

@@ -234,8 +234,17 @@ fn two_workers_on_a_two_queue_device_both_carry_traffic() {
 
 #[test]
 fn sigint_stops_cleanly_and_returns_every_mbuf() {
+    stops_cleanly_on("-INT");
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_returns_every_mbuf() {
+    stops_cleanly_on("-TERM");
+}
+
+fn stops_cleanly_on(signal: &str) {
     let _g = dpdk_lock();
-    let dir = scratch_dir("sigint");
+    let dir = scratch_dir(&format!("signal{signal}"));
     let (all, _, _) = mixed_traffic(3, 500, 1);
     let input = dir.join("in.pcap");
     write_pcap(&input, &all);
@@ -250,7 +259,7 @@ fn sigint_stops_cleanly_and_returns_every_mbuf() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(3500));
-    let killed = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let killed = std::process::Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

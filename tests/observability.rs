@@ -6,14 +6,16 @@
 //! `promtool` and `prometheus` come from Debian's `prometheus` package, which
 //! `scripts/setup.sh` installs: without them these tests fail, they do not skip.
 
+mod common;
+
+use common::{dpdk_lock, file_prefix as unique_prefix, free_loopback_port, scratch_dir, telemetry};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 /// The drop reasons of PROTOCOL.md, in its order.
@@ -37,23 +39,12 @@ const REASONS: [&str; 17] = [
     "tx_full",
 ];
 
-/// One DPDK process at a time: the machine has two cores and a worker busy-polls one.
-static DPDK: Mutex<()> = Mutex::new(());
-
-fn dpdk_lock() -> MutexGuard<'static, ()> {
-    DPDK.lock().unwrap_or_else(|e| e.into_inner())
+fn prefix_for(_name: &str) -> String {
+    unique_prefix()
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("obs-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn file_prefix(name: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!("tachyon-obs-{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    scratch_dir(&format!("obs-{name}"))
 }
 
 /// Writes `frames` packets with `malformed` of them spread over the parser's reasons.
@@ -218,7 +209,7 @@ fn scrapes_match_the_stats_json_written_at_exit() {
     // Without infinite_rx net_pcap replays the file once: counters stop moving,
     // so a scrape after the last packet must equal the report at exit.
     let app = Appliance::start(
-        &file_prefix("agree"),
+        &prefix_for("agree"),
         &[format!("net_pcap0,rx_pcap={}", pcap.display()), "net_null0,no-rx=1".into()],
         &["--duration", "5", "--quiet", "--metrics", "127.0.0.1:0", "--stats-json", stats_path.to_str().unwrap()],
     );
@@ -390,40 +381,13 @@ impl Drop for Prometheus {
     }
 }
 
-fn free_loopback_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-/// Sends each command to DPDK telemetry through `dpdk-telemetry.py`; one JSON reply per command.
-fn telemetry(prefix: &str, commands: &[&str]) -> Vec<Value> {
-    let mut child = Command::new("dpdk-telemetry.py")
-        .args(["-f", prefix])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("dpdk-telemetry.py (Debian package dpdk) runs");
-    let input: String = commands.iter().map(|c| format!("{c}\n")).collect();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let replies: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    assert_eq!(
-        replies.len(),
-        commands.len(),
-        "dpdk-telemetry.py said:\n{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    replies
-}
-
 #[test]
 fn prometheus_sees_every_worker_core_rising_and_telemetry_answers() {
     let _dpdk = dpdk_lock();
     let dir = scratch("prom");
     let pcap = dir.join("loop.pcap");
     make_pcap(&pcap, 4096, "0.05");
-    let prefix = file_prefix("prom");
+    let prefix = prefix_for("prom");
     let stats_path = dir.join("stats.json");
     let app = Appliance::start(
         &prefix,
@@ -523,13 +487,13 @@ fn a_metrics_address_in_use_stops_tachyon_before_it_starts() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let app =
-        Appliance::start(&file_prefix("busy"), &["net_null0,no-rx=1".into()], &["--duration", "5", "--metrics", &addr]);
+        Appliance::start(&prefix_for("busy"), &["net_null0,no-rx=1".into()], &["--duration", "5", "--metrics", &addr]);
     let (status, stderr) = app.wait(Duration::from_secs(20));
     assert!(!status.success());
     assert!(stderr.contains(&format!("metrics: cannot listen on {addr}")) && stderr.contains("in use"), "{stderr}");
     assert!(!stderr.contains("worker(s) on lcores"), "failed before any worker started:\n{stderr}");
 
-    let app = Appliance::start(&file_prefix("bad"), &[], &["--metrics", "localhost"]);
+    let app = Appliance::start(&prefix_for("bad"), &[], &["--metrics", "localhost"]);
     let (status, stderr) = app.wait(Duration::from_secs(20));
     assert!(!status.success());
     assert!(stderr.contains("--metrics") && stderr.contains("IP:PORT"), "{stderr}");

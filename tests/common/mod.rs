@@ -2,8 +2,10 @@
 //! binary on DPDK virtual devices (`--no-huge`, so no hugepages needed).
 #![allow(dead_code)]
 
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -109,4 +111,32 @@ pub fn with_macs(pkt: &[u8], dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
     p[0..6].copy_from_slice(&dst);
     p[6..12].copy_from_slice(&src);
     p
+}
+
+/// A loopback address with a port nobody listens on right now.
+pub fn free_loopback_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// Sends each command to DPDK telemetry through `dpdk-telemetry.py`; one JSON reply per command.
+pub fn telemetry(prefix: &str, commands: &[&str]) -> Vec<serde_json::Value> {
+    let mut child = Command::new("dpdk-telemetry.py")
+        .args(["-f", prefix])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dpdk-telemetry.py (Debian package dpdk) runs");
+    let input: String = commands.iter().map(|c| format!("{c}\n")).collect();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let replies: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert_eq!(
+        replies.len(),
+        commands.len(),
+        "dpdk-telemetry.py said:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    replies
 }

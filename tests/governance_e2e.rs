@@ -1,0 +1,201 @@
+//! Governance in the real binary: a global topic limit held across two
+//! workers, and rule reloads under traffic (SIGHUP and `/tachyon/reload`),
+//! with a broken file leaving the running rules in force.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tachyon::traffic::FrameSpec;
+
+/// Frames of `topics` in turn, from 50 senders, `msgs` messages each, spread over flows.
+fn frames(count: usize, topics: &[u32], msgs: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| {
+            FrameSpec {
+                topic_id: topics[i % topics.len()],
+                sender_id: 1 + (i % 50) as u32,
+                seq: i as u64,
+                src_port: 40000 + (i % 256) as u16,
+                records: vec![vec![0x5a; 24]; msgs],
+                ..FrameSpec::default()
+            }
+            .build()
+        })
+        .collect()
+}
+
+fn counter(v: &Value, name: &str) -> u64 {
+    v[name].as_u64().unwrap_or_else(|| panic!("no {name} in {v}"))
+}
+
+fn assert_conserved(v: &Value) {
+    let dropped: u64 = v["drops"].as_object().unwrap().values().map(|d| d.as_u64().unwrap()).sum();
+    assert_eq!(counter(v, "rx_packets"), counter(v, "tx_packets") + dropped, "rx != tx + drops: {v}");
+}
+
+#[test]
+fn a_topic_limit_holds_globally_across_two_workers() {
+    let _g = dpdk_lock();
+    let dir = scratch_dir("global-limit");
+    // One topic, offered through both queues far above its limit (infinite replay).
+    write_pcap(&dir.join("a.pcap"), &frames(2000, &[7], 4));
+    write_pcap(&dir.join("b.pcap"), &frames(2000, &[7], 4));
+    let (rate, burst) = (200_000u64, 2_000u64);
+    let cfg = dir.join("limit.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[workers]\nlcores = [1, 2]\n\n[governance]\nreconcile_us = 1000\n\n\
+             [[governance.topics]]\nid = 7\nrate = {rate}\nburst = {burst}\n"
+        ),
+    )
+    .unwrap();
+    let vdevs = vec![
+        format!(
+            "net_pcap0,rx_pcap={},rx_pcap={},infinite_rx=1",
+            dir.join("a.pcap").display(),
+            dir.join("b.pcap").display()
+        ),
+        "net_null0,no-rx=1".to_string(),
+    ];
+    let mut eal = eal_args(&vdevs);
+    let l = eal.iter().position(|a| a == "-l").unwrap();
+    eal.splice(l..l + 2, strings(&["--lcores", "0@0,1@1,2@0"]));
+    let stats_path = dir.join("stats.json");
+    let out = run_tachyon(
+        &eal,
+        &strings(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--duration",
+            "4",
+            "--quiet",
+            "--stats-json",
+            stats_path.to_str().unwrap(),
+        ]),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stats = read_json(&stats_path);
+    let totals = &stats["totals"];
+    assert_conserved(totals);
+    let secs = stats["duration_secs"].as_f64().unwrap();
+    let admitted = counter(totals, "msgs_admitted") as f64;
+    let expected = rate as f64 * secs + burst as f64;
+    let error = (admitted - expected) / expected;
+    eprintln!("admitted {admitted} msgs in {secs:.3} s, expected {expected:.0}: error {:+.2} %", error * 100.0);
+    assert!(error.abs() <= 0.05, "admitted {admitted} vs {expected:.0} ({:+.2} %)", error * 100.0);
+    // Far above the limit on both workers: both were limited, both admitted.
+    assert!(counter(totals, "msgs_received") as f64 > 5.0 * expected, "offered load too low: {totals}");
+    for w in stats["workers"].as_array().unwrap() {
+        assert!(w["drops"]["topic_limited"].as_u64().unwrap() > 0, "worker not limited: {w}");
+        assert!(counter(w, "msgs_admitted") > 0, "worker admitted nothing: {w}");
+        assert_conserved(w);
+    }
+}
+
+/// The fraction of the packets processed between two `/tachyon/stats`
+/// readings that were dropped by a rule.
+fn rule_drop_share(prefix: &str, window: Duration) -> f64 {
+    let read = || {
+        let r = &telemetry(prefix, &["/tachyon/stats"])[0]["/tachyon/stats"];
+        (counter(r, "rx_packets"), r["drops"]["rule_drop"].as_u64().unwrap())
+    };
+    let (rx0, d0) = read();
+    std::thread::sleep(window);
+    let (rx1, d1) = read();
+    assert!(rx1 > rx0 + 1000, "traffic stalled: {rx0} -> {rx1}");
+    (d1 - d0) as f64 / (rx1 - rx0) as f64
+}
+
+fn sighup(child: &Child) {
+    assert!(Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap().success());
+}
+
+fn reload_command(prefix: &str) -> Value {
+    telemetry(prefix, &["/tachyon/reload"]).remove(0)["/tachyon/reload"].clone()
+}
+
+#[test]
+fn rules_reload_under_traffic_and_a_broken_file_keeps_the_old_ones() {
+    let _g = dpdk_lock();
+    let dir = scratch_dir("reload");
+    // Topics 7 and 8 alternate: a rule dropping one of them drops half the traffic.
+    write_pcap(&dir.join("in.pcap"), &frames(1000, &[7, 8], 2));
+    let cfg = dir.join("rules.toml");
+    let write_rules = |text: &str| std::fs::write(&cfg, text).unwrap();
+    write_rules("[[governance.rules]]\ntopic = 7\naction = \"drop\"\n");
+    let prefix = file_prefix();
+    let mut eal = eal_args(&[
+        format!("net_pcap0,rx_pcap={},infinite_rx=1", dir.join("in.pcap").display()),
+        "net_null0,no-rx=1".to_string(),
+    ]);
+    let p = eal.iter().position(|a| a == "--file-prefix").unwrap();
+    eal[p + 1] = prefix.clone();
+    let stats_path = dir.join("stats.json");
+    let mut child = Command::new(tachyon_bin())
+        .args(&eal)
+        .arg("--")
+        .args(app_args(&strings(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--quiet",
+            "--stats-json",
+            stats_path.to_str().unwrap(),
+        ])))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let window = Duration::from_millis(600);
+    let settle = Duration::from_millis(300);
+
+    let share = rule_drop_share(&prefix, window);
+    assert!((share - 0.5).abs() < 0.05, "first rules should drop topic 7 (half): {share}");
+
+    // SIGHUP with no rules: nothing is dropped by a rule any more.
+    write_rules("[governance]\ndefault_action = \"allow\"\n");
+    sighup(&child);
+    std::thread::sleep(settle);
+    let share = rule_drop_share(&prefix, window);
+    assert!(share < 0.01, "after SIGHUP no rule should drop: {share}");
+
+    // A file that does not parse: refused, the running (empty) rules stay.
+    write_rules("[[governance.rules]\ntopic = 8\n");
+    sighup(&child);
+    std::thread::sleep(settle);
+    let share = rule_drop_share(&prefix, window);
+    assert!(share < 0.01, "a broken file must not change the rules: {share}");
+
+    // The control command: drop both topics.
+    write_rules("[[governance.rules]]\ntopics = \"7-8\"\naction = \"drop\"\n");
+    let answer = reload_command(&prefix);
+    assert!(answer["reloaded"].as_str().is_some_and(|t| t.contains("1 rule")), "{answer}");
+    std::thread::sleep(settle);
+    let share = rule_drop_share(&prefix, window);
+    assert!(share > 0.99, "after /tachyon/reload both topics are dropped: {share}");
+
+    // A file that parses but does not validate: refused with the key, old rules stay.
+    write_rules("[[governance.rules]]\ntopic = 8\naction = \"limit\"\nprofile = \"nope\"\n");
+    let answer = reload_command(&prefix);
+    let refused = answer["refused"].as_str().unwrap_or_else(|| panic!("expected a refusal: {answer}"));
+    assert!(refused.contains("governance.rules[0]"), "{refused}");
+    let share = rule_drop_share(&prefix, window);
+    assert!(share > 0.99, "a refused reload must leave the rules in force: {share}");
+
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("refused, the running rules stay"), "{stderr}");
+    let stats = read_json(&stats_path);
+    // No packet lost in the switches: every packet received is sent or counted.
+    assert_conserved(&stats["totals"]);
+    assert_eq!(stats["governance"]["reloads_ok"], 2, "{}", stats["governance"]);
+    assert_eq!(stats["governance"]["reloads_failed"], 2, "{}", stats["governance"]);
+    assert_eq!(stats["governance"]["rule_hits"].as_array().unwrap().len(), 1);
+}
