@@ -260,7 +260,7 @@ fn run_with_eal(
         (Some(_), Some(p)) => p.take_queues().0.first_mut().and_then(Option::take),
     };
 
-    wait_for_links(args, &tx_port, rx_port.as_ref())?;
+    wait_for_links(args, &mut tx_port, rx_port.as_mut())?;
     std::thread::sleep(std::time::Duration::from_millis(args.settle_ms));
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -332,18 +332,35 @@ fn linger(args: &LiveArgs, tx: &Port, rx: Option<&Port>, stop: &AtomicBool) {
     }
 }
 
-fn wait_for_links(args: &LiveArgs, tx: &Port, rx: Option<&Port>) -> Result<(), String> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(args.link_wait.max(0.0));
+/// How long a link may stay down before its port is restarted.
+const LINK_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Waits for every link to come up. A net_memif client that reached its server
+/// before the server's port started is refused once and never tries again, so
+/// a port still down after [`LINK_RETRY`] is stopped and started (a new attempt).
+fn wait_for_links(args: &LiveArgs, tx: &mut Port, mut rx: Option<&mut Port>) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    let deadline = start + std::time::Duration::from_secs_f64(args.link_wait.max(0.0));
+    let mut next_retry = start + LINK_RETRY;
     loop {
-        let down: Vec<u16> = std::iter::once(tx).chain(rx).filter(|p| !p.link().up).map(|p| p.id()).collect();
+        let mut ports: Vec<&mut Port> = std::iter::once(&mut *tx).chain(rx.as_deref_mut()).collect();
+        let down: Vec<u16> = ports.iter().filter(|p| !p.link().up).map(|p| p.id()).collect();
         if down.is_empty() {
             return Ok(());
         }
-        if std::time::Instant::now() >= deadline {
+        let now = std::time::Instant::now();
+        if now >= deadline {
             return Err(format!(
                 "link of port(s) {down:?} still down after {}s (is the peer, e.g. the memif server, running?)",
                 args.link_wait
             ));
+        }
+        if now >= next_retry {
+            for p in ports.iter_mut().filter(|p| down.contains(&p.id())) {
+                p.stop();
+                p.start()?;
+            }
+            next_retry = now + LINK_RETRY;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
