@@ -436,7 +436,7 @@ impl<'a> LiveLoop<'a> {
         let mut now = start;
         while now < tx_end && !self.stop.load(Ordering::Relaxed) {
             if burst_ticks == 0.0 || now as f64 >= next_tx {
-                pos = self.send_burst(&mut alloc, burst, pos, now);
+                pos = self.send_burst(&mut alloc, burst, pos);
                 if burst_ticks > 0.0 {
                     next_tx = (next_tx + burst_ticks).max(now as f64 - MAX_BURSTS_BEHIND * burst_ticks);
                 }
@@ -459,12 +459,11 @@ impl<'a> LiveLoop<'a> {
 
     /// Sends the next `burst` pool frames from `pos`; returns the position after what the port took.
     #[inline(always)]
-    fn send_burst(&mut self, alloc: &mut RxBurst, burst: usize, pos: usize, now: u64) -> usize {
+    fn send_burst(&mut self, alloc: &mut RxBurst, burst: usize, pos: usize) -> usize {
         if alloc.alloc_from(self.mempool, burst) == 0 {
             self.tally.alloc_failures += 1;
             return pos;
         }
-        let stamp = self.args.latency.then(|| self.clock.ns(now));
         let mut p = pos;
         while let Some(mut m) = alloc.pop() {
             let frame = &self.frames[p];
@@ -477,7 +476,10 @@ impl<'a> LiveLoop<'a> {
                 let data = m.data_mut();
                 data[at + tachyon_offset::SEQ..][..8].copy_from_slice(&seq.to_le_bytes());
                 *seq += u64::from(msg_count);
-                if let Some(ns) = stamp {
+                if self.args.latency {
+                    // Stamped per frame, once its bytes are in place, so building the
+                    // rest of the burst is not counted as transit.
+                    let ns = self.clock.ns(dpdk::tsc());
                     data[at + tachyon_offset::TIMESTAMP_NS..][..8].copy_from_slice(&ns.to_le_bytes());
                 }
             }
