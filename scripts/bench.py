@@ -56,7 +56,15 @@ def machine():
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
     return {"cpu_model": model, "cores": os.cpu_count(), "kernel": platform.release(), "dpdk": dpdk,
-            "commit": commit}
+            "commit": commit, "cpu_pressure_avg60_at_start": cpu_pressure()}
+
+
+def cpu_pressure():
+    """Share of time runnable tasks waited for a CPU over the last minute (other tenants, on a VM)."""
+    try:
+        return float(re.search(r"avg60=([\d.]+)", Path("/proc/pressure/cpu").read_text()).group(1))
+    except (OSError, AttributeError):
+        return None
 
 
 class Bench:
@@ -319,6 +327,7 @@ def print_table(lines):
 
 
 def chart(lines, path):
+    """Throughput bars, the scaling line, latency percentiles per load; one PNG."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -364,10 +373,11 @@ def chart(lines, path):
         ax.set_xlabel("load (share of the measured memif-loop capacity)")
         ax.set_ylabel("µs")
         ax.set_yscale("log")
+        ax.set_ylim(top=max(x["p999_us"] for x in lat) * 20)  # room for the legend above the bars
         ax.set_title("Transit latency, tachyon-gen ↔ tachyon (memif)")
-        ax.legend()
+        ax.legend(loc="upper center", ncol=3)
     m = lines[0] if lines else {}
-    fig.suptitle(f"Tachyon on {m.get('cpu_model', '?')}, {m.get('cores', '?')} cores, {m.get('dpdk', '')} "
+    fig.suptitle(f"Tachyon on {m.get('cpu_model', '?')}, {m.get('cores', '?')} cores, DPDK {m.get('dpdk', '')} "
                  f"({m.get('mode', '')} run)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -383,9 +393,14 @@ def main():
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     p.add_argument("--bin-dir", default=str(target / "release"), help="where tachyon and tachyon-gen are")
     p.add_argument("--no-chart", dest="chart", action="store_false", help="skip the PNG")
+    p.add_argument("--chart-only", action="store_true", help="redraw the PNG from OUT/results.jsonl and exit")
     p.add_argument("--cases", nargs="+", choices=["throughput", "scaling", "latency"],
                    default=["throughput", "scaling", "latency"])
     args = p.parse_args()
+    if args.chart_only:
+        out = Path(args.out)
+        chart([json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()], out / "results.png")
+        return
     args.runs = args.runs or (1 if args.short else 5)
     args.secs = args.secs or (1 if args.short else 5)
     if os.geteuid() != 0:
