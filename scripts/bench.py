@@ -137,7 +137,7 @@ class Bench:
         cmd = [str(self.bin / "tachyon"), "--lcores", lcores, "-m", "1024", *EAL_COMMON, self.prefix(tag)]
         for v in vdevs:
             cmd += ["--vdev", v]
-        cmd += ["--", "--config", str(config), "--duration", str(self.args.secs + 1), "--stats-json", str(stats)]
+        cmd += ["--", "--no-metrics", "--config", str(config), "--duration", str(self.args.secs + 1), "--stats-json", str(stats)]
         out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                              timeout=self.args.secs + 60)
         if out.returncode != 0:
@@ -159,7 +159,7 @@ class Bench:
         tachyon = subprocess.Popen(
             [str(self.bin / "tachyon"), "--lcores", "0@0,1@1", "-m", "512", *EAL_COMMON, self.prefix(tag + "-t"),
              "--vdev", f"net_memif0,role=server,socket={sock},socket-abstract=no",
-             "--", "--config", str(self.config_off()), "--quiet", "--stats-json", str(t_stats)],
+             "--", "--no-metrics", "--config", str(self.config_off()), "--quiet", "--stats-json", str(t_stats)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         g_stats.unlink(missing_ok=True)
         gen_cmd = [str(self.bin / "tachyon-gen"), "live", "--lcores", "0@0", "-m", "256", *EAL_COMMON,

@@ -86,7 +86,7 @@ fn live_mode_through_tachyon_over_memif_measures_loss_order_and_latency() {
         .arg(file_prefix())
         .arg("--vdev")
         .arg(format!("net_memif0,role=server,socket={},socket-abstract=no", sock.display()))
-        .args(["--", "--duration", "60", "--quiet", "--stats-json", t_stats.to_str().unwrap()])
+        .args(["--", "--no-metrics", "--duration", "60", "--quiet", "--stats-json", t_stats.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
