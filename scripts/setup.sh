@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(dpdk dpdk-dev libdpdk-dev libclang-dev libhwloc-dev pkg-config libpcap-dev
-      python3 python3-venv iproute2 prometheus)
+      python3 python3-venv python3-matplotlib iproute2 prometheus)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

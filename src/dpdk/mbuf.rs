@@ -52,6 +52,23 @@ impl Mbuf {
         unsafe { self.raw.as_ref().pkt_len }
     }
 
+    /// Appends `bytes` after the packet's data (a fresh mbuf is empty).
+    /// Returns false, changing nothing, when the buffer has too little tailroom.
+    #[inline(always)]
+    pub fn append(&mut self, bytes: &[u8]) -> bool {
+        let Ok(len) = u16::try_from(bytes.len()) else { return false };
+        // SAFETY: the mbuf is owned; rte_pktmbuf_append only grows data_len and
+        // pkt_len of the last segment when the tailroom allows, else returns NULL.
+        let dst = unsafe { sys::tachyon_pktmbuf_append(self.raw.as_ptr(), len) };
+        if dst.is_null() {
+            return false;
+        }
+        // SAFETY: dst points at `len` bytes of this mbuf's buffer that were just
+        // reserved for us; `bytes` cannot overlap a buffer we own exclusively.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst as *mut u8, bytes.len()) };
+        true
+    }
+
     /// Gives up ownership without freeing (the caller hands it to DPDK).
     #[inline(always)]
     fn into_raw(self) -> *mut sys::rte_mbuf {
@@ -110,7 +127,8 @@ pub fn ip_checksum_flags(ol_flags: u64) -> (bool, bool) {
     (ol_flags & mask == good, ol_flags & mask == bad)
 }
 
-/// The packets of one `rte_eth_rx_burst`, handed out one at a time.
+/// The packets of one `rte_eth_rx_burst` (or fresh mbufs from
+/// [`RxBurst::alloc_from`]), handed out one at a time.
 pub struct RxBurst {
     pkts: [*mut sys::rte_mbuf; MAX_BURST],
     len: usize,
@@ -138,6 +156,21 @@ impl RxBurst {
         // thread polls it; pkts has room for max pointers.
         let n = unsafe { sys::tachyon_rx_burst(queue.port, queue.queue, self.pkts.as_mut_ptr(), max) };
         self.len = n as usize;
+        self.next = 0;
+        self.len
+    }
+
+    /// Refills the burst with `n` empty mbufs from `pool`, all or none (one
+    /// `rte_pktmbuf_alloc_bulk`); returns how many it holds now.
+    /// Packets not yet taken from the previous burst are freed first.
+    #[inline(always)]
+    pub fn alloc_from(&mut self, pool: &super::Mempool, n: usize) -> usize {
+        self.free_rest();
+        let n = n.min(MAX_BURST);
+        // SAFETY: pkts has room for n pointers; on success DPDK fills all n with
+        // reset mbufs we now own, on failure it hands out none.
+        let rc = unsafe { sys::tachyon_pktmbuf_alloc_bulk(pool.as_ptr(), self.pkts.as_mut_ptr(), n as u32) };
+        self.len = if rc == 0 { n } else { 0 };
         self.next = 0;
         self.len
     }

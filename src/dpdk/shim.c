@@ -23,6 +23,8 @@ struct rte_mbuf *tachyon_pktmbuf_alloc(struct rte_mempool *mp) { return rte_pktm
 int tachyon_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **pkts, unsigned int n)
 { return rte_pktmbuf_alloc_bulk(mp, pkts, n); }
 
+char *tachyon_pktmbuf_append(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_append(m, len); }
+
 unsigned int tachyon_lcore_id(void) { return rte_lcore_id(); }
 
 uint64_t tachyon_rdtsc(void) { return rte_rdtsc(); }

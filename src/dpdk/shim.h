@@ -12,6 +12,7 @@ void tachyon_pktmbuf_free(struct rte_mbuf *m);
 void tachyon_pktmbuf_free_bulk(struct rte_mbuf **pkts, unsigned int n);
 struct rte_mbuf *tachyon_pktmbuf_alloc(struct rte_mempool *mp);
 int tachyon_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **pkts, unsigned int n);
+char *tachyon_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 unsigned int tachyon_lcore_id(void);
 uint64_t tachyon_rdtsc(void);
 int tachyon_errno(void);

@@ -1,0 +1,412 @@
+#!/usr/bin/env python3
+"""Runs the README's performance table on DPDK virtual devices (no NIC, no
+hugepages) and writes it as JSON lines plus a PNG chart. Called by
+scripts/bench.sh, which builds the release binaries first.
+
+Cases, each as medians over alternating runs:
+  throughput  dpdk-testpmd io and macswap, tachyon with governance off and on,
+              one forwarding lcore, net_pcap (infinite replay) -> net_null
+  scaling     tachyon with 1 worker and with as many as the machine allows,
+              one pcap RX queue per worker (same load per worker)
+  latency     tachyon-gen live <-> tachyon over net_memif: capacity, then
+              P50/P99/P99.9 transit at 10 %, 50 % and 90 % of it
+Only the Python standard library is needed; the chart wants matplotlib.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GOVERNANCE_CONFIG = ROOT / "dpdk-config" / "bench-governance.toml"
+PASS_THROUGH_CONFIG = ROOT / "dpdk-config" / "bench-pass-through.toml"
+# The traffic of every case: 100,000 topics (Zipf 1.1), 10,000 senders, 1-8 records.
+TRAFFIC = ["--topics", "100000", "--dist", "zipf", "--zipf-s", "1.1", "--senders", "10000",
+           "--records", "1-8", "--payload", "64", "--src-ips", "64", "--sticky-flows"]
+# net_pcap keeps the whole capture in mbufs; this leaves room in a 32k pool.
+PCAP_FRAMES = 16384
+LOADS = [0.1, 0.5, 0.9]
+EAL_COMMON = ["--no-huge", "--no-pci", "--log-level", "lib.eal:error"]
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def machine():
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    dpdk = subprocess.run(["pkg-config", "--modversion", "libdpdk"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    return {"cpu_model": model, "cores": os.cpu_count(), "kernel": platform.release(), "dpdk": dpdk,
+            "commit": commit, "cpu_pressure_avg60_at_start": cpu_pressure()}
+
+
+def cpu_pressure():
+    """Share of time runnable tasks waited for a CPU over the last minute (other tenants, on a VM)."""
+    try:
+        return float(re.search(r"avg60=([\d.]+)", Path("/proc/pressure/cpu").read_text()).group(1))
+    except (OSError, AttributeError):
+        return None
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.bin = Path(args.bin_dir)
+        self.work = Path(tempfile.mkdtemp(prefix="tachyon-bench-"))
+        self.machine = machine()
+        self.prefix_n = 0
+        self.lines = []
+
+    def prefix(self, name):
+        self.prefix_n += 1
+        return f"--file-prefix=bench-{os.getpid()}-{name}-{self.prefix_n}"
+
+    def emit(self, obj):
+        obj = {**obj, "mode": "short" if self.args.short else "full",
+               "runs": self.args.runs, "secs_per_run": self.args.secs, **self.machine}
+        self.lines.append(obj)
+        log(json.dumps(obj))
+
+    # ---- inputs -------------------------------------------------------------
+    def make_pcap(self, name, seed):
+        path = self.work / f"{name}.pcap"
+        summary = self.work / f"{name}.json"
+        subprocess.run([str(self.bin / "tachyon-gen"), "pcap", "--out", str(path), "--frames", str(PCAP_FRAMES),
+                        "--summary-json", str(summary), "--seed", str(seed), *TRAFFIC],
+                       check=True, stdout=subprocess.DEVNULL)
+        s = json.loads(summary.read_text())
+        return path, s["messages"] / max(s["valid_frames"], 1)
+
+    # ---- one run of each program -----------------------------------------------
+    def testpmd(self, mode, pcap):
+        """Mean Rx-pps of port 0 over the measured seconds (the first reading is start-up)."""
+        cmd = ["dpdk-testpmd", "-l", "0-1", "-m", "512", *EAL_COMMON, self.prefix("testpmd"),
+               "--vdev", f"net_pcap0,rx_pcap={pcap},infinite_rx=1", "--vdev", "net_null0,no-rx=1",
+               "--", f"--forward-mode={mode}", "--stats-period", "1", "--total-num-mbufs", "32768"]
+        readings = []
+        port = None
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        deadline = time.monotonic() + self.args.secs + 30
+        try:
+            for line in proc.stdout:
+                m = re.search(r"NIC statistics for port (\d+)", line)
+                if m:
+                    port = int(m.group(1))
+                m = re.search(r"Rx-pps:\s+(\d+)", line)
+                if m and port == 0:
+                    readings.append(int(m.group(1)))
+                    if len(readings) > self.args.secs:
+                        break
+                if time.monotonic() > deadline:
+                    break
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+        measured = readings[1:]
+        if not measured:
+            raise RuntimeError(f"testpmd {mode}: no Rx-pps readings ({' '.join(cmd)})")
+        return statistics.mean(measured)
+
+    def tachyon(self, lcores, vdevs, config, tag):
+        """(rx pps, msgs in/s, msgs admitted/s) from the live lines, the first left out, and the final stats."""
+        stats = self.work / f"{tag}-stats.json"
+        cmd = [str(self.bin / "tachyon"), "--lcores", lcores, "-m", "1024", *EAL_COMMON, self.prefix(tag)]
+        for v in vdevs:
+            cmd += ["--vdev", v]
+        cmd += ["--", "--no-metrics", "--config", str(config), "--duration", str(self.args.secs + 1), "--stats-json", str(stats)]
+        out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                             timeout=self.args.secs + 60)
+        if out.returncode != 0:
+            raise RuntimeError(f"tachyon {tag} failed: {out.stderr.strip()[-2000:]}")
+        rows = []
+        for line in out.stdout.splitlines():
+            m = re.search(r"rx\s+([\d.]+) Mpps .*msgs in\s+([\d.]+) M/s, admitted\s+([\d.]+) M/s", line)
+            if m:
+                rows.append(tuple(float(x) * 1e6 for x in m.groups()))
+        measured = rows[1:] or rows
+        if not measured:
+            raise RuntimeError(f"tachyon {tag}: no live lines in: {out.stdout[-2000:]}")
+        return tuple(statistics.mean(col) for col in zip(*measured)), json.loads(stats.read_text())
+
+    def loop(self, rate, latency, tag):
+        """tachyon-gen live <-> tachyon over memif; returns (gen report, tachyon stats)."""
+        sock = self.work / f"{tag}-{self.prefix_n}.sock"
+        t_stats, g_stats = self.work / f"{tag}-tachyon.json", self.work / f"{tag}-gen.json"
+        tachyon = subprocess.Popen(
+            [str(self.bin / "tachyon"), "--lcores", "0@0,1@1", "-m", "512", *EAL_COMMON, self.prefix(tag + "-t"),
+             "--vdev", f"net_memif0,role=server,socket={sock},socket-abstract=no",
+             "--", "--no-metrics", "--config", str(self.config_off()), "--quiet", "--stats-json", str(t_stats)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        g_stats.unlink(missing_ok=True)
+        gen_cmd = [str(self.bin / "tachyon-gen"), "live", "--lcores", "0@0", "-m", "256", *EAL_COMMON,
+                   self.prefix(tag + "-g"), "--vdev", f"net_memif0,role=client,socket={sock},socket-abstract=no",
+                   "--", "--rx-port", "0", "--rate", str(int(rate)), "--duration", str(self.args.secs),
+                   "--warmup", str(min(0.5, self.args.secs / 4)), "--quiet", "--stats-json", str(g_stats),
+                   "--link-wait", "20", "--settle-ms", "1500", "--linger", "30", *TRAFFIC]
+        if latency:
+            # Small bursts: a frame should not wait for 31 others to be built before it leaves.
+            gen_cmd += ["--latency", "--burst", "8"]
+        gen = None
+        try:
+            for _ in range(200):  # the server creates its socket once its port is probed
+                if sock.exists() or tachyon.poll() is not None:
+                    break
+                time.sleep(0.05)
+            gen = subprocess.Popen(gen_cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+            # The generator writes its results, then keeps the memif link up until tachyon
+            # has stopped polling it (net_memif unmaps the rings of a side that leaves).
+            deadline = time.monotonic() + self.args.secs + 60
+            while not g_stats.exists() and gen.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            if tachyon.poll() is None:
+                tachyon.send_signal(signal.SIGINT)
+            _, err = tachyon.communicate(timeout=30)
+            if gen is not None:
+                _, gen_err = gen.communicate(timeout=60)
+        if gen.returncode != 0:
+            raise RuntimeError(f"tachyon-gen live {tag} failed: {gen_err.strip()[-2000:]}")
+        if tachyon.returncode != 0:
+            raise RuntimeError(f"tachyon (memif server) {tag} failed: {err.strip()[-2000:]}")
+        return json.loads(g_stats.read_text()), json.loads(t_stats.read_text())
+
+    def config_off(self):
+        return PASS_THROUGH_CONFIG
+
+    def governance_refused(self):
+        """Why this tachyon build refuses the governance config, or None when it takes it."""
+        out = subprocess.run([str(self.bin / "tachyon"), "-l", "0-1", "--", "--config", str(GOVERNANCE_CONFIG),
+                              "--plan"], capture_output=True, text=True, timeout=60)
+        return None if out.returncode == 0 else (out.stderr.strip() or out.stdout.strip())[-500:]
+
+    # ---- cases --------------------------------------------------------------
+    def throughput(self):
+        pcap, msgs_per_frame = self.make_pcap("traffic", 1)
+        pcap_vdevs = [f"net_pcap0,rx_pcap={pcap},infinite_rx=1", "net_null0,no-rx=1"]
+        cases = {
+            "testpmd-io": lambda: (self.testpmd("io", pcap), None, None),
+            "testpmd-macswap": lambda: (self.testpmd("macswap", pcap), None, None),
+            "tachyon-governance-off": lambda: self.tachyon("0@0,1@1", pcap_vdevs, self.config_off(), "off")[0],
+            "tachyon-governance-on": lambda: self.tachyon("0@0,1@1", pcap_vdevs, GOVERNANCE_CONFIG, "on")[0],
+        }
+        refused = self.governance_refused()
+        if refused:
+            # Kept in the output, marked, so the table shows what is missing and why.
+            log(f"governance-on case skipped: tachyon refuses {GOVERNANCE_CONFIG.name}: {refused}")
+            del cases["tachyon-governance-on"]
+            self.emit({"kind": "throughput", "case": "tachyon-governance-on", "skipped": refused})
+        runs = {name: [] for name in cases}
+        for r in range(self.args.runs):  # alternate the cases so drift hits all of them alike
+            for name, run in cases.items():
+                runs[name].append(run())
+                log(f"throughput run {r + 1}/{self.args.runs} {name}: {runs[name][-1][0] / 1e6:.3f} Mpps")
+        io = statistics.median(x[0] for x in runs["testpmd-io"])
+        for name, rs in runs.items():
+            pps = statistics.median(x[0] for x in rs)
+            measured_msgs = rs[0][1] is not None
+            msgs = statistics.median(x[1] for x in rs) if measured_msgs else pps * msgs_per_frame
+            admitted = statistics.median(x[2] for x in rs) if measured_msgs else msgs
+            self.emit({"kind": "throughput", "case": name, "mpps": pps / 1e6, "msgs_per_s": msgs,
+                       "msgs_admitted_per_s": admitted, "msgs_measured": measured_msgs,
+                       "ns_per_packet": 1e9 / pps, "ratio_vs_testpmd_io": pps / io,
+                       "runs_mpps": [x[0] / 1e6 for x in rs], "lcores": 1})
+
+    def scaling(self):
+        workers_max = max(2, os.cpu_count() or 2)
+        pcaps = [self.make_pcap(f"scale-{i}", 10 + i)[0] for i in range(workers_max)]
+        results = {1: [], workers_max: []}
+        for r in range(self.args.runs):
+            for n in results:
+                # Worker lcores 1..n; lcore k runs on CPU k mod cores, so on 2 CPUs
+                # the second worker shares CPU 0 with the (mostly sleeping) control lcore.
+                cpus = os.cpu_count() or 2
+                lcores = ",".join(f"{k}@{k % cpus}" for k in range(n + 1))
+                cfg = self.work / f"scale-{n}.toml"
+                cfg.write_text(Path(self.config_off()).read_text() +
+                               f"\n[workers]\nlcores = {list(range(1, n + 1))}\n\n"
+                               "[dataplane]\nmbufs_per_pool = 65535\n")
+                rx = ",".join(f"rx_pcap={p}" for p in pcaps[:n])
+                vdevs = [f"net_pcap0,{rx},infinite_rx=1", "net_null0,no-rx=1"]
+                (pps, _, _), stats = self.tachyon(lcores, vdevs, cfg, f"scale{n}")
+                per_worker = [w["rx_packets"] for w in stats["workers"]]
+                if len(per_worker) != n or min(per_worker) == 0:
+                    raise RuntimeError(f"scaling {n}: workers did not all carry traffic: {per_worker}")
+                results[n].append(pps)
+                log(f"scaling run {r + 1}/{self.args.runs} {n} worker(s): {pps / 1e6:.3f} Mpps")
+        r1 = statistics.median(results[1])
+        for n, rs in results.items():
+            rn = statistics.median(rs)
+            self.emit({"kind": "scaling", "case": f"workers-{n}", "workers": n, "mpps": rn / 1e6,
+                       "mpps_per_worker": rn / n / 1e6, "efficiency": rn / (n * r1),
+                       "runs_mpps": [x / 1e6 for x in rs]})
+
+    def latency(self):
+        caps = []
+        for r in range(self.args.runs):
+            gen, _ = self.loop(0, False, "capacity")
+            caps.append(gen["rx"]["tachyon_frames"] / gen["tx_secs"])
+            log(f"capacity run {r + 1}/{self.args.runs}: {caps[-1] / 1e6:.3f} Mpps back")
+        capacity = statistics.median(caps)
+        self.emit({"kind": "latency", "case": "capacity", "mpps": capacity / 1e6, "runs_mpps": [c / 1e6 for c in caps]})
+        per_load = {load: [] for load in LOADS}
+        for r in range(self.args.runs):
+            for load in LOADS:
+                gen, t = self.loop(capacity * load, True, f"lat{int(load * 100)}")
+                lat = gen["latency"]
+                if not lat or not lat["count"]:
+                    raise RuntimeError(f"latency at {load:.0%}: no timestamped frame came back: {gen}")
+                per_load[load].append((lat, gen))
+                log(f"latency run {r + 1}/{self.args.runs} at {load:.0%}: p50 {lat['p50_ns']} ns "
+                    f"p99 {lat['p99_ns']} ns p99.9 {lat['p999_ns']} ns")
+        for load, rs in per_load.items():
+            med = lambda k: statistics.median(x[0][k] for x in rs)  # noqa: E731
+            self.emit({"kind": "latency", "case": f"load-{int(load * 100)}", "load": load,
+                       "target_mpps": capacity * load / 1e6,
+                       "achieved_mpps": statistics.median(x[1]["tx_pps"] for x in rs) / 1e6,
+                       "p50_us": med("p50_ns") / 1e3, "p99_us": med("p99_ns") / 1e3,
+                       "p999_us": med("p999_ns") / 1e3, "max_us": max(x[0]["max_ns"] for x in rs) / 1e3,
+                       "samples": sum(x[0]["count"] for x in rs),
+                       "loss_ratio": statistics.median(x[1]["loss"]["loss_ratio"] for x in rs),
+                       "reordered": sum(x[1]["rx"]["reordered"] for x in rs)})
+
+    def run(self):
+        out = Path(self.args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            for case in self.args.cases:
+                getattr(self, case)()
+        finally:
+            shutil.rmtree(self.work, ignore_errors=True)
+        jsonl = out / "results.jsonl"
+        jsonl.write_text("".join(json.dumps(x) + "\n" for x in self.lines))
+        log(f"wrote {jsonl}")
+        if self.args.chart:
+            chart(self.lines, out / "results.png")
+        print_table(self.lines)
+
+
+def print_table(lines):
+    for x in lines:
+        if "skipped" in x:
+            print(f"{x['case']:<24} skipped: {x['skipped']}")
+        elif x["kind"] == "throughput":
+            print(f"{x['case']:<24} {x['mpps']:8.3f} Mpps {x['msgs_per_s'] / 1e6:8.3f} M msgs/s "
+                  f"{x['ns_per_packet']:7.1f} ns/pkt  x{x['ratio_vs_testpmd_io']:.2f} of testpmd-io")
+        elif x["kind"] == "scaling":
+            print(f"{x['case']:<24} {x['mpps']:8.3f} Mpps  efficiency {x['efficiency']:.2f}")
+        elif x["case"] == "capacity":
+            print(f"{'memif loop capacity':<24} {x['mpps']:8.3f} Mpps")
+        else:
+            print(f"{'latency ' + x['case']:<24} p50 {x['p50_us']:.2f} us p99 {x['p99_us']:.2f} us "
+                  f"p99.9 {x['p999_us']:.2f} us (loss {x['loss_ratio']:.2%})")
+
+
+def chart(lines, path):
+    """Throughput bars, the scaling line, latency percentiles per load; one PNG."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib not found (apt-get install python3-matplotlib): no chart")
+        return
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
+    tp = [x for x in lines if x["kind"] == "throughput" and "skipped" not in x]
+    if tp:
+        ax = axes[0]
+        bars = ax.bar([x["case"].replace("tachyon-", "tachyon\n").replace("testpmd-", "testpmd\n") for x in tp],
+                      [x["mpps"] for x in tp], color=["#999999", "#bbbbbb", "#4c72b0", "#dd8452"][:len(tp)])
+        for b, x in zip(bars, tp):
+            ax.annotate(f"{x['mpps']:.1f}\n×{x['ratio_vs_testpmd_io']:.2f}", (b.get_x() + b.get_width() / 2,
+                        b.get_height()), ha="center", va="bottom", fontsize=8)
+        ax.set_ylabel("Mpps (one forwarding lcore)")
+        ax.set_title("Throughput: pcap → null, medians")
+        ax.margins(y=0.25)
+    sc = [x for x in lines if x["kind"] == "scaling"]
+    if sc:
+        ax = axes[1]
+        ws = [x["workers"] for x in sc]
+        ax.plot(ws, [x["mpps"] for x in sc], "o-", label="measured")
+        ax.plot(ws, [sc[0]["mpps"] * w for w in ws], "--", color="grey", label="linear")
+        for x in sc:
+            ax.annotate(f"{x['mpps']:.1f} Mpps\neff {x['efficiency']:.2f}", (x["workers"], x["mpps"]),
+                        textcoords="offset points", xytext=(6, -24), fontsize=8)
+        ax.set_xticks(ws)
+        ax.set_xlabel("workers")
+        ax.set_ylabel("Mpps")
+        ax.set_title("Scaling (same load per worker)")
+        ax.legend(loc="upper left")
+        ax.margins(x=0.3, y=0.25)
+    lat = [x for x in lines if x["kind"] == "latency" and x["case"] != "capacity"]
+    if lat:
+        ax = axes[2]
+        loads = [f"{int(x['load'] * 100)} %" for x in lat]
+        pos = range(len(lat))
+        for i, (key, label) in enumerate([("p50_us", "P50"), ("p99_us", "P99"), ("p999_us", "P99.9")]):
+            ax.bar([p + (i - 1) * 0.27 for p in pos], [x[key] for x in lat], 0.27, label=label)
+        ax.set_xticks(list(pos), loads)
+        ax.set_xlabel("load (share of the measured memif-loop capacity)")
+        ax.set_ylabel("µs")
+        ax.set_yscale("log")
+        ax.set_ylim(top=max(x["p999_us"] for x in lat) * 20)  # room for the legend above the bars
+        ax.set_title("Transit latency, tachyon-gen ↔ tachyon (memif)")
+        ax.legend(loc="upper center", ncol=3)
+    m = lines[0] if lines else {}
+    fig.suptitle(f"Tachyon on {m.get('cpu_model', '?')}, {m.get('cores', '?')} cores, DPDK {m.get('dpdk', '')} "
+                 f"({m.get('mode', '')} run)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    log(f"wrote {path}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--short", action="store_true", help="one run of about a second per case (the test suite's mode)")
+    p.add_argument("--runs", type=int, help="alternating runs per case (default 5; 1 with --short)")
+    p.add_argument("--secs", type=int, help="measured seconds per run (default 5; 1 with --short)")
+    p.add_argument("--out", default=str(ROOT / "docs" / "bench"), help="where results.jsonl and results.png go")
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    p.add_argument("--bin-dir", default=str(target / "release"), help="where tachyon and tachyon-gen are")
+    p.add_argument("--no-chart", dest="chart", action="store_false", help="skip the PNG")
+    p.add_argument("--chart-only", action="store_true", help="redraw the PNG from OUT/results.jsonl and exit")
+    p.add_argument("--cases", nargs="+", choices=["throughput", "scaling", "latency"],
+                   default=["throughput", "scaling", "latency"])
+    args = p.parse_args()
+    if args.chart_only:
+        out = Path(args.out)
+        chart([json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()], out / "results.png")
+        return
+    args.runs = args.runs or (1 if args.short else 5)
+    args.secs = args.secs or (1 if args.short else 5)
+    if os.geteuid() != 0:
+        sys.exit("bench: DPDK needs root")
+    Bench(args).run()
+
+
+if __name__ == "__main__":
+    main()
