@@ -16,20 +16,18 @@ use crate::reason::DropReason;
 
 /// The reasons decided by parsing one packet, in PROTOCOL.md order; the
 /// others (rules, governance, TX) depend on appliance state, not bytes.
-pub const PARSER_REASONS: [DropReason; 12] = [
-    DropReason::NotIpv4,
-    DropReason::IpMalformed,
-    DropReason::IpChecksum,
-    DropReason::IpFragment,
-    DropReason::NotUdp,
-    DropReason::UdpMalformed,
-    DropReason::NotTachyon,
-    DropReason::BadMagic,
-    DropReason::BadVersion,
-    DropReason::BadHeader,
-    DropReason::Truncated,
-    DropReason::TrailingBytes,
-];
+pub const PARSER_REASONS: [DropReason; 12] = first_reasons();
+
+/// The first 12 of PROTOCOL.md's table (not_ipv4 … trailing_bytes) are the parser's.
+const fn first_reasons() -> [DropReason; 12] {
+    let mut out = [DropReason::NotIpv4; 12];
+    let mut i = 0;
+    while i < 12 {
+        out[i] = DropReason::ALL[i];
+        i += 1;
+    }
+    out
+}
 
 /// Whether a packet's bytes alone can earn this reason.
 pub fn is_parser_reason(reason: DropReason) -> bool {
