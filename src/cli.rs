@@ -18,7 +18,9 @@ Examples:
   # Only print the placement plan (no hugepages, no NIC needed):
   tachyon -l 0-4 -- --plan
 
-Lcore 0 (EAL's main lcore) is the control lcore; every other enabled lcore runs one worker.
+EAL's main lcore is the control lcore; workers run on the other enabled lcores that the placement
+plan accepts (one per physical core; see --plan), or on [workers] lcores from the config.
+SIGHUP (or the telemetry command /tachyon/reload) reloads [governance] from the config file.
 Config reference and examples: dpdk-config/.";
 
 /// Tachyon: a DPDK data plane that governs a Tachyon message bus.
