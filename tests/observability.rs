@@ -397,7 +397,13 @@ fn prometheus_sees_every_worker_core_rising_and_telemetry_answers() {
     let addr = app.metrics_addr();
 
     // The server thread runs where EAL put the main lcore (CPU 0 with -l 0-1), never on the worker's CPU.
-    let threads = app.threads();
+    // A new thread names itself once it runs, so give it a moment to appear under its name.
+    let mut threads = app.threads();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !threads.iter().any(|(n, _)| n == "tachyon-metrics") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        threads = app.threads();
+    }
     let cpus_of = |name: &str| threads.iter().find(|(n, _)| n == name).map(|(_, c)| c.clone());
     assert_eq!(cpus_of("tachyon-metrics").as_deref(), Some("0"), "threads: {threads:?}");
     assert_eq!(cpus_of("rte-worker-1").as_deref(), Some("1"), "threads: {threads:?}");
