@@ -122,9 +122,7 @@ fn queue_count_the_port_cannot_do_is_refused() {
     let cfg = dir.join("c.toml");
     std::fs::write(&cfg, "[workers]\nlcores = [1, 2]\n").unwrap();
     // A single-queue pcap port cannot give two workers a queue each.
-    let mut args = eal_args(&[format!("net_pcap0,rx_pcap={}", input.display())]);
-    let l = args.iter().position(|a| a == "-l").unwrap();
-    args.splice(l..l + 2, strings(&["--lcores", "0@0,1@1,2@0"]));
+    let mut args = eal_args_two_workers(&[format!("net_pcap0,rx_pcap={}", input.display())]);
     args.extend(app_only(&["--config", cfg.to_str().unwrap(), "--duration", "1"]));
     assert_fails_naming(&args, "cannot do 2 RX");
 }

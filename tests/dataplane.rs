@@ -124,18 +124,7 @@ fn configured_route_and_next_hop_are_applied() {
         format!("net_pcap0,rx_pcap={},tx_pcap={}", input.display(), out0.display()),
         format!("net_pcap1,rx_pcap={},tx_pcap={}", empty.display(), out1.display()),
     ];
-    let out = run_tachyon(
-        &eal_args(&vdevs),
-        &strings(&[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--duration",
-            "2",
-            "--quiet",
-            "--stats-json",
-            stats_path.to_str().unwrap(),
-        ]),
-    );
+    let out = run_with_config(&eal_args(&vdevs), &cfg, 2, &stats_path);
     assert!(out.status.success());
     let stats = read_json(&stats_path);
     assert_conserved(&stats["totals"]);
@@ -195,22 +184,8 @@ fn two_workers_on_a_two_queue_device_both_carry_traffic() {
     // Two workers on a two-CPU machine: lcore 2 shares CPU 0 with the control lcore.
     let cfg = p("workers.toml");
     std::fs::write(&cfg, "[workers]\nlcores = [1, 2]\n").unwrap();
-    let mut eal = eal_args(&[vdev]);
-    let l = eal.iter().position(|a| a == "-l").unwrap();
-    eal.splice(l..l + 2, strings(&["--lcores", "0@0,1@1,2@0"]));
     let stats_path = p("stats.json");
-    let out = run_tachyon(
-        &eal,
-        &strings(&[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--duration",
-            "2",
-            "--quiet",
-            "--stats-json",
-            stats_path.to_str().unwrap(),
-        ]),
-    );
+    let out = run_with_config(&eal_args_two_workers(&[vdev]), &cfg, 2, &stats_path);
     assert!(out.status.success());
     let stats = read_json(&stats_path);
     let workers = stats["workers"].as_array().unwrap();

@@ -61,22 +61,8 @@ fn a_topic_limit_holds_globally_across_two_workers() {
         ),
         "net_null0,no-rx=1".to_string(),
     ];
-    let mut eal = eal_args(&vdevs);
-    let l = eal.iter().position(|a| a == "-l").unwrap();
-    eal.splice(l..l + 2, strings(&["--lcores", "0@0,1@1,2@0"]));
     let stats_path = dir.join("stats.json");
-    let out = run_tachyon(
-        &eal,
-        &strings(&[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--duration",
-            "4",
-            "--quiet",
-            "--stats-json",
-            stats_path.to_str().unwrap(),
-        ]),
-    );
+    let out = run_with_config(&eal_args_two_workers(&vdevs), &cfg, 4, &stats_path);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stats = read_json(&stats_path);
     let totals = &stats["totals"];

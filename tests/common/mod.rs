@@ -60,6 +60,29 @@ pub fn app_args(app: &[String]) -> Vec<String> {
     v
 }
 
+/// EAL arguments for two workers on this two-CPU machine: lcore 2 shares
+/// CPU 0 with the control lcore (config `[workers] lcores = [1, 2]`).
+pub fn eal_args_two_workers(vdevs: &[String]) -> Vec<String> {
+    let mut a = eal_args(vdevs);
+    let l = a.iter().position(|x| x == "-l").expect("eal_args sets -l");
+    a.splice(l..l + 2, strings(&["--lcores", "0@0,1@1,2@0"]));
+    a
+}
+
+/// Runs `tachyon EAL -- --config CFG --duration SECS --quiet --stats-json STATS`.
+pub fn run_with_config(eal: &[String], cfg: &Path, secs: u32, stats: &Path) -> Output {
+    let app = strings(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--duration",
+        &secs.to_string(),
+        "--quiet",
+        "--stats-json",
+        stats.to_str().unwrap(),
+    ]);
+    run_tachyon(eal, &app)
+}
+
 /// Runs `tachyon EAL -- APP` to completion.
 pub fn run_tachyon(eal: &[String], app: &[String]) -> Output {
     let out = Command::new(tachyon_bin()).args(eal).arg("--").args(app_args(app)).output().expect("start tachyon");
