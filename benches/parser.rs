@@ -3,7 +3,7 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use tachyon::classify::{NicChecksum, ParseConfig, classify};
+use tachyon::dataplane::classify::{NicChecksum, ParseConfig, classify};
 use tachyon::traffic::FrameSpec;
 
 fn frame(records: usize, vlan: bool) -> Vec<u8> {

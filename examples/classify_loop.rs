@@ -1,7 +1,7 @@
 //! Classifies the same frame N times: a fixed workload for instruction counts
 //! (valgrind --tool=callgrind) when hardware counters are not available.
 use std::hint::black_box;
-use tachyon::classify::{NicChecksum, ParseConfig, classify};
+use tachyon::dataplane::classify::{NicChecksum, ParseConfig, classify};
 use tachyon::traffic::FrameSpec;
 
 fn main() {

@@ -1,22 +1,22 @@
 //! Tachyon: a DPDK data plane that governs a message bus at the packet level.
 //!
-//! Module map: `dpdk` (the only FFI), `wire` (zero-copy header views),
-//! `classify` (one PROTOCOL.md reason per dropped packet), `reason`,
-//! `metrics` (Prometheus `/metrics`) and `telemetry` (DPDK telemetry commands).
-pub mod app;
-pub mod classify;
+//! The crate is laid out by plane (see `docs/architecture.md`):
+//!
+//! - [`dataplane`]: the worker lcores' loop, classification, counters, drop reasons;
+//! - [`governance`]: rules, topic buckets and sender quotas (pure Rust, per-worker shards);
+//! - [`control`]: the control lcore: reconciliation, reloads, metrics, telemetry, report;
+//! - [`wire`]: the one owner of the wire format (Ethernet, IPv4, UDP, Tachyon frame);
+//! - [`dpdk`]: the only FFI: safe types over EAL, ports, mbufs, mempools, RCU, telemetry;
+//! - [`topology`]: the host's cores and NUMA nodes, and the placement plan;
+//! - [`traffic`]: the traffic model of `tachyon-gen` (frames, mixes, malformed packets);
+//! - the shell: [`cli`], [`config`] and [`startup`] (the steps from arguments to a running appliance).
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod dataplane;
 pub mod dpdk;
 pub mod governance;
-pub mod governor;
-pub mod metrics;
-pub mod reason;
-pub mod report;
-pub mod stats;
-pub mod telemetry;
+pub mod startup;
 pub mod topology;
 pub mod traffic;
 pub mod wire;
-pub mod worker;

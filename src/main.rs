@@ -1,7 +1,7 @@
 //! `tachyon [EAL args] -- [options]`: see `tachyon --help`.
 
 use clap::Parser;
-use tachyon::{app, cli};
+use tachyon::{cli, startup};
 
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
@@ -19,9 +19,9 @@ fn main() {
         }
     };
     let result = if options.plan {
-        app::print_plan(&options, &split.eal)
+        startup::print_plan(&options, &split.eal)
     } else {
-        app::prepare(options, split.eal).and_then(app::run)
+        startup::prepare(options, split.eal).and_then(startup::run)
     };
     if let Err(e) = result {
         eprintln!("tachyon: error: {e}");

@@ -9,7 +9,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 use std::path::Path;
-use tachyon::reason::DropReason;
+use tachyon::dataplane::reason::DropReason;
 use tachyon::traffic::{FrameSpec, PARSER_REASONS, malformed};
 
 /// A mixed capture: valid frames (1 and many records, with and without a

@@ -9,7 +9,7 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tachyon::reason::DropReason;
+use tachyon::dataplane::reason::DropReason;
 use tachyon::traffic::PARSER_REASONS;
 
 fn gen_bin() -> &'static str {

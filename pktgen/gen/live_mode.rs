@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use serde_json::{Value, json};
-use tachyon::classify::{Accepted, NicChecksum, ParseConfig, classify};
+use tachyon::dataplane::classify::{Accepted, NicChecksum, ParseConfig, classify};
 use tachyon::dpdk::{self, Eal, FreeBatch, Mempool, Port, PortConfig, RxBurst, RxQueue, TxBuffer, TxQueue};
 use tachyon::traffic::frame::tachyon_offset;
 use tachyon::traffic::{FrameKind, Layout, TrafficConfig, TrafficGenerator};

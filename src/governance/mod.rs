@@ -67,5 +67,5 @@ pub struct Route {
 pub enum Verdict {
     /// Forward; None = the ingress port's default route.
     Forward(Option<Route>),
-    Drop(crate::reason::DropReason),
+    Drop(crate::dataplane::reason::DropReason),
 }

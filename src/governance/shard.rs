@@ -24,7 +24,7 @@ use super::rules::{MAX_RULES, RuleAction};
 use super::table::{BucketTable, Entry, MAX_PROFILES, NOT_LISTED};
 use super::tables::Tables;
 use super::{FrameKey, ShardCounters, Verdict};
-use crate::reason::DropReason;
+use crate::dataplane::reason::DropReason;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 

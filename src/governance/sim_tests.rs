@@ -3,7 +3,7 @@
 //! reload and the exchange under stalls.
 
 use super::*;
-use crate::reason::DropReason;
+use crate::dataplane::reason::DropReason;
 
 const HZ: u64 = 1_000_000_000;
 const MS: u64 = 1_000_000;

@@ -12,7 +12,7 @@ use super::frame::{
     ETHERTYPE_IPV4, ETHERTYPE_VLAN, FrameSpec, IPV4_HEADER_LEN, Layout, RECORD_LEN_SIZE, TACHYON_HEADER_LEN,
     TACHYON_MAGIC, TACHYON_VERSION, UDP_HEADER_LEN, tachyon_offset,
 };
-use crate::reason::DropReason;
+use crate::dataplane::reason::DropReason;
 
 /// The reasons decided by parsing one packet, in PROTOCOL.md order; the
 /// others (rules, governance, TX) depend on appliance state, not bytes.

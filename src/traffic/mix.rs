@@ -9,7 +9,7 @@ use rand::Rng;
 
 use super::ConfigError;
 use super::malformed::PARSER_REASONS;
-use crate::reason::DropReason;
+use crate::dataplane::reason::DropReason;
 
 /// Share of all frames to malform for each parser-decided reason.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

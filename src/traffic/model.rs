@@ -15,7 +15,7 @@ use super::frame::{DEFAULT_TACHYON_PORT, FrameSpec, MAX_UDP_PAYLOAD, RECORD_LEN_
 use super::malformed::{MALFORM_HEADROOM, malformed};
 use super::mix::{KindQuota, MalformedMix};
 use super::zipf::Zipf;
-use crate::reason::DropReason;
+use crate::dataplane::reason::DropReason;
 
 /// How often each topic (or sender) is picked.
 #[derive(Clone, Copy, Debug, PartialEq)]

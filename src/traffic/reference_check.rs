@@ -3,7 +3,7 @@
 //! grade their own homework. The appliance's real parser lives elsewhere.
 
 use super::checksum::ipv4_header_verifies;
-use crate::reason::DropReason;
+use crate::dataplane::reason::DropReason;
 
 fn be16(b: &[u8], at: usize) -> usize {
     usize::from(u16::from_be_bytes([b[at], b[at + 1]]))

@@ -76,7 +76,7 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reason::DropReason;
+    use crate::dataplane::reason::DropReason;
 
     #[test]
     fn tallies_valid_and_malformed_apart() {

@@ -6,13 +6,13 @@
 //! per burst, its RCU quiescent state once per round, and governance's
 //! per-period reports.
 
-use crate::classify::{Accepted, FrameInfo, NicChecksum, ParseConfig, accept_fast, classify_general};
+use crate::dataplane::classify::{Accepted, FrameInfo, NicChecksum, ParseConfig, accept_fast, classify_general};
+use crate::dataplane::counters::{Counter, GOVERNANCE_SAMPLE_EVERY, LocalCounters, PublishedCounters};
+use crate::dataplane::reason::DropReason;
 use crate::dpdk::{
     FreeBatch, MAX_BURST, Mbuf, RcuReader, RxBurst, RxQueue, TxBuffer, TxOutcome, TxQueue, ip_checksum_flags, tsc,
 };
 use crate::governance::{FrameKey, Shard, Tables, Verdict};
-use crate::reason::DropReason;
-use crate::stats::{Counter, GOVERNANCE_SAMPLE_EVERY, LocalCounters, PublishedCounters};
 use crate::wire::{MacAddr, ethernet::rewrite_macs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

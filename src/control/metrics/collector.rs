@@ -3,10 +3,12 @@
 
 use super::governance::GovernanceSource;
 use super::{PREFIX, to_prometheus_text};
-use crate::control::WorkerView;
+use crate::control::workers::WorkerView;
+use crate::dataplane::counters::{
+    Counter, GOVERNANCE_BUCKETS, GOVERNANCE_CAP_CYCLES, GOVERNANCE_SAMPLE_EVERY, Snapshot,
+};
+use crate::dataplane::reason::DropReason;
 use crate::dpdk::{Mempool, PortReader, PortStats};
-use crate::reason::DropReason;
-use crate::stats::{Counter, GOVERNANCE_BUCKETS, GOVERNANCE_CAP_CYCLES, GOVERNANCE_SAMPLE_EVERY, Snapshot};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabelSet, NoLabelSet, text,
@@ -325,8 +327,8 @@ fn encode_governance(enc: &mut DescriptorEncoder, governance: &dyn GovernanceSou
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{GovernanceSnapshot, ReconcileStatus, RuleHits};
-    use crate::stats::{LocalCounters, PublishedCounters};
+    use crate::control::metrics::{GovernanceSnapshot, ReconcileStatus, RuleHits};
+    use crate::dataplane::counters::{LocalCounters, PublishedCounters};
     use std::time::Duration;
 
     fn sample(text: &str, series: &str) -> f64 {

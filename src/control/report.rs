@@ -1,8 +1,8 @@
 //! The final counters: printed at exit and written as `--stats-json`.
 
+use crate::dataplane::counters::{Counter, Snapshot};
+use crate::dataplane::reason::DropReason;
 use crate::dpdk::PortStats;
-use crate::reason::DropReason;
-use crate::stats::{Counter, Snapshot};
 use serde_json::{Value, json};
 
 pub struct WorkerReport {

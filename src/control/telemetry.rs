@@ -3,11 +3,11 @@
 //! worker core) and `/tachyon/rules` (rule hits and reconciliation). They
 //! read the workers' published counters, like the metrics do.
 
-use crate::control::{WorkerView, total};
+use crate::control::metrics::GovernanceSource;
+use crate::control::workers::{WorkerView, total};
+use crate::dataplane::counters::{Counter, Snapshot};
+use crate::dataplane::reason::DropReason;
 use crate::dpdk::{Eal, TelemetryReply, TelemetryValue, register_telemetry_command};
-use crate::metrics::GovernanceSource;
-use crate::reason::DropReason;
-use crate::stats::{Counter, Snapshot};
 use std::sync::Arc;
 
 /// Totals over every worker, and drops by PROTOCOL.md reason.
@@ -91,8 +91,8 @@ pub fn register(eal: &Eal, workers: Vec<WorkerView>, governance: Arc<dyn Governa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{GovernanceSnapshot, RuleHits};
-    use crate::stats::{LocalCounters, PublishedCounters};
+    use crate::control::metrics::{GovernanceSnapshot, RuleHits};
+    use crate::dataplane::counters::{LocalCounters, PublishedCounters};
 
     fn worker(index: usize, lcore: u32, rx: u64, bad_magic: u64) -> WorkerView {
         let mut l = LocalCounters::default();

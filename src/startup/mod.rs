@@ -4,17 +4,19 @@
 
 use crate::cli::{Options, eal_uses_no_huge, free_hugepages};
 use crate::config::{Config, RouteSpec, parse_listen_addr};
+use crate::control::governance::GovernanceControl;
+use crate::control::metrics::{
+    Exposition, GovernanceSnapshot, MempoolSource, MetricsListener, MetricsSources, PortSource,
+};
+use crate::control::report::{self, FinalReport, MempoolReport, PortReport, WorkerReport};
 use crate::control::{ControlLoop, WorkerView};
+use crate::dataplane::counters::PublishedCounters;
+use crate::dataplane::worker::{ControlFlags, Hop, MAX_PORTS, RouteTable, Worker};
 use crate::dpdk::{
     self, Eal, Mempool, Port, PortConfig, RcuCell, RssSupport, TelemetryReply, TelemetryValue, format_mac,
     launch_on_lcore, wait_all_lcores,
 };
-use crate::governor::GovernanceControl;
-use crate::metrics::{Exposition, GovernanceSnapshot, MempoolSource, MetricsListener, MetricsSources, PortSource};
-use crate::report::{self, FinalReport, MempoolReport, PortReport, WorkerReport};
-use crate::stats::PublishedCounters;
 use crate::topology::{self, PortPlacement};
-use crate::worker::{ControlFlags, Hop, MAX_PORTS, RouteTable, Worker};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -295,7 +297,7 @@ fn run_with_eal(
         setups.iter().map(|s| (s.route.ingress, Hop { egress: s.route.egress, next_hop: s.route.next_hop })).collect();
     let table = RouteTable::new(&port_macs, &hops);
     let mut queues: Vec<_> = setups.iter_mut().map(|s| s.port.take_queues()).collect();
-    let parse = crate::classify::ParseConfig {
+    let parse = crate::dataplane::classify::ParseConfig {
         tachyon_port: d.tachyon_udp_port,
         forward_non_tachyon: d.non_tachyon == crate::config::NonTachyon::Forward,
         verify_ip_checksum: d.verify_ip_checksum,
@@ -312,7 +314,7 @@ fn run_with_eal(
         .collect();
     // Filled by the control loop once governance reports rule hits and reconciliations.
     let governance = Arc::new(GovernanceSnapshot::default());
-    if let Err(e) = crate::telemetry::register(eal, views.clone(), governance.clone()) {
+    if let Err(e) = crate::control::telemetry::register(eal, views.clone(), governance.clone()) {
         eprintln!("tachyon: WARNING: DPDK telemetry commands unavailable: {e}");
     }
     let metrics_server = match metrics {

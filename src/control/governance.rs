@@ -4,9 +4,9 @@
 //! compile is refused with the reason, and the running tables stay.
 
 use crate::config::Config;
+use crate::control::metrics::{GovernanceSnapshot, ReconcileStatus, RuleHits};
 use crate::dpdk::{RcuCell, tsc};
 use crate::governance::{Reconciler, Tables};
-use crate::metrics::{GovernanceSnapshot, ReconcileStatus, RuleHits};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

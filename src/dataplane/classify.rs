@@ -2,7 +2,7 @@
 //! govern, other traffic to forward as-is, or a drop under the first
 //! PROTOCOL.md reason that fails (checks run in the table's order).
 
-use crate::reason::DropReason;
+use crate::dataplane::reason::DropReason;
 use crate::wire::{EthernetFrame, FrameHeader, Ipv4Header, RecordsCheck, UdpHeader, ethernet, ipv4};
 
 /// The parser's settings, taken from the config.

@@ -2,13 +2,13 @@
 //! state, prints the live line from the workers' published counters, and
 //! decides when to stop (signal or `--duration`).
 
+use super::workers::{WorkerView, total};
+use crate::control::governance::GovernanceControl;
+use crate::dataplane::counters::{Counter, Snapshot};
+use crate::dataplane::reason::DropReason;
+use crate::dataplane::worker::ControlFlags;
 use crate::dpdk::Port;
-use crate::governor::GovernanceControl;
-use crate::reason::DropReason;
-use crate::stats::{Counter, PublishedCounters, Snapshot};
-use crate::worker::ControlFlags;
 use std::io::Write;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -16,20 +16,6 @@ use std::time::{Duration, Instant};
 const TICK: Duration = Duration::from_millis(1);
 /// How often link state is re-read.
 const LINK_POLL: Duration = Duration::from_secs(1);
-
-/// What the control side knows of a worker.
-#[derive(Clone)]
-pub struct WorkerView {
-    pub index: usize,
-    pub lcore: u32,
-    pub socket: u32,
-    pub counters: Arc<PublishedCounters>,
-}
-
-/// Sums the workers' published counters.
-pub fn total(workers: &[WorkerView]) -> Snapshot {
-    workers.iter().fold(Snapshot::default(), |acc, w| acc.plus(&w.counters.snapshot()))
-}
 
 pub struct ControlLoop<'a> {
     pub workers: &'a [WorkerView],

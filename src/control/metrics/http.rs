@@ -176,7 +176,7 @@ fn answer(mut stream: TcpStream, exposition: &Exposition) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{MetricsSources, NoGovernance};
+    use crate::control::metrics::{MetricsSources, NoGovernance};
 
     fn get(addr: SocketAddr, path: &str, accept: &str) -> String {
         let mut s = TcpStream::connect(addr).unwrap();

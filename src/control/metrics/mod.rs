@@ -3,7 +3,7 @@
 //! the ports' counters and from the mempools. A scrape only reads: no worker
 //! takes a lock, a shared atomic or a syscall for it.
 //!
-//! [`PublishedCounters`]: crate::stats::PublishedCounters
+//! [`PublishedCounters`]: crate::dataplane::counters::PublishedCounters
 
 mod collector;
 mod governance;

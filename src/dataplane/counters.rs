@@ -4,7 +4,7 @@
 //! The control lcore reads the published blocks off the hot path. Each block
 //! is 64-byte aligned and separately allocated, so no two workers share a line.
 
-use crate::reason::DropReason;
+use crate::dataplane::reason::DropReason;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The counters every worker keeps, besides one per drop reason.
