@@ -79,10 +79,13 @@ impl Bridge {
         };
         let len = file.metadata().map_err(|e| BridgeError::io("fstat", e))?.size();
         if len < HEADER_BYTES {
-            return Err(BridgeError::BadHeader(format!("file is {len} bytes, shorter than the {HEADER_BYTES}-byte header")));
+            return Err(BridgeError::BadHeader(format!(
+                "file is {len} bytes, shorter than the {HEADER_BYTES}-byte header"
+            )));
         }
         let mut page = vec![0u8; HEADER_BYTES as usize];
-        std::os::unix::fs::FileExt::read_exact_at(&file, &mut page, 0).map_err(|e| BridgeError::io("read header", e))?;
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut page, 0)
+            .map_err(|e| BridgeError::io("read header", e))?;
         let header = Header::decode(&page, len)?;
         {
             use std::os::fd::AsRawFd;
@@ -251,10 +254,7 @@ impl Bridge {
     /// progress, and never commit it (simulates a producer dying mid-write).
     #[cfg(any(test, feature = "test-hooks"))]
     pub fn claim_without_commit(&self, shard: u32, payload_len: usize) -> Result<(), BridgeError> {
-        let r = self
-            .rings
-            .get(shard as usize)
-            .ok_or_else(|| BridgeError::InvalidBatch(format!("no shard {shard}")))?;
+        let r = self.rings.get(shard as usize).ok_or_else(|| BridgeError::InvalidBatch(format!("no shard {shard}")))?;
         ring::claim(r, HDR + BLOCK_HDR + msg_bytes(payload_len as u64))
             .map(|_| ())
             .map_err(|e| BridgeError::InvalidBatch(format!("claim refused: {e:?}")))
@@ -391,7 +391,8 @@ impl Subscription {
                 return Err(BridgeError::ApplianceGone);
             }
             let v = SlotView { map: &self.map, off: egress::slot_off(&self.header.geometry, self.slot) };
-            if v.state().load(Ordering::Acquire) != ACTIVE || v.generation().load(Ordering::Acquire) != self.generation {
+            if v.state().load(Ordering::Acquire) != ACTIVE || v.generation().load(Ordering::Acquire) != self.generation
+            {
                 return Err(BridgeError::ApplianceGone);
             }
             let now = Instant::now();

@@ -94,10 +94,8 @@ impl Layout {
         let slots_offset = ingress_offset + ingress_stride * u64::from(self.shards);
         let egress_offset = round_up(slots_offset + SLOT_BYTES * u64::from(self.subscriber_slots), PAGE);
         let egress_stride = EGRESS_CTL_BYTES + u64::from(self.subscriber_ring_bytes);
-        let total_len = round_up(
-            egress_offset + egress_stride * u64::from(self.subscriber_slots) * u64::from(self.shards),
-            PAGE,
-        );
+        let total_len =
+            round_up(egress_offset + egress_stride * u64::from(self.subscriber_slots) * u64::from(self.shards), PAGE);
         Geometry {
             ingress_offset,
             ingress_stride,
@@ -229,7 +227,9 @@ impl Header {
         // Offsets are a pure function of the layout in this version: anything else is corrupt.
         let expect = layout.geometry();
         if geometry != expect {
-            return Err(BridgeError::BadHeader(format!("area offsets {geometry:?} do not match the layout {expect:?}")));
+            return Err(BridgeError::BadHeader(format!(
+                "area offsets {geometry:?} do not match the layout {expect:?}"
+            )));
         }
         if geometry.total_len > file_len {
             return Err(BridgeError::BadHeader(format!(

@@ -72,7 +72,8 @@ impl Region {
                 if shm::is_locked(f.as_raw_fd(), 0)? {
                     return Err(BridgeError::AlreadyOwned { path });
                 }
-                std::fs::remove_file(&path).map_err(|e| BridgeError::io(format!("unlink stale {}", path.display()), e))?;
+                std::fs::remove_file(&path)
+                    .map_err(|e| BridgeError::io(format!("unlink stale {}", path.display()), e))?;
                 replaced_stale = true;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -80,7 +81,8 @@ impl Region {
         }
         let c = cpath(&path)?;
         // SAFETY: valid NUL-terminated path; the returned fd is checked and owned below.
-        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC, 0o600) };
+        let fd =
+            unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC, 0o600) };
         if fd < 0 {
             return Err(BridgeError::last_os(format!("create {}", path.display())));
         }
@@ -213,7 +215,10 @@ impl Region {
             let gen_ = v.generation().load(Ordering::SeqCst);
             let quiet = (0..h.layout.shards).all(|w| {
                 !sh.fanout_live[w as usize].load(Ordering::SeqCst)
-                    || sh.map.u64_at(egress::egress_off(&h.geometry, h.layout.shards, s, w) + ectl::QUIESCED).load(Ordering::SeqCst)
+                    || sh
+                        .map
+                        .u64_at(egress::egress_off(&h.geometry, h.layout.shards, s, w) + ectl::QUIESCED)
+                        .load(Ordering::SeqCst)
                         == u64::from(gen_) + 1
             });
             if !quiet {

@@ -325,7 +325,8 @@ impl ConsumerCore {
         if rep.delivered > 0 {
             m.ctr(Ctr::ConsumedMsgs).fetch_add(rep.delivered as u64, Ordering::Relaxed);
         }
-        for (c, v) in [(Ctr::Unblocked, unblocked), (Ctr::MalformedMsgs, bad_msgs), (Ctr::MalformedBlocks, bad_blocks)] {
+        for (c, v) in [(Ctr::Unblocked, unblocked), (Ctr::MalformedMsgs, bad_msgs), (Ctr::MalformedBlocks, bad_blocks)]
+        {
             if v > 0 {
                 m.ctr(c).fetch_add(v, Ordering::Relaxed);
             }
