@@ -64,14 +64,14 @@ impl Layout {
             return Err(bad("shards", format!("{} not in 1..=1024", self.shards)));
         }
         let r = self.ingress_ring_bytes;
-        if !r.is_power_of_two() || r < 64 * 1024 || r > 1 << 30 {
+        if !r.is_power_of_two() || !(64 * 1024..=1 << 30).contains(&r) {
             return Err(bad("ingress_ring_bytes", format!("{r} is not a power of two in 64 KiB..=1 GiB")));
         }
         if self.subscriber_slots > 4096 {
             return Err(bad("subscriber_slots", format!("{} > 4096", self.subscriber_slots)));
         }
         let s = self.subscriber_ring_bytes;
-        if !s.is_power_of_two() || s < 4096 || s > 1 << 30 {
+        if !s.is_power_of_two() || !(4096..=1 << 30).contains(&s) {
             return Err(bad("subscriber_ring_bytes", format!("{s} is not a power of two in 4 KiB..=1 GiB")));
         }
         let m = self.max_message_bytes;
@@ -258,7 +258,8 @@ mod tests {
     #[test]
     fn validation_names_the_field() {
         assert_eq!(ok().validate(), Ok(()));
-        let cases: [(fn(&mut Layout), &str); 7] = [
+        type Case = (fn(&mut Layout), &'static str);
+        let cases: [Case; 7] = [
             (|l| l.shards = 0, "shards"),
             (|l| l.ingress_ring_bytes = 100_000, "ingress_ring_bytes"),
             (|l| l.ingress_ring_bytes = 1 << 15, "ingress_ring_bytes"),

@@ -453,10 +453,10 @@ impl SubscriberFanout {
         }
         for &s in &self.active {
             let loc = &mut self.slots[s];
-            if loc.all || loc.topics.binary_search(&topic).is_ok() {
-                if let Some(r) = loc.ring.as_mut() {
-                    r.push(&self.shared.map, topic, sender, payload);
-                }
+            if (loc.all || loc.topics.binary_search(&topic).is_ok())
+                && let Some(r) = loc.ring.as_mut()
+            {
+                r.push(&self.shared.map, topic, sender, payload);
             }
         }
     }

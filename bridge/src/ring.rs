@@ -109,7 +109,7 @@ pub(crate) struct Claim {
 /// writes a padding record first when the block would straddle the buffer end.
 pub(crate) fn claim<M: RingMem>(m: &M, block_len: u64) -> Result<Claim, Refusal> {
     let cap = m.cap();
-    debug_assert!(block_len % 8 == 0 && block_len >= HDR + BLOCK_HDR);
+    debug_assert!(block_len.is_multiple_of(8) && block_len >= HDR + BLOCK_HDR);
     if block_len > cap / 2 {
         return Err(Refusal::TooLarge);
     }
@@ -117,7 +117,7 @@ pub(crate) fn claim<M: RingMem>(m: &M, block_len: u64) -> Result<Claim, Refusal>
     loop {
         let head = m.head().load(Ordering::Acquire);
         let tail = m.tail().load(Ordering::Acquire);
-        if tail < head || tail - head > cap || tail % 8 != 0 {
+        if tail < head || tail - head > cap || !tail.is_multiple_of(8) {
             return Err(Refusal::Corrupt);
         }
         let idx = tail & (cap - 1);
@@ -248,7 +248,7 @@ impl ConsumerCore {
         let mut rep = DrainReport::default();
         let (mut unblocked, mut bad_msgs, mut bad_blocks) = (0u64, 0u64, 0u64);
         let mut tail = m.tail().load(Ordering::Acquire);
-        if tail < head || tail - head > cap || tail % 8 != 0 {
+        if tail < head || tail - head > cap || !tail.is_multiple_of(8) {
             // Insane tail (hostile writer): put it back to head and wipe the buffer so no
             // stale bytes can pass for records. In-flight honest producers lose their parts.
             bad_blocks += 1;
@@ -264,7 +264,7 @@ impl ConsumerCore {
             let avail = (tail - head).min(cap - idx);
             if len > 0 {
                 let l = len as u64;
-                if l % 8 != 0 || l < HDR || l > avail {
+                if !l.is_multiple_of(8) || l < HDR || l > avail {
                     // Garbage length: drop everything up to tail.
                     bad_blocks += 1;
                     head = self.skip(m, head, tail - head);
@@ -298,7 +298,7 @@ impl ConsumerCore {
                 // In progress (<0) or unwritten (0).
                 if self.stall(head, now_ns, &mut unblocked) {
                     let want = (len as i64).unsigned_abs();
-                    if len < 0 && want % 8 == 0 && want >= HDR && want <= avail {
+                    if len < 0 && want.is_multiple_of(8) && want >= HDR && want <= avail {
                         // Take the record away from its (dead or stalled) producer: its
                         // commit CAS (-len -> +len) now fails and it reports the part refused.
                         if m.len_word(idx).compare_exchange(len, 0, Ordering::AcqRel, Ordering::Acquire).is_err() {

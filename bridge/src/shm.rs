@@ -57,14 +57,14 @@ impl Mapping {
     }
 
     pub(crate) fn u64_at(&self, off: u64) -> &AtomicU64 {
-        assert!(off % 8 == 0);
+        assert!(off.is_multiple_of(8));
         // SAFETY: in bounds and 8-aligned (the mapping is page-aligned); the word is only
         // accessed atomically by every party for as long as `self` lives.
         unsafe { AtomicU64::from_ptr(self.ptr(off, 8).cast()) }
     }
 
     pub(crate) fn u32_at(&self, off: u64) -> &AtomicU32 {
-        assert!(off % 4 == 0);
+        assert!(off.is_multiple_of(4));
         // SAFETY: as for `u64_at`, 4-aligned.
         unsafe { AtomicU32::from_ptr(self.ptr(off, 4).cast()) }
     }
@@ -175,7 +175,7 @@ unsafe impl RingMem for ShmRing {
         self.map.u64_at(self.ctl + o)
     }
     fn len_word(&self, idx: u64) -> &AtomicI32 {
-        assert!(idx < self.cap && idx % 8 == 0);
+        assert!(idx < self.cap && idx.is_multiple_of(8));
         // SAFETY: idx is 8-aligned and inside the data area; length words are accessed atomically.
         unsafe { AtomicI32::from_ptr(self.data.add(idx as usize).cast()) }
     }
