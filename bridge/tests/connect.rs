@@ -29,6 +29,22 @@ fn connect_ok_and_accessors() {
 }
 
 #[test]
+fn mode_ignores_umask_and_group_is_set() {
+    let p = tmp_path("mode");
+    // SAFETY: umask is a plain syscall; other tests create files with explicit modes.
+    let old = unsafe { libc::umask(0o077) };
+    // SAFETY: as above.
+    let gid = unsafe { libc::getgid() };
+    let r = Region::create(&p, small(1), 0o660, Some(gid));
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let _r = r.unwrap();
+    let md = std::fs::metadata(&p).unwrap();
+    assert_eq!(md.permissions().mode() & 0o777, 0o660);
+    assert_eq!(std::os::unix::fs::MetadataExt::gid(&md), gid);
+}
+
+#[test]
 fn second_appliance_is_refused_and_stale_region_replaced() {
     let p = tmp_path("owned");
     let r = Region::create(&p, small(1), 0o660, None).unwrap();

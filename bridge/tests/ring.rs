@@ -244,3 +244,51 @@ fn hostile_garbage_is_survived_and_the_ring_recovers() {
     assert_eq!(seqs, (base..base + 80).collect::<Vec<_>>());
     let _ = monotonic_ns();
 }
+
+#[test]
+fn types_are_send_and_sync_where_needed() {
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    send::<tachyon_bridge::IngressConsumer>();
+    send::<tachyon_bridge::SubscriberFanout>();
+    send::<Bridge>();
+    sync::<Bridge>();
+    send::<tachyon_bridge::Subscription>();
+}
+
+#[test]
+fn threads_publish_through_one_bridge() {
+    let p = tmp_path("threads");
+    let r = Region::create(&p, small(2), 0o660, None).unwrap();
+    let mut cs = [r.ingress_consumer(0).unwrap(), r.ingress_consumer(1).unwrap()];
+    let b = Bridge::connect(&p).unwrap();
+    const PER: u32 = 5000;
+    let mut next = [0u32; 4];
+    std::thread::scope(|s| {
+        for t in 0..4u32 {
+            let b = &b;
+            s.spawn(move || {
+                let mut seq = 0;
+                while seq < PER {
+                    // Topic t: threads 0 and 2 share shard 0, 1 and 3 shard 1.
+                    if publish(b, &batch(|_| t, t, seq, 10, 16)).all_accepted() {
+                        seq += 10;
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+            });
+        }
+        let start = Instant::now();
+        while next.iter().any(|n| *n < PER) {
+            assert!(start.elapsed() < Duration::from_secs(30), "{next:?}");
+            for c in cs.iter_mut() {
+                c.drain(1000, 0, |m| {
+                    assert_eq!(seq(m.payload), next[m.sender as usize], "sender {}", m.sender);
+                    next[m.sender as usize] += 1;
+                });
+            }
+        }
+    });
+    assert_eq!(next, [PER; 4]);
+}
