@@ -57,6 +57,15 @@ pub struct Options {
     #[arg(long)]
     pub no_metrics: bool,
 
+    /// Create the shared-memory bridge at PATH (overrides `[bridge] path`;
+    /// default /dev/shm/tachyon-<file-prefix>.bridge).
+    #[arg(long, value_name = "PATH", conflicts_with = "no_bridge")]
+    pub bridge: Option<std::path::PathBuf>,
+
+    /// No shared-memory bridge: only the NIC reaches the data plane (overrides `[bridge] enabled`).
+    #[arg(long)]
+    pub no_bridge: bool,
+
     /// Print the worker placement plan (topology, lcore -> core/node -> port queues,
     /// mempool nodes, warnings) and exit; needs neither hugepages nor NICs.
     #[arg(long)]

@@ -19,6 +19,8 @@ pub struct Config {
     pub metrics: Metrics,
     /// Rules, limits and reconciliation (see docs/governance.md); reloadable.
     pub governance: crate::governance::GovernanceConfig,
+    /// The shared-memory bridge for local publishers and subscribers.
+    pub bridge: crate::bridge::BridgeConfig,
 }
 
 /// Packet-path settings shared by every worker.
@@ -182,6 +184,7 @@ impl Config {
                 parse_mac(mac).map_err(|e| ConfigError(format!("ports[{i}].next_hop_mac: {e}")))?;
             }
         }
+        self.bridge.settings().map_err(ConfigError)?;
         parse_listen_addr(&self.metrics.listen).map_err(|e| ConfigError(format!("metrics.listen: {e}")))?;
         if self.control.stats_interval_ms != 0 {
             check_range("control.stats_interval_ms", self.control.stats_interval_ms, 100, 3_600_000)?;

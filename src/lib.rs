@@ -5,11 +5,13 @@
 //! - [`dataplane`]: the worker lcores' loop, classification, counters, drop reasons;
 //! - [`governance`]: rules, topic buckets and sender quotas (pure Rust, per-worker shards);
 //! - [`control`]: the control lcore: reconciliation, reloads, metrics, telemetry, report;
+//! - [`bridge`]: the appliance's side of the shared-memory bridge (local publishers and subscribers);
 //! - [`wire`]: the one owner of the wire format (Ethernet, IPv4, UDP, Tachyon frame);
 //! - [`dpdk`]: the only FFI: safe types over EAL, ports, mbufs, mempools, RCU, telemetry;
 //! - [`topology`]: the host's cores and NUMA nodes, and the placement plan;
 //! - [`traffic`]: the traffic model of `tachyon-gen` (frames, mixes, malformed packets);
 //! - the shell: [`cli`], [`config`] and [`startup`] (the steps from arguments to a running appliance).
+pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod control;

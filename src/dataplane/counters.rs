@@ -34,10 +34,21 @@ pub enum Counter {
     GovernanceCycles,
     /// Frames whose governance time was measured (one burst in [`GOVERNANCE_SAMPLE_EVERY`]).
     GovernanceFrames,
+    /// Messages taken from the bridge's ingress ring, and those governance admitted.
+    BridgeMsgsReceived,
+    BridgeMsgsAdmitted,
+    /// Bridge frames sent, their bytes, and those the TX queue refused (freed).
+    BridgeFramesSent,
+    BridgeBytesSent,
+    BridgeFramesTxFull,
+    /// Bridge messages lost because the mempool had no mbuf for their frame.
+    BridgeMsgsNoMbuf,
+    /// Bridge messages larger than one frame at the egress MTU (a client past the region's limit).
+    BridgeMsgsOversize,
 }
 
 impl Counter {
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 22;
     pub const ALL: [Counter; Self::COUNT] = [
         Counter::RxPackets,
         Counter::RxBytes,
@@ -54,6 +65,13 @@ impl Counter {
         Counter::FullBursts,
         Counter::GovernanceCycles,
         Counter::GovernanceFrames,
+        Counter::BridgeMsgsReceived,
+        Counter::BridgeMsgsAdmitted,
+        Counter::BridgeFramesSent,
+        Counter::BridgeBytesSent,
+        Counter::BridgeFramesTxFull,
+        Counter::BridgeMsgsNoMbuf,
+        Counter::BridgeMsgsOversize,
     ];
 
     /// Stable snake_case name used in JSON and telemetry.
@@ -74,6 +92,13 @@ impl Counter {
             Counter::FullBursts => "full_bursts",
             Counter::GovernanceCycles => "governance_cycles",
             Counter::GovernanceFrames => "governance_frames",
+            Counter::BridgeMsgsReceived => "bridge_msgs_received",
+            Counter::BridgeMsgsAdmitted => "bridge_msgs_admitted",
+            Counter::BridgeFramesSent => "bridge_frames_sent",
+            Counter::BridgeBytesSent => "bridge_bytes_sent",
+            Counter::BridgeFramesTxFull => "bridge_frames_tx_full",
+            Counter::BridgeMsgsNoMbuf => "bridge_msgs_no_mbuf",
+            Counter::BridgeMsgsOversize => "bridge_msgs_oversize",
         }
     }
 }
@@ -92,9 +117,12 @@ pub const GOVERNANCE_BUCKETS: usize = 16;
 /// in the mean. It still lands in the last bucket.
 pub const GOVERNANCE_CAP_CYCLES: u64 = 1 << (GOVERNANCE_BUCKETS - 1);
 
-/// Slots: the named counters, one per drop reason, then the governance histogram.
-pub const SLOTS: usize = Counter::COUNT + DropReason::COUNT + GOVERNANCE_BUCKETS;
+/// Slots: the named counters, one per drop reason (packets), the governance
+/// histogram, then one per drop reason for bridge messages (messages, not
+/// packets: a bridge message was never a received packet).
+pub const SLOTS: usize = Counter::COUNT + DropReason::COUNT + GOVERNANCE_BUCKETS + DropReason::COUNT;
 const FIRST_BUCKET: usize = Counter::COUNT + DropReason::COUNT;
+const FIRST_BRIDGE_DROP: usize = FIRST_BUCKET + GOVERNANCE_BUCKETS;
 
 /// The histogram bucket of a governance time of `cycles`.
 #[inline(always)]
@@ -130,6 +158,12 @@ impl LocalCounters {
     #[inline(always)]
     pub fn drop_packets(&mut self, r: DropReason, n: u64) {
         self.v[Counter::COUNT + r.index()] += n;
+    }
+
+    /// `n` bridge messages dropped for `r`.
+    #[inline(always)]
+    pub fn add_bridge_drop(&mut self, r: DropReason, n: u64) {
+        self.v[FIRST_BRIDGE_DROP + r.index()] += n;
     }
 
     #[inline(always)]
@@ -210,6 +244,16 @@ impl Snapshot {
         self.v[Counter::COUNT + r.index()]
     }
 
+    /// Bridge messages dropped for `r`.
+    pub fn bridge_drops(&self, r: DropReason) -> u64 {
+        self.v[FIRST_BRIDGE_DROP + r.index()]
+    }
+
+    /// Bridge messages dropped for any reason.
+    pub fn bridge_dropped_total(&self) -> u64 {
+        self.v[FIRST_BRIDGE_DROP..].iter().sum()
+    }
+
     pub fn dropped_total(&self) -> u64 {
         self.v[Counter::COUNT..FIRST_BUCKET].iter().sum()
     }
@@ -245,6 +289,9 @@ impl Snapshot {
         m.insert("dropped".into(), self.dropped_total().into());
         m.insert("drops".into(), self.drops_json());
         m.insert("governance_cycles_log2_buckets".into(), self.governance_buckets().to_vec().into());
+        let bridge: serde_json::Map<String, serde_json::Value> =
+            DropReason::ALL.iter().map(|r| (r.name().to_string(), self.bridge_drops(*r).into())).collect();
+        m.insert("bridge_drops".into(), serde_json::Value::Object(bridge));
         serde_json::Value::Object(m)
     }
 }

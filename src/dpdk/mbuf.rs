@@ -69,6 +69,47 @@ impl Mbuf {
         true
     }
 
+    /// A fresh, empty mbuf from `pool`; `None` when the pool is exhausted.
+    #[inline(always)]
+    pub fn alloc(pool: &super::Mempool) -> Option<Mbuf> {
+        let mut raw: *mut sys::rte_mbuf = std::ptr::null_mut();
+        // SAFETY: room for one pointer; on success DPDK stores one reset mbuf
+        // we now own, on failure it stores nothing.
+        let rc = unsafe { sys::tachyon_pktmbuf_alloc_bulk(pool.as_ptr(), &mut raw, 1) };
+        if rc != 0 {
+            return None;
+        }
+        NonNull::new(raw).map(|raw| Mbuf { raw })
+    }
+
+    /// The whole writable data room of a single-segment mbuf, from the start
+    /// of its data to the end of its buffer: a frame is built here, then
+    /// [`set_len`](Self::set_len) says how much of it is the packet.
+    #[inline(always)]
+    pub fn room_mut(&mut self) -> &mut [u8] {
+        // SAFETY: the mbuf is owned (&mut self); buf_addr + data_off up to
+        // buf_len lies inside its buffer, which nobody else references.
+        unsafe {
+            let m = self.raw.as_ref();
+            let start = (m.buf_addr as *mut u8).add(m.data_off as usize);
+            std::slice::from_raw_parts_mut(start, (m.buf_len - m.data_off) as usize)
+        }
+    }
+
+    /// Makes the first `len` bytes of [`room_mut`](Self::room_mut) the
+    /// packet (one segment). `len` is clamped to the room.
+    #[inline(always)]
+    pub fn set_len(&mut self, len: usize) {
+        // SAFETY: the mbuf is owned and single-segment; data_len and pkt_len
+        // are plain fields, kept within the buffer by the clamp.
+        unsafe {
+            let m = self.raw.as_mut();
+            let len = len.min((m.buf_len - m.data_off) as usize) as u16;
+            m.data_len = len;
+            m.pkt_len = len as u32;
+        }
+    }
+
     /// Gives up ownership without freeing (the caller hands it to DPDK).
     #[inline(always)]
     fn into_raw(self) -> *mut sys::rte_mbuf {

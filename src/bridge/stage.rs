@@ -1,0 +1,266 @@
+//! The worker's bridge stage: once per poll round, after its NIC queues, a
+//! worker takes a bounded number of messages from its shard's ingress ring,
+//! packs consecutive messages of one topic and sender into one Tachyon frame
+//! (built in an mbuf with `wire`), governs the frames like received ones,
+//! hands admitted messages to local subscribers and sends the frames out.
+//!
+//! Everything here belongs to one worker: the ring consumer, the subscriber
+//! writers, the frame being filled and the staged frames. Nothing is shared
+//! per message; the ring's head and the subscribers' tails are published once
+//! per round.
+
+use crate::dataplane::counters::{Counter, LocalCounters};
+use crate::dataplane::reason::DropReason;
+use crate::dpdk::{MAX_BURST, Mbuf, Mempool, TxBuffer, TxOutcome};
+use crate::governance::{FrameKey, Shard, Tables, Verdict};
+use crate::wire::{FrameHeader, FrameHeaders, FrameWriter, MacAddr, ethernet::rewrite_macs};
+use std::sync::Arc;
+use tachyon_bridge::{IngressConsumer, Message, SubscriberFanout};
+
+/// Frames governed together, like one RX burst.
+const STAGED_FRAMES: usize = MAX_BURST;
+
+/// Where bridge frames leave when no rule routes them.
+#[derive(Clone, Copy, Debug)]
+pub struct BridgeEgress {
+    /// TX slot (the worker's buffer index) and port id of the egress port.
+    pub slot: usize,
+    pub port: u16,
+    pub src_mac: MacAddr,
+    pub next_hop: MacAddr,
+}
+
+/// Everything the stage needs from the worker for one round.
+pub struct RoundContext<'a> {
+    pub governance: &'a mut Shard,
+    pub tables: &'a Tables,
+    pub now_tsc: u64,
+    pub now_ns: u64,
+    pub local: &'a mut LocalCounters,
+    pub tx: &'a mut [TxBuffer],
+    /// TX slot of each port id, or `None` when the worker has no queue there.
+    pub tx_slot_of: &'a dyn Fn(u16) -> Option<(usize, MacAddr)>,
+    pub links_up: u64,
+}
+
+/// The frame being filled: an mbuf holding records of one topic and sender.
+struct OpenFrame {
+    mbuf: Mbuf,
+    topic: u32,
+    sender: u32,
+    len: usize,
+    count: u16,
+}
+
+/// One worker's bridge state: its ring, and the packer that turns the
+/// ring's messages into governed frames.
+pub struct BridgeStage {
+    ingress: IngressConsumer,
+    budget: usize,
+    /// Test hook: a shard whose worker stops draining (backpressure tests).
+    paused: bool,
+    packer: Packer,
+}
+
+/// Frames under construction and staged for governance, and the subscriber writers.
+struct Packer {
+    fanout: SubscriberFanout,
+    pool: Arc<Mempool>,
+    egress: BridgeEgress,
+    /// Every header field but the ones each frame sets (topic, sender, seq).
+    template: FrameHeaders,
+    /// Largest frame on the wire (Ethernet header included).
+    max_frame: usize,
+    open: Option<OpenFrame>,
+    staged: Vec<Mbuf>,
+    keys: Vec<FrameKey>,
+    verdicts: Vec<Verdict>,
+    /// Messages this worker has framed: the `seq` of the next frame.
+    next_seq: u64,
+}
+
+impl BridgeStage {
+    pub fn new(
+        ingress: IngressConsumer,
+        fanout: SubscriberFanout,
+        pool: Arc<Mempool>,
+        egress: BridgeEgress,
+        template: FrameHeaders,
+        max_frame: usize,
+        budget: usize,
+    ) -> Self {
+        let paused = std::env::var("TACHYON_TEST_PAUSE_BRIDGE_SHARD")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .is_some_and(|s| s == ingress.shard());
+        let packer = Packer {
+            fanout,
+            pool,
+            egress,
+            template,
+            max_frame,
+            open: None,
+            staged: Vec::with_capacity(STAGED_FRAMES),
+            keys: Vec::with_capacity(STAGED_FRAMES),
+            verdicts: Vec::with_capacity(STAGED_FRAMES),
+            next_seq: 0,
+        };
+        BridgeStage { ingress, budget, paused, packer }
+    }
+
+    /// Re-reads the subscriber table; once per poll round.
+    #[inline(always)]
+    pub fn refresh_subscribers(&mut self) {
+        self.packer.fanout.refresh();
+    }
+
+    /// True when some local subscriber may want admitted wire frames.
+    #[inline(always)]
+    pub fn has_subscribers(&self) -> bool {
+        self.packer.fanout.any_active()
+    }
+
+    /// Hands the records of an admitted wire frame (its UDP payload) to local subscribers.
+    #[inline]
+    pub fn deliver_wire_frame(&mut self, udp_payload: &[u8]) {
+        if let Some(frame) = FrameHeader::parse(udp_payload) {
+            self.packer.fanout.deliver(frame.topic_id(), frame.sender_id(), frame.records());
+        }
+    }
+
+    /// Drains this worker's ring (bounded), governs and sends what it held.
+    pub fn poll(&mut self, cx: &mut RoundContext<'_>) {
+        let packer = &mut self.packer;
+        if !self.paused {
+            self.ingress.drain(self.budget, cx.now_ns, |m| packer.take(m, cx));
+            packer.close_open(cx);
+            packer.govern_and_send(cx);
+        }
+        packer.fanout.flush();
+    }
+}
+
+impl Packer {
+    /// Adds one message to the open frame, closing it first when the topic
+    /// or sender changes or the frame is full.
+    #[inline(always)]
+    fn take(&mut self, m: Message<'_>, cx: &mut RoundContext<'_>) {
+        cx.local.add(Counter::BridgeMsgsReceived, 1);
+        if let Some(open) = &self.open
+            && (open.topic != m.topic || open.sender != m.sender || !self.fits(open, m.payload.len()))
+        {
+            self.close_open(cx);
+        }
+        if self.open.is_none() {
+            let Some(mbuf) = Mbuf::alloc(&self.pool) else {
+                cx.local.add(Counter::BridgeMsgsNoMbuf, 1);
+                return;
+            };
+            let len = self.template.layout().records();
+            self.open = Some(OpenFrame { mbuf, topic: m.topic, sender: m.sender, len, count: 0 });
+        }
+        let open = self.open.as_mut().expect("opened above");
+        let headers = self.headers_for(open.topic, open.sender);
+        let room = open.mbuf.room_mut();
+        let limit = room.len().min(self.max_frame);
+        let mut w = FrameWriter::resume(&mut room[..limit], &headers, open.len, open.count);
+        if w.push_record(m.payload).is_ok() {
+            open.len = w.len();
+            open.count = w.msg_count();
+        } else {
+            // Larger than a whole frame at the egress MTU: the client's limit
+            // is the region's max_message_bytes, so only a hostile one gets here.
+            cx.local.add(Counter::BridgeMsgsOversize, 1);
+        }
+    }
+
+    fn fits(&self, open: &OpenFrame, payload: usize) -> bool {
+        open.count < u16::MAX && open.len + crate::wire::tachyon::record_len(payload) <= self.max_frame
+    }
+
+    fn headers_for(&self, topic: u32, sender: u32) -> FrameHeaders {
+        FrameHeaders { topic_id: topic, sender_id: sender, seq: self.next_seq, ..self.template }
+    }
+
+    /// Finishes the open frame's headers and stages it for governance.
+    fn close_open(&mut self, cx: &mut RoundContext<'_>) {
+        let Some(mut open) = self.open.take() else { return };
+        if open.count == 0 {
+            return; // its only message was refused; the mbuf goes back
+        }
+        let headers = self.headers_for(open.topic, open.sender);
+        let len = FrameWriter::resume(open.mbuf.room_mut(), &headers, open.len, open.count).finish();
+        open.mbuf.set_len(len);
+        self.next_seq += open.count as u64;
+        self.keys.push(FrameKey {
+            topic: open.topic,
+            sender: open.sender,
+            msg_count: open.count,
+            src_ip: u32::from(self.template.src_ip),
+            dst_port: self.template.dst_port,
+        });
+        self.staged.push(open.mbuf);
+        if self.staged.len() == STAGED_FRAMES {
+            self.govern_and_send(cx);
+        }
+    }
+
+    /// Governs the staged frames as one burst, then delivers and sends the admitted ones.
+    fn govern_and_send(&mut self, cx: &mut RoundContext<'_>) {
+        let n = self.staged.len();
+        if n == 0 {
+            return;
+        }
+        self.verdicts.clear();
+        self.verdicts.resize(n, Verdict::Forward(None));
+        cx.governance.decide_burst(cx.tables, &self.keys, cx.now_tsc, &mut self.verdicts);
+        let layout = self.template.layout();
+        for (i, mut mbuf) in self.staged.drain(..).enumerate() {
+            let key = self.keys[i];
+            let msgs = key.msg_count as u64;
+            let route = match self.verdicts[i] {
+                Verdict::Drop(reason) => {
+                    cx.local.add_bridge_drop(reason, msgs);
+                    continue;
+                }
+                Verdict::Forward(route) => route,
+            };
+            cx.local.add(Counter::BridgeMsgsAdmitted, msgs);
+            if self.fanout.any_active()
+                && let Some(frame) = FrameHeader::parse(&mbuf.data()[layout.payload..])
+            {
+                self.fanout.deliver(key.topic, key.sender, frame.records());
+            }
+            let hop = match route {
+                None => Some((self.egress.slot, self.egress.port, self.egress.src_mac, self.egress.next_hop)),
+                Some(r) => (cx.tx_slot_of)(r.port).map(|(slot, mac)| (slot, r.port, mac, r.next_hop)),
+            };
+            let Some((slot, port, src_mac, next_hop)) = hop.filter(|h| cx.links_up & (1 << h.1) != 0) else {
+                cx.local.add_bridge_drop(DropReason::NoRoute, msgs);
+                continue;
+            };
+            if route.is_some() {
+                rewrite_macs(mbuf.data_mut(), &next_hop, &src_mac);
+            }
+            let _ = port;
+            if let Some(out) = cx.tx[slot].push(mbuf) {
+                count_bridge_tx(cx.local, out);
+            }
+        }
+        self.keys.clear();
+        for b in cx.tx.iter_mut() {
+            if !b.is_empty() {
+                let out = b.flush();
+                count_bridge_tx(cx.local, out);
+            }
+        }
+    }
+}
+
+/// Bridge frames are not received packets: they have their own TX counters,
+/// so that wire accounting (received = sent + dropped) stays exact.
+fn count_bridge_tx(local: &mut LocalCounters, out: TxOutcome) {
+    local.add(Counter::BridgeFramesSent, out.sent as u64);
+    local.add(Counter::BridgeBytesSent, out.bytes_sent);
+    local.add(Counter::BridgeFramesTxFull, out.refused as u64);
+}
