@@ -302,6 +302,7 @@ impl Bridge {
                 generation,
                 ring_offs,
                 cols: Columns::default(),
+                pool: Vec::new(),
             });
         }
         Err(BridgeError::NoFreeSlot { slots: h.layout.subscriber_slots })
@@ -317,7 +318,12 @@ pub struct Subscription {
     generation: u32,
     ring_offs: Vec<u64>,
     cols: Columns,
+    /// Column sets given back with [`Subscription::recycle`], reused by `poll_owned`.
+    pool: Vec<Columns>,
 }
+
+/// Most recycled column sets a subscription keeps.
+const POOL_MAX: usize = 4;
 
 /// Messages gathered by one [`Subscription::poll`], in Arrow-like columns; valid until
 /// the next poll.
@@ -356,6 +362,36 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// Messages gathered by one [`Subscription::poll_owned`], owned by the caller: the same
+/// columns as [`Batch`] (`offsets` has `len() + 1` entries, starting at 0). Give it back
+/// with [`Subscription::recycle`] to reuse the allocations, or just keep or drop it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OwnedBatch {
+    /// Topic of each message.
+    pub topics: Vec<u32>,
+    /// Sender of each message.
+    pub senders: Vec<u32>,
+    /// `len() + 1` ascending offsets into `payloads`.
+    pub offsets: Vec<u64>,
+    /// All payloads, concatenated.
+    pub payloads: Vec<u8>,
+}
+
+impl OwnedBatch {
+    /// Number of messages.
+    pub fn len(&self) -> usize {
+        self.topics.len()
+    }
+    /// True when empty (never for a batch returned by `poll_owned`).
+    pub fn is_empty(&self) -> bool {
+        self.topics.is_empty()
+    }
+    /// Payload of message `i`.
+    pub fn payload(&self, i: usize) -> &[u8] {
+        &self.payloads[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
+}
+
 impl Subscription {
     /// The slot index this subscription holds.
     pub fn slot(&self) -> u32 {
@@ -380,12 +416,48 @@ impl Subscription {
     /// `Err(ApplianceGone)` when the appliance's liveness lock disappears or the slot was
     /// taken away.
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<Option<Batch<'_>>, BridgeError> {
+        Ok(if self.wait(timeout)? { Some(Batch { cols: &self.cols }) } else { None })
+    }
+
+    /// Like [`poll`](Self::poll), but hands the columns over: the returned [`OwnedBatch`]
+    /// owns its four vectors (e.g. for a Python extension to wrap as NumPy arrays without
+    /// a copy), and the subscription gathers the next poll into fresh vectors, taken from
+    /// the ones given back with [`recycle`](Self::recycle) when there are any. Same
+    /// waiting, timeout and errors as `poll`.
+    pub fn poll_owned(&mut self, timeout: Option<Duration>) -> Result<Option<OwnedBatch>, BridgeError> {
+        if !self.wait(timeout)? {
+            return Ok(None);
+        }
+        let next = self.pool.pop().unwrap_or_default();
+        let c = std::mem::replace(&mut self.cols, next);
+        Ok(Some(OwnedBatch { topics: c.topics, senders: c.senders, offsets: c.offsets, payloads: c.payloads }))
+    }
+
+    /// Give a batch's vectors back so a later [`poll_owned`](Self::poll_owned) reuses their
+    /// capacity instead of allocating. Any vectors will do (they are cleared); at most a
+    /// few sets are kept, the rest are freed.
+    pub fn recycle(&mut self, batch: OwnedBatch) {
+        if self.pool.len() < POOL_MAX {
+            let OwnedBatch { topics, senders, offsets, payloads } = batch;
+            let mut c = Columns { topics, senders, offsets, payloads };
+            c.clear();
+            self.pool.push(c);
+        }
+    }
+
+    /// Column sets currently held for reuse by [`poll_owned`](Self::poll_owned).
+    pub fn recycled(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// Gather into `self.cols`, waiting as documented on `poll`; true when it holds messages.
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<bool, BridgeError> {
         let deadline = timeout.map(|d| Instant::now() + d);
         let mut backoff = Duration::from_micros(50);
         loop {
             self.gather();
             if !self.cols.topics.is_empty() {
-                return Ok(Some(Batch { cols: &self.cols }));
+                return Ok(true);
             }
             if !shm::is_locked(self.map.fd(), 0)? {
                 return Err(BridgeError::ApplianceGone);
@@ -397,7 +469,7 @@ impl Subscription {
             }
             let now = Instant::now();
             let sleep = match deadline {
-                Some(d) if now >= d => return Ok(None),
+                Some(d) if now >= d => return Ok(false),
                 Some(d) => backoff.min(d - now),
                 None => backoff,
             };

@@ -57,7 +57,7 @@ mod shm;
 pub mod loom_model;
 
 #[cfg(not(loom))]
-pub use client::{Batch, Bridge, PublishReport, Subscription};
+pub use client::{Batch, Bridge, OwnedBatch, PublishReport, Subscription};
 pub use error::{BridgeError, LayoutError};
 #[cfg(not(loom))]
 pub use layout::{Geometry, HEADER_BYTES, Header, LAYOUT_VERSION, Layout, MAGIC, MAX_FILTER_TOPICS};
