@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::egress::{self, ACTIVE, CLAIMED, Columns, FREE, RECLAIMING, SlotView, ectl};
 use crate::error::BridgeError;
-use crate::layout::{HEADER_BYTES, Header, INGRESS_CTL_BYTES, MAX_FILTER_TOPICS};
+use crate::layout::{self, HEADER_BYTES, Header, INGRESS_CTL_BYTES, MAX_FILTER_TOPICS};
 use crate::ring::{self, BLOCK_HDR, Ctr, HDR, RingMem, msg_bytes};
 use crate::shm::{self, Mapping, ShmRing};
 use crate::sync::Ordering;
@@ -21,6 +21,8 @@ pub struct Bridge {
     path: PathBuf,
     rings: Vec<ShmRing>,
     pid: u32,
+    /// The appliance understands split parts (parts larger than half a ring).
+    split_parts: bool,
 }
 
 /// Outcome of [`Bridge::publish_batch`]. Each shard's part is accepted whole or refused
@@ -87,6 +89,7 @@ impl Bridge {
         std::os::unix::fs::FileExt::read_exact_at(&file, &mut page, 0)
             .map_err(|e| BridgeError::io("read header", e))?;
         let header = Header::decode(&page, len)?;
+        let split_parts = layout::features(&page) & layout::FEATURE_SPLIT_PARTS != 0;
         {
             use std::os::fd::AsRawFd;
             if !shm::is_locked(file.as_raw_fd(), 0)? {
@@ -105,7 +108,7 @@ impl Bridge {
                 )
             })
             .collect();
-        Ok(Bridge { map, header, path, rings, pid: std::process::id() })
+        Ok(Bridge { map, header, path, rings, pid: std::process::id(), split_parts })
     }
 
     /// Number of shards (a message goes to shard `topic % shards`).
@@ -116,6 +119,19 @@ impl Bridge {
     /// Largest payload accepted.
     pub fn max_message_bytes(&self) -> u32 {
         self.header.layout.max_message_bytes
+    }
+
+    /// Largest shard part [`publish_batch`](Self::publish_batch) accepts, in encoded bytes:
+    /// a part (the messages of one batch that go to one shard) takes 16 bytes plus, per
+    /// message, its payload length plus 12, rounded up to a multiple of 8. A larger part is
+    /// refused with [`BridgeError::InvalidBatch`] before anything is published; split the
+    /// batch. This is the ingress ring size minus 16 minus the largest message's size
+    /// (the most a part can lose to padding at the ring's end), or half the ring when the
+    /// appliance predates split parts. Even a part within the limit needs that much free
+    /// ring, so a big part is refused as backpressure more often than a small one.
+    pub fn max_part_bytes(&self) -> u64 {
+        let cap = u64::from(self.header.layout.ingress_ring_bytes);
+        if self.split_parts { ring::max_part_len(cap, msg_bytes(u64::from(self.max_message_bytes()))) } else { cap / 2 }
     }
 
     /// Path of the region file.
@@ -138,7 +154,9 @@ impl Bridge {
     ///
     /// Everything is validated first; on error nothing is published. Messages are split by
     /// shard (`topic % shards`), keeping their order within a shard; each shard's part is
-    /// written with one claim and accepted or refused whole. A refused shard (ring full,
+    /// written with one claim (one CAS; a part over half the ring that would straddle the
+    /// ring's end is laid out as two blocks in that claim) and accepted or refused whole.
+    /// A part over [`max_part_bytes`](Self::max_part_bytes) is an `InvalidBatch` error. A refused shard (ring full,
     /// i.e. backpressure) never blocks the call or other shards: the call returns `Ok`
     /// with the shard in `refused_shards`, and the caller decides whether to retry it
     /// (see [`PublishReport::accepted_mask`]). Never waits.
@@ -163,6 +181,7 @@ impl Bridge {
         }
         let max = u64::from(self.max_message_bytes());
         let cap = u64::from(self.header.layout.ingress_ring_bytes);
+        let max_msg_bytes = msg_bytes(max);
         SCRATCH.with(|sc| {
             let mut sc = sc.borrow_mut();
             let sc = &mut *sc;
@@ -192,11 +211,13 @@ impl Bridge {
                 sc.counts[s] += 1;
                 sc.bytes[s] += msg_bytes(b - a);
             }
+            let limit = self.max_part_bytes();
             for s in 0..shards {
-                if sc.counts[s] > 0 && sc.bytes[s] > cap / 2 {
+                if sc.counts[s] > 0 && sc.bytes[s] > limit {
                     return Err(BridgeError::InvalidBatch(format!(
-                        "shard {s} part is {} bytes, more than half the {cap}-byte ring; split the batch",
-                        sc.bytes[s]
+                        "shard {s} part is {} bytes ({} messages), more than the {limit}-byte limit of one \
+                         part on a {cap}-byte ingress ring (Bridge::max_part_bytes); split the batch",
+                        sc.bytes[s], sc.counts[s]
                     )));
                 }
             }
@@ -223,11 +244,15 @@ impl Bridge {
                 }
                 let idx = &sc.order[sc.start[s]..sc.start[s] + cnt as usize];
                 let r = &self.rings[s];
-                let res = ring::claim(r, sc.bytes[s]).and_then(|c| {
-                    ring::fill_and_commit(r, &c, cnt, self.pid, |out| {
+                let size = |k: usize| {
+                    let i = idx[k] as usize;
+                    msg_bytes(offsets[i + 1] - offsets[i])
+                };
+                let res = ring::claim_part(r, idx.len(), size, sc.bytes[s], max_msg_bytes).and_then(|c| {
+                    ring::fill_and_commit_part(r, &c, cnt, self.pid, |out, from, to| {
                         ring::pack_messages(
                             out,
-                            idx.iter().map(|&i| {
+                            idx[from..to].iter().map(|&i| {
                                 let i = i as usize;
                                 (topics[i], senders[i], &payloads[offsets[i] as usize..offsets[i + 1] as usize])
                             }),

@@ -371,7 +371,8 @@ pub struct ShardStats {
     pub accepted_batches: u64,
     /// Refused batch parts (ring full, contention, corrupt ring, unblocked before commit).
     pub refused_batches: u64,
-    /// Stalled records skipped by the unblocker.
+    /// Stalled records skipped by the unblocker, and CONT blocks dropped because the
+    /// HEAD of their (split) part was skipped.
     pub unblocked: u64,
     /// Malformed messages skipped.
     pub malformed_msgs: u64,
