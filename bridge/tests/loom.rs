@@ -119,3 +119,74 @@ fn stuck_producer_is_unblocked() {
         assert_eq!(ring.unblocked(), 1);
     });
 }
+
+/// A part over half the ring that straddles the end (HEAD, padding, CONT in one claim)
+/// races a one-message producer and the consumer: each part arrives whole, in order, or
+/// (refused) not at all.
+#[test]
+fn split_part_races_a_small_part() {
+    loom::model(|| {
+        // 128-byte ring at offset 80: the 88-byte part splits into HEAD (1 message),
+        // 8 bytes of padding and CONT (2 messages) at offset 0.
+        let ring = Arc::new(HeapRing::at(128, 3 * 128 + 80));
+        let r1 = ring.clone();
+        let big = thread::spawn(move || {
+            let ps = [payload(1, 0), payload(1, 1), payload(1, 2)];
+            r1.publish_part(&[(1, 1, &ps[0][..]), (1, 1, &ps[1][..]), (1, 1, &ps[2][..])]).is_ok()
+        });
+        let r2 = ring.clone();
+        let small = thread::spawn(move || {
+            let p = payload(2, 0);
+            r2.publish_part(&[(2, 2, &p[..])]).is_ok()
+        });
+        let mut c = HeapConsumer::new(&ring, u64::MAX);
+        let mut got: Vec<(u32, u32)> = Vec::new();
+        let mut check = |m: tachyon_bridge::Message<'_>| {
+            let id = u32::from_le_bytes(m.payload[..4].try_into().unwrap());
+            let v = u32::from_le_bytes(m.payload[4..].try_into().unwrap());
+            assert_eq!((m.topic, m.sender), (id, id), "torn header");
+            got.push((id, v));
+        };
+        c.drain(&ring, 0, &mut check);
+        let (big_ok, small_ok) = (big.join().unwrap(), small.join().unwrap());
+        c.drain(&ring, 0, &mut check);
+        let mine = |id: u32| got.iter().filter(|g| g.0 == id).map(|g| g.1).collect::<Vec<_>>();
+        assert_eq!(mine(1), if big_ok { vec![100, 101, 102] } else { vec![] }, "split part not whole");
+        assert_eq!(mine(2), if small_ok { vec![200] } else { vec![] });
+        assert!(big_ok || small_ok, "the first claim always fits");
+        assert_eq!(ring.unblocked(), 0);
+    });
+}
+
+/// A split-part producer commits CONT and dies before committing HEAD, while another
+/// producer publishes: after the timeout the HEAD is skipped and the committed CONT is
+/// dropped with it (nothing of the part is delivered); the other part arrives iff accepted.
+#[test]
+fn split_part_producer_dies_between_commits() {
+    loom::model(|| {
+        let ring = Arc::new(HeapRing::at(128, 3 * 128 + 80));
+        let r1 = ring.clone();
+        let dying = thread::spawn(move || {
+            let ps = [payload(1, 0), payload(1, 1), payload(1, 2)];
+            r1.publish_part_dying_before_head_commit(&[(1, 1, &ps[0][..]), (1, 1, &ps[1][..]), (1, 1, &ps[2][..])])
+                .is_ok()
+        });
+        let r2 = ring.clone();
+        let honest = thread::spawn(move || {
+            let p = payload(2, 0);
+            r2.publish_part(&[(2, 2, &p[..])]).is_ok()
+        });
+        let mut c = HeapConsumer::new(&ring, 10);
+        let mut got = Vec::new();
+        c.drain(&ring, 0, |m| got.push(m.payload.to_vec()));
+        let (dying_claimed, honest_ok) = (dying.join().unwrap(), honest.join().unwrap());
+        for now in [1, 5, 20, 40] {
+            c.drain(&ring, now, |m| got.push(m.payload.to_vec()));
+        }
+        let want = if honest_ok { vec![payload(2, 0).to_vec()] } else { vec![] };
+        assert_eq!(got, want, "nothing of the dead producer's part, the honest part iff accepted");
+        if dying_claimed {
+            assert_eq!(ring.unblocked(), 2, "HEAD skipped and CONT dropped");
+        }
+    });
+}
