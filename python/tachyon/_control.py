@@ -38,7 +38,9 @@ class Control:
             ctl.set_topic_limit(7, rate=1000, burst=100)
     """
 
-    def __init__(self, file_prefix: str = "rte", socket_path: str | os.PathLike[str] | None = None, timeout: float = 5.0):
+    def __init__(
+        self, file_prefix: str = "rte", socket_path: str | os.PathLike[str] | None = None, timeout: float = 5.0
+    ):
         self.socket_path = os.fspath(socket_path) if socket_path is not None else default_socket_path(file_prefix)
         self._lock = threading.Lock()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -141,7 +143,9 @@ class AsyncControl:
     """asyncio variant of :class:`Control`: every method is a coroutine that runs the
     blocking socket call in the loop's default executor (requests are tiny and rare)."""
 
-    def __init__(self, file_prefix: str = "rte", socket_path: str | os.PathLike[str] | None = None, timeout: float = 5.0):
+    def __init__(
+        self, file_prefix: str = "rte", socket_path: str | os.PathLike[str] | None = None, timeout: float = 5.0
+    ):
         self._ctl = Control(file_prefix, socket_path, timeout)
 
     async def _run(self, fn: Any, *args: Any) -> Any:

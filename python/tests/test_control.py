@@ -34,7 +34,7 @@ def telemetry() -> Iterator[tuple[str, list[str]]]:
                 if name == "/tachyon/stats":
                     reply = {name: {"rx_packets": 5, "drops": {"bad_magic": 1}}}
                 elif name == "/tachyon/limit":
-                    kind, ident, rate, burst = params.split(",")
+                    burst = params.split(",")[3]
                     reply = {name: {"refused": "burst must be > 0"} if burst == "0" else {"applied": params}}
                 elif name == "/tachyon/reload":
                     reply = {name: {"reloaded": "3 rules"}}

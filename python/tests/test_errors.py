@@ -79,7 +79,10 @@ def test_message_over_maximum(region_path: str) -> None:
 
 
 def test_batch_over_half_a_ring(region_path: str) -> None:
-    with Appliance(region_path, shards=1, ingress_ring_bytes=1 << 16, max_message_bytes=1024) as a, tachyon.Bridge(a.path) as b:
+    with (
+        Appliance(region_path, shards=1, ingress_ring_bytes=1 << 16, max_message_bytes=1024) as a,
+        tachyon.Bridge(a.path) as b,
+    ):
         t, s, p, o = make_batch(2000, max_len=40)
         with pytest.raises(ValueError, match=r"more than half the 65536-byte ring; split the batch"):
             b.publish_batch(t, s, p, o)
@@ -177,7 +180,10 @@ def _header(version: int) -> bytes:
 @pytest.mark.parametrize(
     ("content", "match"),
     [
-        (_header(tachyon.LAYOUT_VERSION + 98), rf"bridge layout version {tachyon.LAYOUT_VERSION + 98}, this library speaks"),
+        (
+            _header(tachyon.LAYOUT_VERSION + 98),
+            rf"bridge layout version {tachyon.LAYOUT_VERSION + 98}, this library speaks",
+        ),
         (b"\0" * 4096, r"bad bridge header: magic"),
         (b"TYBRIDGE", r"bad bridge header: file is 8 bytes"),
     ],

@@ -39,7 +39,12 @@ def test_two_processes_one_shard_exactly_once(region_path: str) -> None:
     ctx = mp.get_context("spawn")
     with (
         Appliance(
-            region_path, shards=2, ingress_ring_bytes=1 << 16, subscriber_slots=2, subscriber_ring_bytes=1 << 24, max_message_bytes=1024
+            region_path,
+            shards=2,
+            ingress_ring_bytes=1 << 16,
+            subscriber_slots=2,
+            subscriber_ring_bytes=1 << 24,
+            max_message_bytes=1024,
         ) as a,
         tachyon.Bridge(a.path) as b,
         b.subscribe() as sub,
