@@ -73,7 +73,7 @@ async def test_async_poll_timeout_and_idle_cpu(appliance: Appliance) -> None:
             cpu0, wall0 = time.process_time(), time.perf_counter()
             assert await sub.poll(0.5) is None
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-            assert wall >= 0.5
+            assert wall >= 0.49  # loop timers have millisecond granularity
             assert cpu < 0.1 * wall, f"idle polling used {cpu / wall:.0%} CPU"
 
 
