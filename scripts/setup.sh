@@ -31,3 +31,29 @@ if [ "$rustc_minor" -lt 85 ]; then
   exit 1
 fi
 pkg-config --atleast-version=22.11 libdpdk || { echo "setup: libdpdk >= 22.11 not found" >&2; exit 1; }
+
+# Python package (python/): a venv at the project root with the tools, then the
+# extension built into it. Skips pip when the venv already has maturin, and the build
+# when the installed extension is newer than every Rust/Python source it comes from.
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+VENV="$ROOT/.venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV"
+  python3 -m venv "$VENV"
+fi
+if [ ! -x "$VENV/bin/maturin" ]; then
+  echo "setup: installing Python tools into $VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q "maturin>=1.16,<2" "numpy>=2,<3" "uvloop>=0.23,<0.24" "pytest>=9,<10" \
+    "pytest-asyncio>=1.5,<2" "pyzmq>=27,<28" ruff mypy
+  # pyarrow is optional (publish_arrow and its tests); it has cp311 wheels on PyPI.
+  "$VENV/bin/pip" install -q pyarrow || echo "setup: WARNING: pyarrow unavailable; Arrow support and its tests are skipped" >&2
+fi
+so=$(ls "$ROOT"/python/tachyon/_tachyon*.so 2>/dev/null | head -1 || true)
+if [ -z "$so" ] || [ -n "$(find "$ROOT/python/src" "$ROOT/bridge/src" "$ROOT/python/Cargo.toml" -newer "$so" 2>/dev/null | head -1)" ] \
+   || ! "$VENV/bin/python" -c "import tachyon" 2>/dev/null; then
+  echo "setup: building the tachyon Python extension (maturin develop --release)"
+  (cd "$ROOT/python" && VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" \
+     CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/python}" "$VENV/bin/maturin" develop --release -q)
+fi
+"$VENV/bin/python" -c "import tachyon" && echo "setup: python: import tachyon OK ($VENV)"

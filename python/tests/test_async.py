@@ -1,0 +1,87 @@
+"""asyncio API (run on the default loop and on uvloop): waiting publisher, async subscriptions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+from conftest import make_batch, messages
+
+import tachyon
+from tachyon._testing import Appliance
+
+
+async def gather(sub: tachyon.AsyncSubscription, count: int, timeout: float = 5.0) -> list[tuple[int, int, bytes]]:
+    got: list[tuple[int, int, bytes]] = []
+
+    async def run() -> None:
+        async for b in sub:
+            got.extend(messages(b.topics, b.senders, b.payloads, b.offsets))
+            if len(got) >= count:
+                return
+
+    await asyncio.wait_for(run(), timeout)
+    return got
+
+
+async def test_async_roundtrip(appliance: Appliance) -> None:
+    async with tachyon.AsyncBridge(appliance.path) as b:
+        assert b.shards == 2 and "open" in repr(b)
+        async with b.subscribe() as sub:
+            t, s, p, o = make_batch(1000)
+            assert (await b.publish_batch(t, s, p, o)).tolist() == [500, 500]
+            got = await gather(sub, 1000)
+    assert sorted(got) == sorted(messages(t, s, p, o))
+    assert b.closed
+
+
+async def test_waiting_publisher_resumes_and_idles(region_path: str) -> None:
+    with (
+        Appliance(region_path, shards=2, ingress_ring_bytes=1 << 16, max_message_bytes=1024) as a,
+        tachyon.AsyncBridge(a.path) as b,
+        b.subscribe() as sub,
+    ):
+        a.pause(0)
+        filler = make_batch(100, topics=1)
+        filled = 0
+        while True:  # fill shard 0
+            try:
+                filled += int(b.bridge.publish_batch(*filler).sum())
+            except tachyon.BackpressureError:
+                break
+        t, s, p, o = make_batch(200, topics=2, seed=9)
+        task = asyncio.ensure_future(b.publish_batch(t, s, p, o))
+        await asyncio.sleep(0.05)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await asyncio.sleep(0.5)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        assert not task.done(), "shard 0 is full: the publisher must still wait"
+        assert cpu < 0.1 * wall, f"waiting used {cpu / wall:.0%} CPU"
+        a.resume(0)
+        accepted = await asyncio.wait_for(task, 5)
+        assert accepted.tolist() == [100, 100]
+        got = await gather(sub, filled + 200)
+    expected = messages(t, s, p, o)
+    assert sorted(m for m in got if m[2] in {e[2] for e in expected}) == sorted(expected)
+
+
+async def test_async_poll_timeout_and_idle_cpu(appliance: Appliance) -> None:
+    async with tachyon.AsyncBridge(appliance.path) as b:
+        with b.subscribe([1]) as sub:
+            assert sub.topics == [1]
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            assert await sub.poll(0.5) is None
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+            assert wall >= 0.49  # loop timers have millisecond granularity
+            assert cpu < 0.1 * wall, f"idle polling used {cpu / wall:.0%} CPU"
+
+
+async def test_async_publish_errors_are_the_sync_ones(appliance: Appliance) -> None:
+    async with tachyon.AsyncBridge(appliance.path) as b:
+        import pytest
+
+        with pytest.raises(TypeError, match="topics must be a uint32 array"):
+            await b.publish_batch(np.array([1], np.int64), np.array([1], np.uint32), b"x", np.array([0, 1]))
+        with pytest.raises(ValueError, match="past the end"):
+            await b.publish_batch(np.array([1], np.uint32), np.array([1], np.uint32), b"x", np.array([0, 2]))

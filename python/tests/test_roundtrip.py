@@ -1,0 +1,131 @@
+"""Publish -> subscribe round trips, byte for byte, with every payload type."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from conftest import by_shard, collect, make_batch, messages
+
+import tachyon
+
+
+@pytest.mark.parametrize("n", [1, 7, 100, 1000, 10000])
+def test_roundtrip_numpy(bridge: tachyon.Bridge, n: int) -> None:
+    t, s, p, o = make_batch(n, seed=n)
+    with bridge.subscribe() as sub:
+        accepted = bridge.publish_batch(t, s, p, o)
+        assert accepted.dtype == np.uint64
+        assert accepted.tolist() == [int((t % 2 == 0).sum()), int((t % 2 == 1).sum())]
+        got = collect(sub, n)
+        assert sub.overflow == 0
+    sent = messages(t, s, p, o)
+    # order is kept within a shard; shards interleave in any order
+    assert by_shard(got, 2) == by_shard(sent, 2)
+
+
+@pytest.mark.parametrize("kind", ["bytes", "bytearray", "memoryview", "numpy_u8", "numpy_u64", "pyarrow_buffer"])
+@pytest.mark.parametrize("offsets_dtype", [np.int32, np.int64, np.uint32, np.uint64])
+def test_payload_and_offset_types(bridge: tachyon.Bridge, kind: str, offsets_dtype: type) -> None:
+    t, s, p, o = make_batch(64, seed=3)
+    pad = (-len(p)) % 8
+    p = np.concatenate([p, np.zeros(pad, np.uint8)])  # so it can be viewed as uint64
+    payload = {
+        "bytes": lambda: p.tobytes(),
+        "bytearray": lambda: bytearray(p.tobytes()),
+        "memoryview": lambda: memoryview(p.tobytes()),
+        "numpy_u8": lambda: p,
+        "numpy_u64": lambda: p.view(np.uint64),
+        "pyarrow_buffer": lambda: pa.py_buffer(p.tobytes()),
+    }[kind]()
+    with bridge.subscribe() as sub:
+        bridge.publish_batch(memoryview(t), s, payload, o.astype(offsets_dtype))
+        got = collect(sub, 64)
+    assert by_shard(got, 2) == by_shard(messages(t, s, p, o), 2)
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_publish_arrow_respects_slice_offset(bridge: tachyon.Bridge, large: bool) -> None:
+    values = [f"message-{i}".encode() * (i % 3 + 1) for i in range(50)]
+    arr = pa.array(values, type=pa.large_binary() if large else pa.binary())
+    sliced = arr.slice(10, 25)  # .offset == 10: offsets must be read from there
+    assert sliced.offset == 10
+    t = np.arange(25, dtype=np.uint32)
+    s = np.full(25, 3, np.uint32)
+    with bridge.subscribe() as sub:
+        bridge.publish_arrow(t, s, sliced)
+        got = collect(sub, 25)
+    assert sorted(got) == sorted((i, 3, values[10 + i]) for i in range(25))
+
+
+def test_subscription_filters_topics(bridge: tachyon.Bridge) -> None:
+    t, s, p, o = make_batch(200, topics=8)
+    with bridge.subscribe([3, 6]) as sub:
+        assert sub.topics == [3, 6]
+        bridge.publish_batch(t, s, p, o)
+        got = collect(sub, 50)
+        assert sub.poll(0.05) is None
+    assert {m[0] for m in got} == {3, 6}
+
+
+def test_batch_is_owned_and_valid_after_next_poll(bridge: tachyon.Bridge) -> None:
+    with bridge.subscribe() as sub:
+        bridge.publish_batch(np.array([0], np.uint32), np.array([1], np.uint32), b"first", np.array([0, 5]))
+        b1 = sub.poll(2)
+        bridge.publish_batch(np.array([0], np.uint32), np.array([1], np.uint32), b"other", np.array([0, 5]))
+        b2 = sub.poll(2)
+    assert b1 is not None and b2 is not None
+    assert b1.payload(0) == b"first" and b2.payload(-1) == b"other"
+    assert len(b1) == 1 and b1.offsets.tolist() == [0, 5] and b1.payloads.tobytes() == b"first"
+    assert repr(b1) == "<tachyon.Batch len=1 payload_bytes=5>"
+
+
+def test_poll_timeout_returns_none(bridge: tachyon.Bridge) -> None:
+    with bridge.subscribe() as sub:
+        assert sub.poll(0) is None
+        assert sub.poll(0.02) is None
+
+
+def test_threads_publish_concurrently(bridge: tachyon.Bridge) -> None:
+    per_thread, batches = 200, 20
+    sent: list[tuple[int, int, bytes]] = []
+    with bridge.subscribe() as sub:
+
+        def run(sender: int) -> None:
+            for k in range(batches):
+                t, s, p, o = make_batch(per_thread, sender=sender, seed=sender * 1000 + k)
+                sent.extend(messages(t, s, p, o))
+                while True:
+                    try:
+                        bridge.publish_batch(t, s, p, o)
+                        break
+                    except tachyon.BackpressureError as e:  # retry only what was refused
+                        assert e.mask.sum() == sum(e.accepted)
+                        keep = ~e.mask
+                        msgs = [m for m, k in zip(messages(t, s, p, o), keep, strict=True) if k]  # refused part
+                        t, s = t[keep], s[keep]
+                        p = np.frombuffer(b"".join(m[2] for m in msgs) or b"\0", np.uint8)
+                        o = np.concatenate([[0], np.cumsum([len(m[2]) for m in msgs])]).astype(np.int64)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in (1, 2, 3)]
+        for th in threads:
+            th.start()
+        got = collect(sub, 3 * per_thread * batches, timeout=20)
+        for th in threads:
+            th.join()
+    assert {m[1] for m in got} == {1, 2, 3}
+    assert Counter(got) == Counter(sent)
+
+
+def test_reprs(appliance: object, bridge: tachyon.Bridge) -> None:
+    assert repr(bridge).startswith('<tachyon.Bridge path="/dev/shm/tachyon-pytest-')
+    assert "shards=2" in repr(bridge) and repr(bridge).endswith("open>")
+    with bridge.subscribe([5]) as sub:
+        assert "topics=[5]" in repr(sub) and "open" in repr(sub)
+    assert repr(sub).endswith("closed>")
+    bridge.close()
+    assert bridge.closed and repr(bridge).endswith("closed>")
+    assert "running" in repr(appliance)
