@@ -39,7 +39,8 @@ pub struct BridgeConfig {
     pub egress_port: Option<u16>,
     /// Destination MAC of bridge frames; default broadcast.
     pub next_hop_mac: Option<String>,
-    /// IPv4 source and destination written into bridge frames.
+    /// IPv4 source and destination written into bridge frames; by default
+    /// addresses of the RFC 2544 benchmarking range, which name no real host.
     pub source_ip: Ipv4Addr,
     pub destination_ip: Ipv4Addr,
     /// UDP source port of bridge frames (the destination is the Tachyon port).
@@ -65,8 +66,8 @@ impl Default for BridgeConfig {
             drain_budget: 2048,
             egress_port: None,
             next_hop_mac: None,
-            source_ip: Ipv4Addr::LOCALHOST,
-            destination_ip: Ipv4Addr::LOCALHOST,
+            source_ip: Ipv4Addr::new(198, 18, 255, 1),
+            destination_ip: Ipv4Addr::new(198, 19, 255, 1),
             udp_source_port: 47000,
         }
     }
