@@ -4,9 +4,9 @@
 
 use super::workers::{WorkerView, total};
 use crate::control::governance::GovernanceControl;
+use crate::dataplane::control_flags::ControlFlags;
 use crate::dataplane::counters::{Counter, Snapshot};
 use crate::dataplane::reason::DropReason;
-use crate::dataplane::worker::ControlFlags;
 use crate::dpdk::Port;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};

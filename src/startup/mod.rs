@@ -10,8 +10,10 @@ use crate::control::metrics::{
 };
 use crate::control::report::{self, FinalReport, MempoolReport, PortReport, WorkerReport};
 use crate::control::{ControlLoop, WorkerView};
+use crate::dataplane::control_flags::ControlFlags;
 use crate::dataplane::counters::PublishedCounters;
-use crate::dataplane::worker::{ControlFlags, Hop, MAX_PORTS, RouteTable, Worker};
+use crate::dataplane::routes::{Hop, MAX_PORTS, RouteTable};
+use crate::dataplane::worker::Worker;
 use crate::dpdk::{
     self, Eal, Mempool, Port, PortConfig, RcuCell, RssSupport, TelemetryReply, TelemetryValue, format_mac,
     launch_on_lcore, wait_all_lcores,

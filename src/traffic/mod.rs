@@ -21,7 +21,9 @@ pub use model::{CountRange, FrameKind, Generated, Popularity, TrafficConfig, Tra
 pub use summary::{Counts, Summary};
 pub use zipf::Zipf;
 
-/// A traffic setting that cannot be honoured; the text says which and why.
+/// A `tachyon-gen` traffic setting that cannot be honoured (a count range,
+/// a malformed mix, a model value); the text says which and why. Not the
+/// appliance's [`crate::config::ConfigError`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError(pub String);
 
