@@ -60,7 +60,8 @@ pub fn print_plan(options: &Options, eal_args: &[String]) -> AppResult<()> {
             .map(|p| PortPlacement::from_config(&format!("port{}", p.id), p.pci.as_deref(), p.numa_node))
             .collect()
     };
-    let text = topology::plan_command(eal_args, &ports, &options.plan_request(), options.plan_json)?;
+    let text = topology::plan_command(eal_args, &ports, &options.plan_request(), options.plan_json)
+        .map_err(|e| e.to_string())?;
     print!("{text}");
     Ok(())
 }
@@ -93,7 +94,7 @@ fn metrics_listener(options: &Options, config: &Config) -> AppResult<Option<Metr
         None if !config.metrics.enabled => return Ok(None),
         None => parse_listen_addr(&config.metrics.listen).map_err(|e| format!("metrics.listen: {e}"))?,
     };
-    MetricsListener::bind(addr).map(Some)
+    MetricsListener::bind(addr).map(Some).map_err(|e| e.to_string())
 }
 
 /// A port opened and configured for `queues` workers.
@@ -337,7 +338,7 @@ fn run_with_eal(
             };
             // Spawned from this thread (EAL's main lcore), so it shares the
             // control lcore's CPUs and never runs on a worker's.
-            let server = listener.serve(Exposition::new(sources))?;
+            let server = listener.serve(Exposition::new(sources)).map_err(|e| e.to_string())?;
             eprintln!("tachyon: metrics on http://{}/metrics", server.local_addr());
             Some(server)
         }
