@@ -1,6 +1,8 @@
 //! Parser cost per packet: the classifier over valid frames of 1, 4 and 16
 //! records (with and without VLAN), and over a malformed packet.
 
+#![deny(unsafe_code)]
+
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use tachyon::dataplane::classify::{NicChecksum, ParseConfig, classify};

@@ -1,6 +1,8 @@
 //! The real `tachyon` binary forwarding Tachyon traffic between DPDK
 //! virtual devices: pcap in, pcap out, every packet accounted for.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use common::*;

@@ -2,6 +2,8 @@
 //! workers, and rule reloads under traffic (SIGHUP and `/tachyon/reload`),
 //! with a broken file leaving the running rules in force.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use common::*;

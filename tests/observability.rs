@@ -6,6 +6,8 @@
 //! `promtool` and `prometheus` come from Debian's `prometheus` package, which
 //! `scripts/setup.sh` installs: without them these tests fail, they do not skip.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use common::{dpdk_lock, file_prefix as unique_prefix, free_loopback_port, scratch_dir, telemetry};

@@ -1,6 +1,7 @@
-//! The control lcore's loop: it never touches packets. It watches link
-//! state, prints the live line from the workers' published counters, and
-//! decides when to stop (signal or `--duration`).
+//! The control lcore's loop: it never touches packets. It ticks governance
+//! (reconciliation, reloads), watches link state, prints the live line from
+//! the workers' published counters, and decides when to stop (signal or
+//! `--duration`).
 
 use super::workers::{WorkerView, total};
 use crate::control::governance::GovernanceControl;

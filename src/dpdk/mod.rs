@@ -1,6 +1,7 @@
 //! The only place that talks to DPDK. Every `unsafe` block of the appliance
-//! (apart from the shared-memory ring) lives under this module, behind safe
-//! types: [`Eal`], [`Port`], [`Mempool`], [`Mbuf`], [`RxBurst`], [`TxBuffer`].
+//! lives under this module (the crate root denies `unsafe_code` everywhere
+//! else), behind safe types: [`Eal`], [`Port`], [`Mempool`], [`Mbuf`],
+//! [`RxBurst`], [`TxBuffer`], [`RcuCell`], and the telemetry commands.
 
 pub mod sys;
 
