@@ -493,17 +493,41 @@ mod tests {
     #[test]
     fn arbitrary_bytes_never_panic() {
         // Every prefix of a valid frame, and every single-byte corruption of it,
-        // classifies without panicking.
+        // classifies without panicking, and to an outcome that fits: a strict
+        // prefix is dropped for a parser reason; a corruption is dropped for a
+        // parser reason or accepted as a Tachyon frame (never as other traffic,
+        // which this config drops), and the same frame when only a MAC changed.
+        let cfg = ParseConfig::default();
         let good = Pkt { vlan: Some(1), msg_count: 2, records: vec![vec![1; 3], vec![2; 4]], ..Pkt::default() }.bytes();
+        let Ok(Accepted::Tachyon(frame)) = classify(&good, NicChecksum::Unknown, &cfg) else {
+            panic!("the frame itself is accepted");
+        };
+        let parser_reason = |r: DropReason| r.index() < DropReason::RuleDrop.index();
         for n in 0..good.len() {
-            let _ = classify(&good[..n], NicChecksum::Unknown, &ParseConfig::default());
+            match classify(&good[..n], NicChecksum::Unknown, &cfg) {
+                Err(r) => assert!(parser_reason(r), "{n}-byte prefix dropped as {r}"),
+                Ok(a) => panic!("{n}-byte prefix of a {}-byte frame accepted: {a:?}", good.len()),
+            }
         }
+        let (mut dropped, mut accepted) = (0, 0);
         for i in 0..good.len() {
             for v in [0u8, 0x7f, 0xff] {
                 let mut b = good.clone();
                 b[i] = v;
-                let _ = classify(&b, NicChecksum::Unknown, &ParseConfig::default());
+                match classify(&b, NicChecksum::Unknown, &cfg) {
+                    Err(r) => {
+                        assert!(parser_reason(r), "byte {i} = {v:#x} dropped as {r}");
+                        dropped += 1;
+                    }
+                    Ok(Accepted::Tachyon(f)) => {
+                        assert!(i >= 12 || f == frame, "a MAC byte changed the frame: {f:?}");
+                        accepted += 1;
+                    }
+                    Ok(Accepted::Other) => panic!("byte {i} = {v:#x} forwarded as other traffic"),
+                }
             }
         }
+        assert!(accepted >= 12 * 3, "every MAC corruption is accepted: {accepted}");
+        assert!(dropped > 0, "some corruption is dropped");
     }
 }
