@@ -62,7 +62,7 @@ pub(super) fn start_metrics(
         tsc_hz: dpdk::tsc_hz(),
         dpdk_version: dpdk::version(),
     };
-    let server = serve_on_helper_cpus(listener, Exposition::new(sources), plan).map_err(StartupError::Metrics)?;
+    let server = serve_on_helper_cpus(listener, Exposition::new(sources), plan)?;
     eprintln!("tachyon: metrics on http://{}/metrics", server.local_addr());
     Ok(Some(server))
 }
@@ -76,8 +76,8 @@ fn serve_on_helper_cpus(
     listener: MetricsListener,
     exposition: Exposition,
     plan: Option<&Plan>,
-) -> Result<MetricsServer, String> {
-    let Some(plan) = plan else { return listener.serve(exposition) };
+) -> Result<MetricsServer, StartupError> {
+    let Some(plan) = plan else { return listener.serve(exposition).map_err(StartupError::Metrics) };
     std::thread::scope(|s| {
         s.spawn(move || {
             if let Err(e) = pin_helper_thread(plan) {
@@ -88,4 +88,5 @@ fn serve_on_helper_cpus(
         .join()
         .unwrap_or_else(|_| Err("metrics: the thread starting the server panicked".into()))
     })
+    .map_err(StartupError::Metrics)
 }
