@@ -154,6 +154,43 @@ fn check_configured_lcores(eal: &Eal, lcores: &[u32]) -> Result<(), StartupError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::topology::model::{CpuNumbering, RegularShape};
+    use crate::topology::{PlanRequest, Topology, parse_eal_args, plan};
+
+    /// Two nodes, a NIC port on each, workers on both: a pool per node, each
+    /// RX queue fed from the pool of the node of the worker that polls it.
+    #[test]
+    fn the_plan_layout_has_the_plans_pools_and_queues() {
+        let topo = Topology::regular(RegularShape {
+            packages: 2,
+            nodes_per_package: 1,
+            l3_per_node: 1,
+            cores_per_l3: 4,
+            threads_per_core: 1,
+            numbering: CpuNumbering::SiblingsAdjacent,
+        });
+        let ports = vec![PortPlacement::on_node("0000:17:00.0", 0), PortPlacement::on_node("0000:b1:00.0", 1)];
+        let args: Vec<String> = ["-l", "0-7"].iter().map(|a| a.to_string()).collect();
+        let lcores = parse_eal_args(&args).unwrap().lcore_layout(&topo).unwrap();
+        let plan = plan(&topo, &ports, &lcores, &PlanRequest::default()).unwrap();
+        let layout = WorkerLayout::from_plan(plan.clone());
+        assert_eq!(layout.lcores, plan.worker_lcores());
+        let sockets: Vec<i32> = layout.pools.iter().map(|p| p.socket).collect();
+        assert_eq!(sockets, vec![0, 1]);
+        for (pool, planned) in layout.pools.iter().zip(&plan.mempools) {
+            assert_eq!(pool.workers, planned.workers);
+            assert_eq!(pool.rx_queues.len(), planned.rx_queues.len());
+        }
+        for (w, &lcore) in layout.lcores.iter().enumerate() {
+            let node = plan.memory_node_for_worker(lcore).unwrap() as i32;
+            for &(port, queue) in &layout.rx_assignments[w] {
+                assert_eq!(layout.pools[layout.pool_index_for(port, queue)].socket, node);
+            }
+        }
+        for port in 0..2u16 {
+            assert_eq!(layout.rx_queues_of(usize::from(port)), plan.queues_per_port(port));
+        }
+    }
 
     #[test]
     fn configured_lcores_get_one_pool_per_node_with_their_queues() {
