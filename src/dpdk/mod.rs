@@ -6,13 +6,15 @@
 pub mod sys;
 
 mod eal;
+mod error;
 mod mbuf;
 mod mempool;
 mod port;
 mod rcu;
 mod telemetry;
 
-pub use eal::{Eal, EalError, LcoreId, launch_on_lcore, wait_all_lcores};
+pub use eal::{Eal, LcoreId, launch_on_lcore, wait_all_lcores};
+pub use error::{EalError, MempoolError, PortError, RcuError, TelemetryError};
 pub use mbuf::{FreeBatch, MAX_BURST, Mbuf, RxBurst, TxBuffer};
 pub use mbuf::{TxOutcome, ip_checksum_flags};
 pub use mempool::Mempool;
