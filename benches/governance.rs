@@ -6,6 +6,8 @@
 //! worker at 10 Mpps of simulated time (TSC = 1 GHz, 100 ns per frame,
 //! bursts of 32), realistic limits and ten rules.
 
+#![deny(unsafe_code)]
+
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use std::time::{Duration, Instant};
 use tachyon::governance::{FrameKey, GovernanceConfig, Reconciler, Shard, Tables, Verdict};

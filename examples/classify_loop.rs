@@ -1,5 +1,8 @@
 //! Classifies the same frame N times: a fixed workload for instruction counts
 //! (valgrind --tool=callgrind) when hardware counters are not available.
+
+#![deny(unsafe_code)]
+
 use std::hint::black_box;
 use tachyon::dataplane::classify::{NicChecksum, ParseConfig, classify};
 use tachyon::traffic::FrameSpec;

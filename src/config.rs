@@ -4,7 +4,7 @@
 
 use crate::wire::MacAddr;
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Largest burst the worker's fixed arrays hold.
 pub const MAX_BURST_SIZE: u16 = crate::dpdk::MAX_BURST as u16;
@@ -120,31 +120,74 @@ impl Default for Metrics {
 }
 
 /// Parses a metrics listen address (`IP:PORT`, IPv6 as `[::1]:PORT`).
-pub fn parse_listen_addr(text: &str) -> Result<std::net::SocketAddr, String> {
-    text.parse().map_err(|_| format!("{text:?} is not an IP:PORT address (e.g. 127.0.0.1:9898 or [::1]:9898)"))
+pub fn parse_listen_addr(text: &str) -> Result<std::net::SocketAddr, BadListenAddr> {
+    text.parse().map_err(|_| BadListenAddr(text.to_string()))
 }
 
-/// A configuration problem, naming the file and key where it can.
-#[derive(Debug)]
-pub struct ConfigError(pub String);
+/// Text that is not an `IP:PORT` address.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an IP:PORT address (e.g. 127.0.0.1:9898 or [::1]:9898)")]
+pub struct BadListenAddr(pub String);
 
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+/// Text that is not a MAC address.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a MAC address (want aa:bb:cc:dd:ee:ff)")]
+pub struct BadMac(pub String);
+
+/// A problem with the appliance's configuration (the TOML file, or the
+/// ports it names against those EAL probed), naming the file and key where
+/// it can. Not [`crate::governance::GovernanceConfigError`], which is one
+/// of its cases, nor `tachyon-gen`'s [`crate::traffic::ConfigError`].
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    /// A problem inside the file at `path`.
+    #[error("config {}: {source}", path.display())]
+    InFile { path: PathBuf, source: Box<ConfigError> },
+    /// Not TOML, or a key or type the schema does not have.
+    #[error("{0}")]
+    Syntax(String),
+    /// A value outside its range.
+    #[error("{key} = {value} is out of range ({lo}..={hi})")]
+    OutOfRange { key: String, value: u64, lo: u64, hi: u64 },
+    /// A value that cannot be used for another reason (listed twice, not a
+    /// MAC, a port that is not configured, ...).
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+    /// The `[governance]` section.
+    #[error(transparent)]
+    Governance(#[from] crate::governance::GovernanceConfigError),
+    /// The `[bridge]` section (the text names the key).
+    #[error("{0}")]
+    Bridge(String),
+    /// A configured port that EAL did not probe.
+    #[error("port {id} does not exist: EAL probed {} port(s) {probed:?} (check -a/--vdev)", probed.len())]
+    PortNotProbed { id: u16, probed: Vec<u16> },
+    /// No port to run on.
+    #[error("no ports: EAL probed none (bind a NIC with dpdk-devbind.py, or pass --vdev)")]
+    NoPorts,
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        ConfigError::Invalid { key: key.into(), message: message.to_string() }
     }
 }
 
 impl Config {
     /// Reads, parses and validates `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
-        Self::parse(&text).map_err(|e| ConfigError(format!("config {}: {}", path.display(), e.0)))
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::parse(&text).map_err(|e| ConfigError::InFile { path: path.to_path_buf(), source: Box::new(e) })
     }
 
     /// Parses and validates TOML text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError(e.to_string().trim_end().to_string()))?;
+        let cfg: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string().trim_end().to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -153,7 +196,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         // Compiling the rule and limit tables checks them all; the clock only
         // scales the buckets, so any plausible rate will do here.
-        self.governance.compile_tables(1_000_000_000).map_err(|e| ConfigError(e.to_string()))?;
+        self.governance.compile_tables(1_000_000_000)?;
         let d = &self.dataplane;
         check_range("dataplane.burst_size", d.burst_size as u64, 1, MAX_BURST_SIZE as u64)?;
         check_range("dataplane.rx_descriptors", d.rx_descriptors as u64, 32, 32768)?;
@@ -165,27 +208,28 @@ impl Config {
         let mut seen = std::collections::BTreeSet::new();
         for l in &self.workers.lcores {
             if !seen.insert(*l) {
-                return Err(ConfigError(format!("workers.lcores: lcore {l} is listed twice")));
+                return Err(ConfigError::invalid("workers.lcores", format!("lcore {l} is listed twice")));
             }
         }
         let ids: Vec<u16> = self.ports.iter().map(|p| p.id).collect();
         for (i, p) in self.ports.iter().enumerate() {
             if ids[..i].contains(&p.id) {
-                return Err(ConfigError(format!("ports[{i}].id: port {} is listed twice", p.id)));
+                return Err(ConfigError::invalid(format!("ports[{i}].id"), format!("port {} is listed twice", p.id)));
             }
             if let Some(e) = p.egress_port
                 && !ids.contains(&e)
             {
-                return Err(ConfigError(format!(
-                    "ports[{i}].egress_port: port {e} is not one of the configured ports {ids:?}"
-                )));
+                return Err(ConfigError::invalid(
+                    format!("ports[{i}].egress_port"),
+                    format!("port {e} is not one of the configured ports {ids:?}"),
+                ));
             }
             if let Some(mac) = &p.next_hop_mac {
-                parse_mac(mac).map_err(|e| ConfigError(format!("ports[{i}].next_hop_mac: {e}")))?;
+                parse_mac(mac).map_err(|e| ConfigError::invalid(format!("ports[{i}].next_hop_mac"), e))?;
             }
         }
-        self.bridge.settings().map_err(ConfigError)?;
-        parse_listen_addr(&self.metrics.listen).map_err(|e| ConfigError(format!("metrics.listen: {e}")))?;
+        self.bridge.settings().map_err(ConfigError::Bridge)?;
+        parse_listen_addr(&self.metrics.listen).map_err(|e| ConfigError::invalid("metrics.listen", e))?;
         if self.control.stats_interval_ms != 0 {
             check_range("control.stats_interval_ms", self.control.stats_interval_ms, 100, 3_600_000)?;
         }
@@ -195,28 +239,28 @@ impl Config {
 
 fn check_range(key: &str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
     if v < lo || v > hi {
-        return Err(ConfigError(format!("{key} = {v} is out of range ({lo}..={hi})")));
+        return Err(ConfigError::OutOfRange { key: key.to_string(), value: v, lo, hi });
     }
     Ok(())
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff` (or with `-`).
-pub fn parse_mac(s: &str) -> Result<MacAddr, String> {
+pub fn parse_mac(s: &str) -> Result<MacAddr, BadMac> {
     let parts: Vec<&str> = s.split([':', '-']).collect();
     if parts.len() != 6 {
-        return Err(format!("{s:?} is not a MAC address (want aa:bb:cc:dd:ee:ff)"));
+        return Err(BadMac(s.to_string()));
     }
     let mut mac = [0u8; 6];
     for (b, p) in mac.iter_mut().zip(parts) {
-        *b = u8::from_str_radix(p, 16)
-            .ok()
-            .filter(|_| p.len() == 2)
-            .ok_or_else(|| format!("{s:?} is not a MAC address (want aa:bb:cc:dd:ee:ff)"))?;
+        *b = u8::from_str_radix(p, 16).ok().filter(|_| p.len() == 2).ok_or_else(|| BadMac(s.to_string()))?;
     }
     Ok(mac)
 }
 
-/// Where a port's frames leave: the l2fwd pairing when nothing is configured.
+/// One ingress port's default route as the config resolves it against the
+/// ports EAL probed (the l2fwd pairing when nothing is configured); start-up
+/// turns each into the workers' [`crate::dataplane::routes::Hop`]. Not a
+/// governance rule's [`crate::governance::Route`], which overrides it per frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RouteSpec {
     pub ingress: u16,
@@ -238,16 +282,11 @@ impl Config {
             if self.ports.is_empty() { probed.to_vec() } else { self.ports.iter().map(|p| p.id).collect() };
         for id in &ids {
             if !probed.contains(id) {
-                return Err(ConfigError(format!(
-                    "port {id} does not exist: EAL probed {} port(s) {probed:?} (check -a/--vdev)",
-                    probed.len()
-                )));
+                return Err(ConfigError::PortNotProbed { id: *id, probed: probed.to_vec() });
             }
         }
         if ids.is_empty() {
-            return Err(ConfigError(
-                "no ports: EAL probed none (bind a NIC with dpdk-devbind.py, or pass --vdev)".into(),
-            ));
+            return Err(ConfigError::NoPorts);
         }
         let paired = |pos: usize| -> u16 {
             let mate = pos ^ 1;
@@ -284,27 +323,27 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let e = Config::parse("[dataplane]\nburst = 32\n").unwrap_err().0;
+        let e = Config::parse("[dataplane]\nburst = 32\n").unwrap_err().to_string();
         assert!(e.contains("burst"), "{e}");
-        let e = Config::parse("[dataplan]\n").unwrap_err().0;
+        let e = Config::parse("[dataplan]\n").unwrap_err().to_string();
         assert!(e.contains("dataplan"), "{e}");
     }
 
     #[test]
     fn bad_values_are_named() {
-        let e = Config::parse("[dataplane]\nburst_size = 0\n").unwrap_err().0;
+        let e = Config::parse("[dataplane]\nburst_size = 0\n").unwrap_err().to_string();
         assert!(e.contains("dataplane.burst_size"), "{e}");
-        let e = Config::parse("[dataplane]\nnon_tachyon = \"keep\"\n").unwrap_err().0;
+        let e = Config::parse("[dataplane]\nnon_tachyon = \"keep\"\n").unwrap_err().to_string();
         assert!(e.contains("non_tachyon") || e.contains("keep"), "{e}");
-        let e = Config::parse("[[ports]]\nid = 0\nnext_hop_mac = \"zz\"\n").unwrap_err().0;
+        let e = Config::parse("[[ports]]\nid = 0\nnext_hop_mac = \"zz\"\n").unwrap_err().to_string();
         assert!(e.contains("ports[0].next_hop_mac"), "{e}");
-        let e = Config::parse("[[ports]]\nid = 0\negress_port = 3\n").unwrap_err().0;
+        let e = Config::parse("[[ports]]\nid = 0\negress_port = 3\n").unwrap_err().to_string();
         assert!(e.contains("ports[0].egress_port"), "{e}");
-        let e = Config::parse("[workers]\nlcores = [1, 1]\n").unwrap_err().0;
+        let e = Config::parse("[workers]\nlcores = [1, 1]\n").unwrap_err().to_string();
         assert!(e.contains("workers.lcores"), "{e}");
-        let e = Config::parse("[metrics]\nlisten = \"localhost\"\n").unwrap_err().0;
+        let e = Config::parse("[metrics]\nlisten = \"localhost\"\n").unwrap_err().to_string();
         assert!(e.contains("metrics.listen"), "{e}");
-        let e = Config::parse("[metrics]\nport = 1\n").unwrap_err().0;
+        let e = Config::parse("[metrics]\nport = 1\n").unwrap_err().to_string();
         assert!(e.contains("port"), "{e}");
     }
 
@@ -341,7 +380,7 @@ mod tests {
         let c = Config::parse("[[ports]]\nid = 1\negress_port = 1\nnext_hop_mac = \"aa:bb:cc:dd:ee:ff\"\n").unwrap();
         let r = c.routes(&[0, 1]).unwrap();
         assert_eq!(r, vec![RouteSpec { ingress: 1, egress: 1, next_hop: [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff] }]);
-        let e = c.routes(&[0]).unwrap_err().0;
+        let e = c.routes(&[0]).unwrap_err().to_string();
         assert!(e.contains("port 1 does not exist"), "{e}");
     }
 }

@@ -1,6 +1,6 @@
 //! Tachyon: a DPDK data plane that governs a message bus at the packet level.
 //!
-//! The crate is laid out by plane (see `docs/architecture.md`):
+//! The crate is laid out by plane (the module map is in README.md, "How it is built"):
 //!
 //! - [`dataplane`]: the worker lcores' loop, classification, counters, drop reasons;
 //! - [`governance`]: rules, topic buckets and sender quotas (pure Rust, per-worker shards);
@@ -11,11 +11,16 @@
 //! - [`topology`]: the host's cores and NUMA nodes, and the placement plan;
 //! - [`traffic`]: the traffic model of `tachyon-gen` (frames, mixes, malformed packets);
 //! - the shell: [`cli`], [`config`] and [`startup`] (the steps from arguments to a running appliance).
+//!
+//! `unsafe` code is denied everywhere but in [`dpdk`].
+#![deny(unsafe_code)]
+
 pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod dataplane;
+#[allow(unsafe_code)]
 pub mod dpdk;
 pub mod governance;
 pub mod startup;

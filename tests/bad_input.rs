@@ -1,6 +1,8 @@
 //! Bad command lines and configs exit non-zero with a message that names
 //! the problem; the ones that need no hardware fail before EAL starts.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use common::*;

@@ -3,6 +3,8 @@
 //! description and positive figures. Speed is not judged here (debug build,
 //! shared machine); the full run is for people: `bash scripts/bench.sh`.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use common::*;

@@ -3,6 +3,8 @@
 //! library's builder), then holds the output to the request and to the
 //! summary JSON the generator wrote.
 
+#![deny(unsafe_code)]
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;

@@ -2,6 +2,8 @@
 //! accounted for packet by packet, and live mode over net_memif gets its
 //! frames back with loss, order and latency measured.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use common::*;

@@ -2,6 +2,8 @@
 //! workers, and rule reloads under traffic (SIGHUP and `/tachyon/reload`),
 //! with a broken file leaving the running rules in force.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use common::*;
@@ -25,15 +27,6 @@ fn frames(count: usize, topics: &[u32], msgs: usize) -> Vec<Vec<u8>> {
             .build()
         })
         .collect()
-}
-
-fn counter(v: &Value, name: &str) -> u64 {
-    v[name].as_u64().unwrap_or_else(|| panic!("no {name} in {v}"))
-}
-
-fn assert_conserved(v: &Value) {
-    let dropped: u64 = v["drops"].as_object().unwrap().values().map(|d| d.as_u64().unwrap()).sum();
-    assert_eq!(counter(v, "rx_packets"), counter(v, "tx_packets") + dropped, "rx != tx + drops: {v}");
 }
 
 #[test]
@@ -142,19 +135,19 @@ fn rules_reload_under_traffic_and_a_broken_file_keeps_the_old_ones() {
     let share = rule_drop_share(&prefix, window);
     assert!((share - 0.5).abs() < 0.05, "first rules should drop topic 7 (half): {share}");
 
+    // A file that does not parse: refused, the running rule (drop topic 7) still acts.
+    write_rules("[[governance.rules]\ntopic = 8\n");
+    sighup(&child);
+    std::thread::sleep(settle);
+    let share = rule_drop_share(&prefix, window);
+    assert!((share - 0.5).abs() < 0.05, "a broken file must leave topic 7 dropped (half): {share}");
+
     // SIGHUP with no rules: nothing is dropped by a rule any more.
     write_rules("[governance]\ndefault_action = \"allow\"\n");
     sighup(&child);
     std::thread::sleep(settle);
     let share = rule_drop_share(&prefix, window);
     assert!(share < 0.01, "after SIGHUP no rule should drop: {share}");
-
-    // A file that does not parse: refused, the running (empty) rules stay.
-    write_rules("[[governance.rules]\ntopic = 8\n");
-    sighup(&child);
-    std::thread::sleep(settle);
-    let share = rule_drop_share(&prefix, window);
-    assert!(share < 0.01, "a broken file must not change the rules: {share}");
 
     // The control command: drop both topics.
     write_rules("[[governance.rules]]\ntopics = \"7-8\"\naction = \"drop\"\n");

@@ -1,6 +1,8 @@
 //! `tachyon [EAL args] -- --plan` on synthetic machines (hwloc's `HWLOC_SYNTHETIC`, set in
 //! the child's environment) and on this machine, checked against the pure planner.
 
+#![deny(unsafe_code)]
+
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
 

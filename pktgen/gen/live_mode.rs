@@ -19,8 +19,9 @@ use clap::Parser;
 use serde_json::{Value, json};
 use tachyon::dataplane::classify::{Accepted, NicChecksum, ParseConfig, classify};
 use tachyon::dpdk::{self, Eal, FreeBatch, Mempool, Port, PortConfig, RxBurst, RxQueue, TxBuffer, TxQueue};
-use tachyon::traffic::frame::tachyon_offset;
-use tachyon::traffic::{FrameKind, Layout, TrafficConfig, TrafficGenerator};
+use tachyon::traffic::{FrameKind, TrafficConfig, TrafficGenerator};
+use tachyon::wire::Layout;
+use tachyon::wire::tachyon::field as tachyon_field;
 
 use crate::latency::Histogram;
 use crate::traffic_args::TrafficArgs;
@@ -474,13 +475,13 @@ impl<'a> LiveLoop<'a> {
             if let (Some(at), FrameKind::Valid { sender_id, msg_count, .. }) = (frame.header_at, frame.kind) {
                 let seq = &mut self.next_seq[(sender_id - self.first_sender) as usize];
                 let data = m.data_mut();
-                data[at + tachyon_offset::SEQ..][..8].copy_from_slice(&seq.to_le_bytes());
+                data[at + tachyon_field::SEQ..][..8].copy_from_slice(&seq.to_le_bytes());
                 *seq += u64::from(msg_count);
                 if self.args.latency {
                     // Stamped per frame, once its bytes are in place, so building the
                     // rest of the burst is not counted as transit.
                     let ns = self.clock.ns(dpdk::tsc());
-                    data[at + tachyon_offset::TIMESTAMP_NS..][..8].copy_from_slice(&ns.to_le_bytes());
+                    data[at + tachyon_field::TIMESTAMP_NS..][..8].copy_from_slice(&ns.to_le_bytes());
                 }
             }
             let _ = self.tx.push(m);

@@ -2,6 +2,8 @@
 //! traffic model lives in `tachyon::traffic`; this binary only chooses
 //! where the packets go.
 
+#![deny(unsafe_code)]
+
 mod latency;
 mod live_mode;
 mod pcap_mode;

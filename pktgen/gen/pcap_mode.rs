@@ -11,13 +11,14 @@ use std::time::Duration;
 use clap::Args;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{Endianness, TsResolution};
-use tachyon::traffic::frame::{ETH_HEADER_LEN, IPV4_HEADER_LEN, UDP_HEADER_LEN, VLAN_TAG_LEN};
 use tachyon::traffic::{Summary, TrafficGenerator};
+use tachyon::wire::Layout;
+use tachyon::wire::ethernet;
 
 use crate::traffic_args::TrafficArgs;
 
 /// Largest frame a standard 1500-byte MTU link carries (FCS excluded).
-const STANDARD_MAX_FRAME: usize = 1514 + VLAN_TAG_LEN;
+const STANDARD_MAX_FRAME: usize = 1500 + ethernet::HEADER_LEN + ethernet::VLAN_TAG_LEN;
 
 #[derive(Args, Debug)]
 pub struct PcapArgs {
@@ -37,11 +38,7 @@ pub struct PcapArgs {
 /// Generates, writes, and returns the tally of what was written.
 pub fn run(args: &PcapArgs) -> Result<Summary, Box<dyn Error>> {
     let config = args.traffic.to_config()?;
-    let largest = ETH_HEADER_LEN
-        + if config.vlan.is_some() { VLAN_TAG_LEN } else { 0 }
-        + IPV4_HEADER_LEN
-        + UDP_HEADER_LEN
-        + config.max_udp_payload();
+    let largest = Layout::new(config.vlan.is_some()).payload + config.max_udp_payload();
     if largest > STANDARD_MAX_FRAME {
         eprintln!(
             "warning: frames up to {largest} bytes exceed a 1500-byte MTU; \

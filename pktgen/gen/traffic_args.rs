@@ -4,7 +4,8 @@
 use std::net::Ipv4Addr;
 
 use clap::{Args, ValueEnum};
-use tachyon::traffic::{ConfigError, CountRange, DEFAULT_TACHYON_PORT, MalformedMix, Popularity, TrafficConfig};
+use tachyon::traffic::{ConfigError, CountRange, MalformedMix, Popularity, TrafficConfig};
+use tachyon::wire::tachyon::DEFAULT_UDP_PORT as DEFAULT_TACHYON_PORT;
 
 /// How ids are picked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -163,10 +163,11 @@ impl Packer {
         let headers = self.headers_for(open.topic, open.sender);
         let room = open.mbuf.room_mut();
         let limit = room.len().min(self.max_frame);
-        let mut w = FrameWriter::resume(&mut room[..limit], &headers, open.len, open.count);
-        if w.push_record(m.payload).is_ok() {
-            open.len = w.len();
-            open.count = w.msg_count();
+        let pushed = FrameWriter::resume(&mut room[..limit], &headers, open.len, open.count)
+            .and_then(|mut w| w.push_record(m.payload).map(|()| (w.len(), w.msg_count())));
+        if let Ok((len, count)) = pushed {
+            open.len = len;
+            open.count = count;
         } else {
             // Larger than a whole frame at the egress MTU: the client's limit
             // is the region's max_message_bytes, so only a hostile one gets here.
@@ -189,7 +190,10 @@ impl Packer {
             return; // its only message was refused; the mbuf goes back
         }
         let headers = self.headers_for(open.topic, open.sender);
-        let len = FrameWriter::resume(open.mbuf.room_mut(), &headers, open.len, open.count).finish();
+        let Ok(writer) = FrameWriter::resume(open.mbuf.room_mut(), &headers, open.len, open.count) else {
+            return; // cannot happen: len came from a writer on this buffer
+        };
+        let len = writer.finish();
         open.mbuf.set_len(len);
         self.next_seq += open.count as u64;
         self.keys.push(FrameKey {

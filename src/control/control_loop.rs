@@ -1,12 +1,13 @@
-//! The control lcore's loop: it never touches packets. It watches link
-//! state, prints the live line from the workers' published counters, and
-//! decides when to stop (signal or `--duration`).
+//! The control lcore's loop: it never touches packets. It ticks governance
+//! (reconciliation, reloads), watches link state, prints the live line from
+//! the workers' published counters, and decides when to stop (signal or
+//! `--duration`).
 
 use super::workers::{WorkerView, total};
 use crate::control::governance::GovernanceControl;
+use crate::dataplane::control_flags::ControlFlags;
 use crate::dataplane::counters::{Counter, Snapshot};
 use crate::dataplane::reason::DropReason;
-use crate::dataplane::worker::ControlFlags;
 use crate::dpdk::Port;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};

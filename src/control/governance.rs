@@ -3,10 +3,10 @@
 //! `/tachyon/reload` telemetry command. A file that fails to read, parse or
 //! compile is refused with the reason, and the running tables stay.
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::control::metrics::{GovernanceSnapshot, ReconcileStatus, RuleHits};
 use crate::dpdk::{RcuCell, tsc};
-use crate::governance::{Reconciler, Tables};
+use crate::governance::{GovernanceConfigError, Reconciler, Tables};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,6 +15,20 @@ use std::time::{Duration, Instant};
 
 /// How often rule hits and reconciliation figures are copied for metrics.
 const SNAPSHOT_EVERY: Duration = Duration::from_millis(100);
+
+/// Why a reload was refused (the running tables stay).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// Started without `--config`: there is no file to reread.
+    #[error("no --config file to reload")]
+    NoConfigFile,
+    /// The file cannot be read, parsed or validated.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Its `[governance]` section does not compile at this clock rate.
+    #[error("{}: {source}", path.display())]
+    Governance { path: PathBuf, source: GovernanceConfigError },
+}
 
 /// Reload requests from other threads (telemetry) and their answers.
 pub struct ReloadRequests {
@@ -129,7 +143,7 @@ impl GovernanceControl {
             let _ = self.reload("SIGHUP");
         }
         if let Some(ticket) = self.requests.pending() {
-            let result = self.reload("/tachyon/reload");
+            let result = self.reload("/tachyon/reload").map_err(|e| e.to_string());
             self.requests.answer(ticket, result);
         }
         if started - self.last_snapshot >= SNAPSHOT_EVERY {
@@ -140,7 +154,7 @@ impl GovernanceControl {
 
     /// Rereads the config file and publishes its governance tables, or keeps
     /// the running ones and says why.
-    pub fn reload(&mut self, trigger: &str) -> Result<String, String> {
+    pub fn reload(&mut self, trigger: &str) -> Result<String, ReloadError> {
         match self.compile_from_file() {
             Ok(tables) => {
                 let text = format!("generation {}, {} rule(s)", tables.generation(), tables.rule_count());
@@ -153,18 +167,20 @@ impl GovernanceControl {
             }
             Err(e) => {
                 self.reloads_failed += 1;
-                self.last_error = Some(e.clone());
+                self.last_error = Some(e.to_string());
                 eprintln!("tachyon: reload ({trigger}) refused, the running rules stay: {e}");
                 Err(e)
             }
         }
     }
 
-    fn compile_from_file(&self) -> Result<Tables, String> {
-        let path = self.config_path.as_ref().ok_or("no --config file to reload")?;
-        let config = Config::load(path).map_err(|e| e.to_string())?;
-        let tables = config.governance.compile_tables(self.tsc_hz).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(tables)
+    fn compile_from_file(&self) -> Result<Tables, ReloadError> {
+        let path = self.config_path.as_ref().ok_or(ReloadError::NoConfigFile)?;
+        let config = Config::load(path)?;
+        config
+            .governance
+            .compile_tables(self.tsc_hz)
+            .map_err(|source| ReloadError::Governance { path: path.clone(), source })
     }
 
     fn publish_snapshot(&self) {

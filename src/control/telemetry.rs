@@ -7,7 +7,7 @@ use crate::control::metrics::GovernanceSource;
 use crate::control::workers::{WorkerView, total};
 use crate::dataplane::counters::{Counter, Snapshot};
 use crate::dataplane::reason::DropReason;
-use crate::dpdk::{Eal, TelemetryReply, TelemetryValue, register_telemetry_command};
+use crate::dpdk::{Eal, TelemetryError, TelemetryReply, TelemetryValue, register_telemetry_command};
 use std::sync::Arc;
 
 /// Totals over every worker, and drops by PROTOCOL.md reason.
@@ -65,7 +65,11 @@ fn counters_of(s: &Snapshot) -> TelemetryReply {
 
 /// Registers the `/tachyon/*` commands. They live as long as the process:
 /// what they hold (published counters, the governance source) is shared, never freed under them.
-pub fn register(eal: &Eal, workers: Vec<WorkerView>, governance: Arc<dyn GovernanceSource>) -> Result<(), String> {
+pub fn register(
+    eal: &Eal,
+    workers: Vec<WorkerView>,
+    governance: Arc<dyn GovernanceSource>,
+) -> Result<(), TelemetryError> {
     let workers: Arc<[WorkerView]> = workers.into();
     let w = workers.clone();
     register_telemetry_command(

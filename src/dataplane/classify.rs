@@ -3,7 +3,9 @@
 //! PROTOCOL.md reason that fails (checks run in the table's order).
 
 use crate::dataplane::reason::DropReason;
-use crate::wire::{EthernetFrame, FrameHeader, Ipv4Header, RecordsCheck, UdpHeader, ethernet, ipv4};
+use crate::wire::{
+    EthernetFrame, FrameHeader, Ipv4Header, Layout, RecordsCheck, UdpHeader, ethernet, frame, ipv4, tachyon, udp,
+};
 
 /// The parser's settings, taken from the config.
 #[derive(Clone, Copy, Debug)]
@@ -16,7 +18,7 @@ pub struct ParseConfig {
 
 impl Default for ParseConfig {
     fn default() -> Self {
-        ParseConfig { tachyon_port: 47000, forward_non_tachyon: false, verify_ip_checksum: true }
+        ParseConfig { tachyon_port: tachyon::DEFAULT_UDP_PORT, forward_non_tachyon: false, verify_ip_checksum: true }
     }
 }
 
@@ -70,15 +72,22 @@ pub fn classify(pkt: &[u8], nic: NicChecksum, cfg: &ParseConfig) -> Result<Accep
 /// itself so that the fast path's result stays in registers.
 #[inline(always)]
 pub fn accept_fast(pkt: &[u8], nic: NicChecksum, cfg: &ParseConfig) -> Option<FrameInfo> {
-    if pkt.get(12..14) == Some(&[0x81, 0x00]) {
-        fast_accept::<{ FAST_MIN_LEN + 4 }, 18>(pkt, nic, cfg)
+    // A named constant, not a temporary: the compare then reads no stack.
+    const VLAN_TPID: [u8; 2] = ethernet::ETHERTYPE_VLAN.to_be_bytes();
+    let tpid = ethernet::field::ETHERTYPE;
+    if pkt.get(tpid..tpid + 2) == Some(&VLAN_TPID) {
+        fast_accept::<{ FAST_MIN_LEN + ethernet::VLAN_TAG_LEN }, { Layout::new(true).l3 }>(pkt, nic, cfg)
     } else {
-        fast_accept::<FAST_MIN_LEN, 14>(pkt, nic, cfg)
+        fast_accept::<FAST_MIN_LEN, { Layout::new(false).l3 }>(pkt, nic, cfg)
     }
 }
 
-/// Ethernet (14) + IPv4 without options (20) + UDP (8) + Tachyon header (32).
-const FAST_MIN_LEN: usize = 14 + 20 + 8 + 32;
+/// Ethernet + IPv4 without options + UDP + Tachyon header, untagged.
+const FAST_MIN_LEN: usize = frame::MIN_FRAME_HEADERS_LEN;
+/// IPv4 total length of the shortest Tachyon frame: no records at all.
+const FAST_MIN_IP_TOTAL: usize = ipv4::MIN_HEADER_LEN + udp::HEADER_LEN + tachyon::HEADER_LEN;
+// The fast path reads the UDP destination port and length as one 4-byte field.
+const _: () = assert!(udp::field::LEN == udp::field::DST_PORT + 2);
 
 /// Accepts a well-formed Tachyon frame whose IPv4 header starts at `L3` and
 /// has no options; `None` means "not sure", never "drop".
@@ -87,60 +96,71 @@ fn fast_accept<const N: usize, const L3: usize>(pkt: &[u8], nic: NicChecksum, cf
     let h: &[u8; N] = pkt.get(..N)?.try_into().ok()?;
     let be16 = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
     let le32 = |at: usize| u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
-    let (ip, udp, ty) = (L3, L3 + 20, L3 + 28);
+    let (ip, udp, ty) = (L3, L3 + ipv4::MIN_HEADER_LEN, L3 + ipv4::MIN_HEADER_LEN + udp::HEADER_LEN);
     // EtherType IPv4 and version 4 with IHL 5, in one masked compare.
-    if le32(L3 - 2) & 0x00ff_ffff != 0x0045_0008 {
+    if le32(L3 - ethernet::ETHERTYPE_LEN) & ipv4::ETHERTYPE_VERSION_IHL_MASK != ipv4::ETHERTYPE_VERSION_IHL_WORD {
         return None;
     }
-    let ip_total = be16(ip + 2) as usize;
-    if ip_total < 20 + 8 + 32 || L3 + ip_total > pkt.len() {
+    let ip_total = be16(ip + ipv4::field::TOTAL_LEN) as usize;
+    if ip_total < FAST_MIN_IP_TOTAL || L3 + ip_total > pkt.len() {
         return None;
     }
-    if cfg.verify_ip_checksum && nic != NicChecksum::Good {
-        // One's-complement sums do not depend on byte order, so add the
-        // header as five native 32-bit words and fold.
-        let mut sum: u64 = 0;
-        for w in 0..5 {
-            sum += le32(ip + 4 * w) as u64;
-        }
-        sum = (sum & 0xffff_ffff) + (sum >> 32);
-        sum = (sum & 0xffff) + (sum >> 16);
-        sum = (sum & 0xffff) + (sum >> 16);
-        sum = (sum & 0xffff) + (sum >> 16);
-        if sum != 0xffff || nic == NicChecksum::Bad {
-            return None;
-        }
+    if cfg.verify_ip_checksum && nic != NicChecksum::Good && (!ip_checksum_ok(h, ip) || nic == NicChecksum::Bad) {
+        return None;
     }
-    // No MF flag, fragment offset 0, protocol UDP: bytes 6..10 masked.
-    if le32(ip + 6) & 0xff00_ff3f != 0x1100_0000 {
+    // No MF flag, fragment offset 0, protocol UDP: flags to protocol, masked.
+    if le32(ip + ipv4::field::FLAGS_FRAGMENT) & ipv4::UNFRAGMENTED_UDP_MASK != ipv4::UNFRAGMENTED_UDP_WORD {
         return None;
     }
     // Destination port and UDP length (= IP payload), as they appear on the wire.
-    let port_and_len = ((cfg.tachyon_port as u32) << 16 | (ip_total as u32 - 20)).to_be_bytes();
-    if h[udp + 2..udp + 6] != port_and_len {
+    let udp_len = (ip_total - ipv4::MIN_HEADER_LEN) as u32;
+    let port_and_len = ((cfg.tachyon_port as u32) << 16 | udp_len).to_be_bytes();
+    let at = udp + udp::field::DST_PORT;
+    if h[at..at + 4] != port_and_len {
         return None;
     }
     // Magic "TY", version 1, no reserved flag bits; msg_count ≥ 1, reserved 0.
-    let magic_version_flags = le32(ty);
-    let count_reserved = le32(ty + 4);
-    if magic_version_flags & 0xfeff_ffff != 0x0001_5954 || count_reserved >> 16 != 0 || count_reserved == 0 {
+    let magic_version_flags = le32(ty + tachyon::field::MAGIC);
+    let count_reserved = le32(ty + tachyon::field::MSG_COUNT);
+    if magic_version_flags & tachyon::MAGIC_VERSION_FLAGS_MASK != tachyon::MAGIC_VERSION_WORD
+        || count_reserved >> 16 != 0
+        || count_reserved == 0
+    {
         return None;
     }
     let msg_count = count_reserved as u16;
+    let src = ip + ipv4::field::SRC;
     let payload = pkt.get(ty..L3 + ip_total)?;
     let frame = FrameHeader::parse(payload)?;
     if frame.check_records() != RecordsCheck::Exact {
         return None;
     }
     Some(FrameInfo {
-        topic: le32(ty + 8),
-        sender: le32(ty + 12),
+        topic: le32(ty + tachyon::field::TOPIC_ID),
+        sender: le32(ty + tachyon::field::SENDER_ID),
         msg_count,
         seq: frame.seq(),
         timestamp_ns: frame.has_timestamp().then(|| frame.timestamp_ns()),
-        src_ip: u32::from_be_bytes([h[ip + 12], h[ip + 13], h[ip + 14], h[ip + 15]]),
+        src_ip: u32::from_be_bytes([h[src], h[src + 1], h[src + 2], h[src + 3]]),
         dst_port: cfg.tachyon_port,
     })
+}
+
+/// Whether the option-less IPv4 header at `ip` sums to all ones. One's
+/// complement sums do not depend on byte order, so this adds the header as
+/// five native 32-bit words and folds.
+#[inline(always)]
+fn ip_checksum_ok<const N: usize>(h: &[u8; N], ip: usize) -> bool {
+    let mut sum: u64 = 0;
+    for w in 0..ipv4::MIN_HEADER_LEN / 4 {
+        let at = ip + 4 * w;
+        sum += u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]) as u64;
+    }
+    sum = (sum & 0xffff_ffff) + (sum >> 32);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum == 0xffff
 }
 
 /// The reference classifier: every check of PROTOCOL.md in its order.
@@ -174,7 +194,7 @@ pub fn classify_general(pkt: &[u8], nic: NicChecksum, cfg: &ParseConfig) -> Resu
     if !frame.magic_ok() {
         return Err(DropReason::BadMagic);
     }
-    if frame.version() != crate::wire::tachyon::VERSION {
+    if frame.version() != tachyon::VERSION {
         return Err(DropReason::BadVersion);
     }
     if !frame.header_fields_ok() {
@@ -199,9 +219,12 @@ pub fn classify_general(pkt: &[u8], nic: NicChecksum, cfg: &ParseConfig) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::ipv4::checksum;
+    use crate::wire::frame::refresh_lengths;
+    use crate::wire::{FrameHeaders, FrameWriter};
+    use std::net::Ipv4Addr;
 
-    /// Builds a frame field by field so each test can break exactly one thing.
+    /// A frame written by the wire builder, then broken in exactly one
+    /// field, so each test can name the one thing it changes.
     struct Pkt {
         vlan: Option<u16>,
         ethertype: u16,
@@ -227,16 +250,16 @@ mod tests {
         fn default() -> Self {
             Pkt {
                 vlan: None,
-                ethertype: 0x0800,
-                ip_version_ihl: 0x45,
+                ethertype: ethernet::ETHERTYPE_IPV4,
+                ip_version_ihl: ipv4::VERSION_IHL_NO_OPTIONS,
                 ip_flags_frag: 0,
-                ip_proto: 17,
+                ip_proto: ipv4::PROTO_UDP,
                 ip_total_len_delta: 0,
                 break_ip_checksum: false,
                 udp_len_delta: 0,
-                dst_port: 47000,
-                magic: *b"TY",
-                version: 1,
+                dst_port: tachyon::DEFAULT_UDP_PORT,
+                magic: tachyon::MAGIC,
+                version: tachyon::VERSION,
                 flags: 0,
                 reserved: 0,
                 msg_count: 1,
@@ -248,54 +271,69 @@ mod tests {
         }
     }
 
+    fn put(b: &mut [u8], at: usize, bytes: &[u8]) {
+        b[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+
+    fn add_be16(b: &mut [u8], at: usize, delta: i32) {
+        let v = (u16::from_be_bytes([b[at], b[at + 1]]) as i32 + delta) as u16;
+        put(b, at, &v.to_be_bytes());
+    }
+
     impl Pkt {
-        fn bytes(&self) -> Vec<u8> {
-            let mut payload = Vec::new();
-            payload.extend_from_slice(&self.magic);
-            payload.push(self.version);
-            payload.push(self.flags);
-            payload.extend_from_slice(&self.msg_count.to_le_bytes());
-            payload.extend_from_slice(&self.reserved.to_le_bytes());
-            payload.extend_from_slice(&7u32.to_le_bytes()); // topic
-            payload.extend_from_slice(&42u32.to_le_bytes()); // sender
-            payload.extend_from_slice(&1000u64.to_le_bytes()); // seq
-            payload.extend_from_slice(&123u64.to_le_bytes()); // timestamp
-            for r in &self.records {
-                payload.extend_from_slice(&(r.len() as u16).to_le_bytes());
-                payload.extend_from_slice(r);
+        fn headers(&self) -> FrameHeaders {
+            FrameHeaders {
+                dst_mac: [2, 0, 0, 0, 0, 2],
+                src_mac: [2, 0, 0, 0, 0, 1],
+                vlan: self.vlan,
+                src_ip: Ipv4Addr::new(10, 0, 0, 1),
+                dst_ip: Ipv4Addr::new(10, 0, 0, 2),
+                src_port: 5555,
+                dst_port: self.dst_port,
+                topic_id: 7,
+                sender_id: 42,
+                seq: 1000,
+                // Written always; `flags` below decides whether it counts.
+                timestamp_ns: Some(123),
             }
-            payload.extend_from_slice(&self.extra_payload);
+        }
+
+        /// The frame up to the IP layer: Tachyon fields as asked, payload
+        /// cut or extended, IP and UDP lengths following it.
+        fn payload_as_asked(&self) -> (Vec<u8>, Layout) {
+            let h = self.headers();
+            let mut f = vec![0; h.frame_len(self.records.iter().map(Vec::len))];
+            let mut w = FrameWriter::new(&mut f, &h).unwrap();
+            self.records.iter().for_each(|r| w.push_record(r).unwrap());
+            w.finish();
+            let (at, ty) = (h.layout(), h.layout().payload);
+            put(&mut f, ty + tachyon::field::MAGIC, &self.magic);
+            f[ty + tachyon::field::VERSION] = self.version;
+            f[ty + tachyon::field::FLAGS] = self.flags;
+            put(&mut f, ty + tachyon::field::MSG_COUNT, &self.msg_count.to_le_bytes());
+            put(&mut f, ty + tachyon::field::RESERVED, &self.reserved.to_le_bytes());
+            f.extend_from_slice(&self.extra_payload);
             if let Some(n) = self.cut_payload_to {
-                payload.truncate(n);
+                f.truncate(at.payload + n);
             }
-            let mut udp = Vec::new();
-            udp.extend_from_slice(&5555u16.to_be_bytes());
-            udp.extend_from_slice(&self.dst_port.to_be_bytes());
-            udp.extend_from_slice(&(((8 + payload.len()) as i32 + self.udp_len_delta) as u16).to_be_bytes());
-            udp.extend_from_slice(&0u16.to_be_bytes());
-            udp.extend_from_slice(&payload);
-            let mut ip = vec![0u8; 20];
-            ip[0] = self.ip_version_ihl;
-            let total = ((20 + udp.len()) as i32 + self.ip_total_len_delta) as u16;
-            ip[2..4].copy_from_slice(&total.to_be_bytes());
-            ip[6..8].copy_from_slice(&self.ip_flags_frag.to_be_bytes());
-            ip[8] = 64;
-            ip[9] = self.ip_proto;
-            ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
-            ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
-            let mut c = checksum(&ip);
+            refresh_lengths(&mut f, at);
+            (f, at)
+        }
+
+        fn bytes(&self) -> Vec<u8> {
+            let (mut f, at) = self.payload_as_asked();
+            let l3 = at.l3;
+            put(&mut f, l3 - ethernet::ETHERTYPE_LEN, &self.ethertype.to_be_bytes());
+            f[l3 + ipv4::field::VERSION_IHL] = self.ip_version_ihl;
+            put(&mut f, l3 + ipv4::field::FLAGS_FRAGMENT, &self.ip_flags_frag.to_be_bytes());
+            f[l3 + ipv4::field::PROTOCOL] = self.ip_proto;
+            add_be16(&mut f, l3 + ipv4::field::TOTAL_LEN, self.ip_total_len_delta);
+            ipv4::fill_checksum(&mut f[l3..at.l4]);
             if self.break_ip_checksum {
-                c ^= 0x5a5a;
+                f[l3 + ipv4::field::CHECKSUM] ^= 0x5a;
+                f[l3 + ipv4::field::CHECKSUM + 1] ^= 0x5a;
             }
-            ip[10..12].copy_from_slice(&c.to_be_bytes());
-            let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
-            if let Some(v) = self.vlan {
-                f.extend_from_slice(&0x8100u16.to_be_bytes());
-                f.extend_from_slice(&v.to_be_bytes());
-            }
-            f.extend_from_slice(&self.ethertype.to_be_bytes());
-            f.extend_from_slice(&ip);
-            f.extend_from_slice(&udp);
+            add_be16(&mut f, at.l4 + udp::field::LEN, self.udp_len_delta);
             f.extend(std::iter::repeat_n(0u8, self.eth_padding));
             f
         }
@@ -316,7 +354,7 @@ mod tests {
                 assert_eq!((f.topic, f.sender, f.msg_count, f.seq), (7, 42, 1, 1000));
                 assert_eq!(f.timestamp_ns, None);
                 assert_eq!(f.src_ip, 0x0a00_0001);
-                assert_eq!(f.dst_port, 47000);
+                assert_eq!(f.dst_port, tachyon::DEFAULT_UDP_PORT);
             }
             other => panic!("expected a Tachyon frame, got {other:?}"),
         }
@@ -325,7 +363,13 @@ mod tests {
     #[test]
     fn valid_frame_with_many_records_and_vlan_and_timestamp() {
         let records: Vec<Vec<u8>> = (0..50).map(|i| vec![i as u8; i]).collect();
-        let p = Pkt { vlan: Some(100), msg_count: 50, records: records.clone(), flags: 1, ..Pkt::default() };
+        let p = Pkt {
+            vlan: Some(100),
+            msg_count: 50,
+            records: records.clone(),
+            flags: tachyon::FLAG_TS_PRESENT,
+            ..Pkt::default()
+        };
         let bytes = p.bytes();
         match classify(&bytes, NicChecksum::Unknown, &ParseConfig::default()).unwrap() {
             Accepted::Tachyon(f) => {
@@ -335,7 +379,7 @@ mod tests {
             other => panic!("expected a Tachyon frame, got {other:?}"),
         }
         // The record walk yields exactly the payloads that were written.
-        let udp_payload = &bytes[18 + 20 + 8..];
+        let udp_payload = &bytes[Layout::new(true).payload..];
         let got: Vec<&[u8]> = FrameHeader::parse(udp_payload).unwrap().records().collect();
         assert_eq!(got, records.iter().map(|r| r.as_slice()).collect::<Vec<_>>());
     }
@@ -356,7 +400,8 @@ mod tests {
         assert_eq!(classify(&runt, NicChecksum::Unknown, &ParseConfig::default()), Err(DropReason::NotIpv4));
         // A VLAN tag cut short.
         let mut tagged = vec![0u8; 12];
-        tagged.extend_from_slice(&[0x81, 0x00, 0x00]);
+        tagged.extend_from_slice(&ethernet::ETHERTYPE_VLAN.to_be_bytes());
+        tagged.push(0);
         assert_eq!(classify(&tagged, NicChecksum::Unknown, &ParseConfig::default()), Err(DropReason::NotIpv4));
     }
 
@@ -366,9 +411,10 @@ mod tests {
         assert_eq!(reason(Pkt { ip_version_ihl: 0x44, ..Pkt::default() }), DropReason::IpMalformed);
         assert_eq!(reason(Pkt { ip_total_len_delta: 1, ..Pkt::default() }), DropReason::IpMalformed);
         let mut p = Pkt::default().bytes();
-        p[16..18].copy_from_slice(&10u16.to_be_bytes()); // total length < header
+        let total = Layout::new(false).l3 + ipv4::field::TOTAL_LEN;
+        p[total..total + 2].copy_from_slice(&10u16.to_be_bytes()); // total length < header
         assert_eq!(classify(&p, NicChecksum::Unknown, &ParseConfig::default()), Err(DropReason::IpMalformed));
-        let short = &Pkt::default().bytes()[..14 + 19];
+        let short = &Pkt::default().bytes()[..Layout::new(false).l4 - 1];
         assert_eq!(classify(short, NicChecksum::Unknown, &ParseConfig::default()), Err(DropReason::IpMalformed));
     }
 
@@ -386,7 +432,7 @@ mod tests {
 
     #[test]
     fn ip_fragment() {
-        assert_eq!(reason(Pkt { ip_flags_frag: 0x2000, ..Pkt::default() }), DropReason::IpFragment);
+        assert_eq!(reason(Pkt { ip_flags_frag: ipv4::FLAG_MF, ..Pkt::default() }), DropReason::IpFragment);
         assert_eq!(reason(Pkt { ip_flags_frag: 0x0010, ..Pkt::default() }), DropReason::IpFragment);
         // DF alone is not a fragment.
         assert!(run(&Pkt { ip_flags_frag: 0x4000, ..Pkt::default() }).is_ok());
@@ -402,7 +448,8 @@ mod tests {
         assert_eq!(reason(Pkt { udp_len_delta: 1, ..Pkt::default() }), DropReason::UdpMalformed);
         assert_eq!(reason(Pkt { udp_len_delta: -1, ..Pkt::default() }), DropReason::UdpMalformed);
         let mut p = Pkt::default().bytes();
-        p[14 + 20 + 4..14 + 20 + 6].copy_from_slice(&4u16.to_be_bytes());
+        let len = Layout::new(false).l4 + udp::field::LEN;
+        p[len..len + 2].copy_from_slice(&4u16.to_be_bytes());
         let fixed = {
             // keep the IP header valid: only the UDP length is wrong
             p
@@ -423,7 +470,10 @@ mod tests {
     #[test]
     fn bad_magic() {
         assert_eq!(reason(Pkt { magic: *b"TX", ..Pkt::default() }), DropReason::BadMagic);
-        assert_eq!(reason(Pkt { cut_payload_to: Some(31), ..Pkt::default() }), DropReason::BadMagic);
+        assert_eq!(
+            reason(Pkt { cut_payload_to: Some(tachyon::HEADER_LEN - 1), ..Pkt::default() }),
+            DropReason::BadMagic
+        );
     }
 
     #[test]
@@ -446,9 +496,18 @@ mod tests {
             DropReason::Truncated
         );
         // The last record's length runs past the end.
-        assert_eq!(reason(Pkt { cut_payload_to: Some(32 + 2 + 3), ..Pkt::default() }), DropReason::Truncated);
-        // Exactly 32 bytes: no room even for the first length prefix.
-        assert_eq!(reason(Pkt { cut_payload_to: Some(33), ..Pkt::default() }), DropReason::Truncated);
+        assert_eq!(
+            reason(Pkt {
+                cut_payload_to: Some(tachyon::HEADER_LEN + tachyon::RECORD_LEN_PREFIX + 3),
+                ..Pkt::default()
+            }),
+            DropReason::Truncated
+        );
+        // One byte past the header: no room even for the first length prefix.
+        assert_eq!(
+            reason(Pkt { cut_payload_to: Some(tachyon::HEADER_LEN + 1), ..Pkt::default() }),
+            DropReason::Truncated
+        );
     }
 
     #[test]
@@ -464,7 +523,7 @@ mod tests {
             Pkt::default().bytes(),
             Pkt { vlan: Some(3), msg_count: 3, records: vec![vec![1; 2], vec![], vec![9; 30]], ..Pkt::default() }
                 .bytes(),
-            Pkt { flags: 1, eth_padding: 6, records: vec![vec![]], ..Pkt::default() }.bytes(),
+            Pkt { flags: tachyon::FLAG_TS_PRESENT, eth_padding: 6, records: vec![vec![]], ..Pkt::default() }.bytes(),
         ];
         let configs = [
             ParseConfig::default(),
@@ -493,17 +552,41 @@ mod tests {
     #[test]
     fn arbitrary_bytes_never_panic() {
         // Every prefix of a valid frame, and every single-byte corruption of it,
-        // classifies without panicking.
+        // classifies without panicking, and to an outcome that fits: a strict
+        // prefix is dropped for a parser reason; a corruption is dropped for a
+        // parser reason or accepted as a Tachyon frame (never as other traffic,
+        // which this config drops), and the same frame when only a MAC changed.
+        let cfg = ParseConfig::default();
         let good = Pkt { vlan: Some(1), msg_count: 2, records: vec![vec![1; 3], vec![2; 4]], ..Pkt::default() }.bytes();
+        let Ok(Accepted::Tachyon(frame)) = classify(&good, NicChecksum::Unknown, &cfg) else {
+            panic!("the frame itself is accepted");
+        };
+        let parser_reason = |r: DropReason| r.index() < DropReason::RuleDrop.index();
         for n in 0..good.len() {
-            let _ = classify(&good[..n], NicChecksum::Unknown, &ParseConfig::default());
+            match classify(&good[..n], NicChecksum::Unknown, &cfg) {
+                Err(r) => assert!(parser_reason(r), "{n}-byte prefix dropped as {r}"),
+                Ok(a) => panic!("{n}-byte prefix of a {}-byte frame accepted: {a:?}", good.len()),
+            }
         }
+        let (mut dropped, mut accepted) = (0, 0);
         for i in 0..good.len() {
             for v in [0u8, 0x7f, 0xff] {
                 let mut b = good.clone();
                 b[i] = v;
-                let _ = classify(&b, NicChecksum::Unknown, &ParseConfig::default());
+                match classify(&b, NicChecksum::Unknown, &cfg) {
+                    Err(r) => {
+                        assert!(parser_reason(r), "byte {i} = {v:#x} dropped as {r}");
+                        dropped += 1;
+                    }
+                    Ok(Accepted::Tachyon(f)) => {
+                        assert!(i >= 12 || f == frame, "a MAC byte changed the frame: {f:?}");
+                        accepted += 1;
+                    }
+                    Ok(Accepted::Other) => panic!("byte {i} = {v:#x} forwarded as other traffic"),
+                }
             }
         }
+        assert!(accepted >= 12 * 3, "every MAC corruption is accepted: {accepted}");
+        assert!(dropped > 0, "some corruption is dropped");
     }
 }

@@ -7,83 +7,21 @@
 //! per-period reports.
 
 use crate::dataplane::classify::{Accepted, FrameInfo, NicChecksum, ParseConfig, accept_fast, classify_general};
+use crate::dataplane::control_flags::ControlFlags;
 use crate::dataplane::counters::{Counter, GOVERNANCE_SAMPLE_EVERY, LocalCounters, PublishedCounters};
 use crate::dataplane::reason::DropReason;
+use crate::dataplane::routes::{Hop, MAX_PORTS, NO_SLOT, RouteTable};
 use crate::dpdk::{
     FreeBatch, MAX_BURST, Mbuf, RcuReader, RxBurst, RxQueue, TxBuffer, TxOutcome, TxQueue, ip_checksum_flags, tsc,
 };
 use crate::governance::{FrameKey, Shard, Tables, Verdict};
-use crate::wire::{MacAddr, ethernet::rewrite_macs};
+use crate::wire::ethernet::rewrite_macs;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// How many packets ahead of the one being parsed to prefetch.
 const PREFETCH_OFFSET: usize = 3;
 /// Idle polls between two publications of the counters.
 const IDLE_PUBLISH_EVERY: u64 = 1024;
-/// Highest port id + 1 the route table indexes directly.
-pub const MAX_PORTS: usize = 32;
-const NO_SLOT: u8 = u8::MAX;
-
-/// State the control lcore writes and workers read once per poll round.
-#[derive(Default)]
-pub struct ControlFlags {
-    stop: AtomicBool,
-    /// Bit p set when port p's link is up.
-    links_up: AtomicU64,
-}
-
-impl ControlFlags {
-    pub fn request_stop(&self) {
-        self.stop.store(true, Ordering::Release);
-    }
-
-    pub fn stop_requested(&self) -> bool {
-        self.stop.load(Ordering::Acquire)
-    }
-
-    pub fn set_links_up(&self, mask: u64) {
-        self.links_up.store(mask, Ordering::Relaxed);
-    }
-
-    pub fn links_up(&self) -> u64 {
-        self.links_up.load(Ordering::Relaxed)
-    }
-}
-
-/// Where a frame received on a port leaves by default.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Hop {
-    pub egress: u16,
-    pub next_hop: MacAddr,
-}
-
-/// Routing state of one worker: default hops by ingress port, and the TX
-/// buffer and source MAC of every egress port.
-#[derive(Clone, Debug)]
-pub struct RouteTable {
-    default_hop: [Option<Hop>; MAX_PORTS],
-    tx_slot: [u8; MAX_PORTS],
-    port_mac: [MacAddr; MAX_PORTS],
-}
-
-impl RouteTable {
-    /// `ports` lists (port id, MAC) in TX-queue order; `hops` the default
-    /// route of each ingress port.
-    pub fn new(ports: &[(u16, MacAddr)], hops: &[(u16, Hop)]) -> Self {
-        let mut t =
-            RouteTable { default_hop: [None; MAX_PORTS], tx_slot: [NO_SLOT; MAX_PORTS], port_mac: [[0; 6]; MAX_PORTS] };
-        for (slot, (id, mac)) in ports.iter().enumerate() {
-            t.tx_slot[*id as usize] = slot as u8;
-            t.port_mac[*id as usize] = *mac;
-        }
-        for (ingress, hop) in hops {
-            t.default_hop[*ingress as usize] = Some(*hop);
-        }
-        t
-    }
-}
-
 /// Everything a worker owns, built by the main lcore and moved to the worker's lcore.
 pub struct Worker {
     pub index: usize,

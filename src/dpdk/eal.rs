@@ -1,20 +1,10 @@
 //! EAL start-up, lcore enumeration and launching work on lcores.
 
-use super::sys;
+use super::{EalError, sys};
 use std::ffi::{CString, c_int, c_void};
 
 /// A DPDK logical core id.
 pub type LcoreId = u32;
-
-/// Why EAL did not start.
-#[derive(Debug)]
-pub struct EalError(pub String);
-
-impl std::fmt::Display for EalError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// Proof that EAL is initialised. Only one exists per process; the other DPDK
 /// wrappers take `&Eal` so they cannot be used before init.
@@ -27,7 +17,7 @@ impl Eal {
     pub fn init(args: &[String]) -> Result<Eal, EalError> {
         let owned: Vec<CString> = args
             .iter()
-            .map(|a| CString::new(a.as_str()).map_err(|_| EalError(format!("EAL argument {a:?} contains NUL"))))
+            .map(|a| CString::new(a.as_str()).map_err(|_| EalError::ArgumentNul(a.clone())))
             .collect::<Result<_, _>>()?;
         // EAL may keep pointers into argv (e.g. for device arguments), so the
         // strings live for the rest of the process. A one-off, start-up leak.
@@ -39,7 +29,7 @@ impl Eal {
         // outlives the process; argc counts the non-NULL entries.
         let rc = unsafe { sys::rte_eal_init(owned.len() as c_int, argv.as_mut_ptr()) };
         if rc < 0 {
-            return Err(EalError(format!("EAL initialisation failed: {}", super::last_error())));
+            return Err(EalError::Init(super::last_error()));
         }
         Ok(Eal { _private: () })
     }
@@ -119,7 +109,7 @@ pub fn launch_on_lcore(_eal: &Eal, lcore: LcoreId, job: impl FnOnce() -> i32 + S
     if rc != 0 {
         // SAFETY: the launch failed, so no lcore owns arg: reclaim it here.
         drop(unsafe { Box::from_raw(arg as *mut LcoreJob) });
-        return Err(EalError(format!("cannot launch on lcore {lcore}: {}", super::error_text(rc))));
+        return Err(EalError::Launch { lcore, reason: super::error_text(rc) });
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Packet-buffer pools, one per NUMA socket in use.
 
-use super::{Eal, sys};
+use super::{Eal, MempoolError, sys};
 use std::ffi::CString;
 use std::ptr::NonNull;
 
@@ -19,17 +19,15 @@ unsafe impl Sync for Mempool {}
 
 impl Mempool {
     /// Creates a pool of `size` mbufs with default data room on `socket`.
-    pub fn create(_eal: &Eal, name: &str, size: u32, cache: u32, socket: i32) -> Result<Mempool, String> {
-        let cname = CString::new(name).map_err(|_| format!("mempool name {name:?} contains NUL"))?;
+    pub fn create(_eal: &Eal, name: &str, size: u32, cache: u32, socket: i32) -> Result<Mempool, MempoolError> {
+        let cname = CString::new(name).map_err(|_| MempoolError::NameNul(name.to_string()))?;
         // SAFETY: EAL is initialised; the name is a valid C string copied by DPDK.
         let raw = unsafe {
             sys::rte_pktmbuf_pool_create(cname.as_ptr(), size, cache, 0, sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16, socket)
         };
         match NonNull::new(raw) {
             Some(raw) => Ok(Mempool { raw, size, socket }),
-            None => {
-                Err(format!("cannot create mempool {name} ({size} mbufs on socket {socket}): {}", super::last_error()))
-            }
+            None => Err(MempoolError::Create { name: name.to_string(), size, socket, reason: super::last_error() }),
         }
     }
 

@@ -1,17 +1,20 @@
 //! The only place that talks to DPDK. Every `unsafe` block of the appliance
-//! (apart from the shared-memory ring) lives under this module, behind safe
-//! types: [`Eal`], [`Port`], [`Mempool`], [`Mbuf`], [`RxBurst`], [`TxBuffer`].
+//! lives under this module (the crate root denies `unsafe_code` everywhere
+//! else), behind safe types: [`Eal`], [`Port`], [`Mempool`], [`Mbuf`],
+//! [`RxBurst`], [`TxBuffer`], [`RcuCell`], and the telemetry commands.
 
 pub mod sys;
 
 mod eal;
+mod error;
 mod mbuf;
 mod mempool;
 mod port;
 mod rcu;
 mod telemetry;
 
-pub use eal::{Eal, EalError, LcoreId, launch_on_lcore, wait_all_lcores};
+pub use eal::{Eal, LcoreId, launch_on_lcore, wait_all_lcores};
+pub use error::{EalError, MempoolError, PortError, RcuError, TelemetryError};
 pub use mbuf::{FreeBatch, MAX_BURST, Mbuf, RxBurst, TxBuffer};
 pub use mbuf::{TxOutcome, ip_checksum_flags};
 pub use mempool::Mempool;

@@ -2,7 +2,7 @@
 //! start/stop/close, link state and counters, and the per-queue handles that
 //! the worker lcores own.
 
-use super::{Eal, Mempool, sys};
+use super::{Eal, Mempool, PortError, sys};
 use std::ffi::CStr;
 
 /// What a port can do, read from `rte_eth_dev_info_get`.
@@ -165,15 +165,15 @@ impl Port {
     }
 
     /// Opens port `id` for configuration, reading its capabilities.
-    pub fn open(eal: &Eal, id: u16) -> Result<Port, String> {
+    pub fn open(eal: &Eal, id: u16) -> Result<Port, PortError> {
         if !Self::probed_ids(eal).contains(&id) {
-            return Err(format!("port {id} does not exist (EAL probed {} port(s))", eal.port_count()));
+            return Err(PortError::NotProbed { id, probed: eal.port_count() });
         }
         let mut info = sys::rte_eth_dev_info::default();
         // SAFETY: id is a valid port; info is a properly sized out-parameter.
         let rc = unsafe { sys::rte_eth_dev_info_get(id, &mut info) };
         if rc != 0 {
-            return Err(format!("port {id}: cannot read device info: {}", super::error_text(rc)));
+            return Err(PortError::DeviceInfo { id, reason: super::error_text(rc) });
         }
         let driver = if info.driver_name.is_null() {
             String::from("?")
@@ -218,16 +218,35 @@ impl Port {
     /// Configures the RX and TX queues (RSS over IP/UDP when the device can
     /// hash and there are several RX queues), their descriptors, and RX
     /// buffers from `pool`.
-    pub fn configure(&mut self, cfg: &PortConfig, pool: &Mempool) -> Result<RssSupport, String> {
+    pub fn configure(&mut self, cfg: &PortConfig, pool: &Mempool) -> Result<RssSupport, PortError> {
+        self.configure_per_queue(cfg, &vec![pool; usize::from(cfg.rx_queues)])
+    }
+
+    /// As [`Port::configure`], with RX queue `q`'s buffers from `rx_pools[q]`
+    /// (e.g. the pool on the NUMA node of the worker that polls it).
+    pub fn configure_per_queue(&mut self, cfg: &PortConfig, rx_pools: &[&Mempool]) -> Result<RssSupport, PortError> {
         let id = self.id;
         let caps = &self.caps;
         if cfg.rx_queues == 0 || cfg.rx_queues > caps.max_rx_queues || cfg.tx_queues > caps.max_tx_queues {
-            return Err(format!(
-                "port {id} ({}) cannot do {} RX / {} TX queue(s): it supports at most {} RX and {} TX \
-                 (one queue per worker; use fewer workers or a device with more queues)",
-                caps.name, cfg.rx_queues, cfg.tx_queues, caps.max_rx_queues, caps.max_tx_queues
-            ));
+            return Err(PortError::TooManyQueues {
+                id,
+                name: caps.name.clone(),
+                rx: cfg.rx_queues,
+                tx: cfg.tx_queues,
+                max_rx: caps.max_rx_queues,
+                max_tx: caps.max_tx_queues,
+            });
         }
+        let pool_of = |q: u16| {
+            rx_pools.get(usize::from(q)).copied().ok_or(PortError::NoRxPool {
+                id,
+                queue: q,
+                pools: rx_pools.len(),
+                queues: cfg.rx_queues,
+            })
+        };
+        // Checked before touching the device, so a short list fails cleanly.
+        pool_of(cfg.rx_queues - 1)?;
         let mut conf = sys::rte_eth_conf::default();
         let wanted_rss = (sys::RTE_ETH_RSS_IP | sys::RTE_ETH_RSS_UDP) as u64;
         let rss = if cfg.rx_queues == 1 {
@@ -247,34 +266,38 @@ impl Port {
         // SAFETY: id is valid and stopped; conf is fully initialised.
         let rc = unsafe { sys::rte_eth_dev_configure(id, cfg.rx_queues, cfg.tx_queues, &conf) };
         if rc != 0 {
-            return Err(format!(
-                "port {id}: configure with {} RX / {} TX queue(s) failed: {}",
-                cfg.rx_queues,
-                cfg.tx_queues,
-                super::error_text(rc)
-            ));
+            return Err(PortError::Configure {
+                id,
+                rx: cfg.rx_queues,
+                tx: cfg.tx_queues,
+                reason: super::error_text(rc),
+            });
         }
         let (mut rx_desc, mut tx_desc) = (cfg.rx_desc, cfg.tx_desc);
         // SAFETY: id is valid; the call clamps the counts to the device limits.
         let rc = unsafe { sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut rx_desc, &mut tx_desc) };
         if rc != 0 {
-            return Err(format!("port {id}: descriptor counts rejected: {}", super::error_text(rc)));
+            return Err(PortError::Descriptors { id, reason: super::error_text(rc) });
         }
-        let socket = if self.caps.socket < 0 { pool.socket() } else { self.caps.socket };
+        // A port of unknown node puts each ring on its queue's pool's node.
+        let ring_socket = |pool: &Mempool| if self.caps.socket < 0 { pool.socket() } else { self.caps.socket };
         for q in 0..cfg.rx_queues {
+            let pool = pool_of(q)?;
+            let socket = ring_socket(pool);
             // SAFETY: id/q are in range after configure; a NULL rxconf means the
             // driver's defaults; pool outlives the port (closed before pool drops).
             let rc =
                 unsafe { sys::rte_eth_rx_queue_setup(id, q, rx_desc, socket as u32, std::ptr::null(), pool.as_ptr()) };
             if rc != 0 {
-                return Err(format!("port {id}: RX queue {q} setup failed: {}", super::error_text(rc)));
+                return Err(PortError::RxQueueSetup { id, queue: q, reason: super::error_text(rc) });
             }
         }
+        let socket = ring_socket(pool_of(0)?);
         for q in 0..cfg.tx_queues {
             // SAFETY: id/q are in range after configure; NULL txconf means the driver's defaults.
             let rc = unsafe { sys::rte_eth_tx_queue_setup(id, q, tx_desc, socket as u32, std::ptr::null()) };
             if rc != 0 {
-                return Err(format!("port {id}: TX queue {q} setup failed: {}", super::error_text(rc)));
+                return Err(PortError::TxQueueSetup { id, queue: q, reason: super::error_text(rc) });
             }
         }
         self.rx_queues = cfg.rx_queues;
@@ -283,11 +306,11 @@ impl Port {
     }
 
     /// Starts the port and turns on promiscuous mode (an appliance sees all frames).
-    pub fn start(&mut self) -> Result<(), String> {
+    pub fn start(&mut self) -> Result<(), PortError> {
         // SAFETY: the port is configured.
         let rc = unsafe { sys::rte_eth_dev_start(self.id) };
         if rc != 0 {
-            return Err(format!("port {}: start failed: {}", self.id, super::error_text(rc)));
+            return Err(PortError::Start { id: self.id, reason: super::error_text(rc) });
         }
         // Some virtual devices do not implement promiscuous mode; that is harmless.
         // SAFETY: the port is started.

@@ -6,7 +6,7 @@
 //! registered reader has reported a quiescent state since the swap, so no
 //! reader can still hold it.
 
-use super::{Eal, sys};
+use super::{Eal, RcuError, sys};
 use std::ffi::CString;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -31,20 +31,19 @@ unsafe impl<T: Send + Sync> Sync for RcuCell<T> {}
 
 impl<T: Send + Sync> RcuCell<T> {
     /// Creates the cell holding `initial`, for up to `max_readers` readers.
-    pub fn new(_eal: &Eal, initial: T, max_readers: u32) -> Result<Arc<Self>, String> {
+    pub fn new(_eal: &Eal, initial: T, max_readers: u32) -> Result<Arc<Self>, RcuError> {
         // SAFETY: plain size computation.
         let size = unsafe { sys::rte_rcu_qsbr_get_memsize(max_readers) };
         let name = CString::new("tachyon_rcu").unwrap();
         // SAFETY: EAL is initialised; the memory is zeroed and cache-line aligned.
         let raw = unsafe { sys::rte_zmalloc(name.as_ptr(), size, sys::RTE_CACHE_LINE_SIZE) };
-        let qsbr = NonNull::new(raw as *mut sys::rte_rcu_qsbr)
-            .ok_or_else(|| format!("cannot allocate the RCU variable ({size} bytes)"))?;
+        let qsbr = NonNull::new(raw as *mut sys::rte_rcu_qsbr).ok_or(RcuError::Alloc { size })?;
         // SAFETY: qsbr points at `size` zeroed bytes, as rte_rcu_qsbr_init requires.
         let rc = unsafe { sys::rte_rcu_qsbr_init(qsbr.as_ptr(), max_readers) };
         if rc != 0 {
             // SAFETY: allocated above, not shared yet.
             unsafe { sys::rte_free(raw) };
-            return Err(format!("rte_rcu_qsbr_init failed: {}", super::last_error()));
+            return Err(RcuError::Init(super::last_error()));
         }
         Ok(Arc::new(RcuCell {
             qsbr,
@@ -55,15 +54,15 @@ impl<T: Send + Sync> RcuCell<T> {
     }
 
     /// Registers reader `id` (0-based, below `max_readers`) and puts it online.
-    pub fn reader(self: &Arc<Self>, id: u32) -> Result<RcuReader<T>, String> {
+    pub fn reader(self: &Arc<Self>, id: u32) -> Result<RcuReader<T>, RcuError> {
         if id >= self.max_readers {
-            return Err(format!("RCU reader id {id} out of range (max {})", self.max_readers));
+            return Err(RcuError::ReaderOutOfRange { id, max: self.max_readers });
         }
         // SAFETY: id is in range; registration and going online only touch
         // this thread id's slot in the QSBR variable.
         unsafe {
             if sys::rte_rcu_qsbr_thread_register(self.qsbr.as_ptr(), id) != 0 {
-                return Err(format!("cannot register RCU reader {id}: {}", super::last_error()));
+                return Err(RcuError::Register { id, reason: super::last_error() });
             }
             sys::tachyon_rcu_online(self.qsbr.as_ptr(), id);
         }

@@ -5,7 +5,7 @@
 //! looked up by command name in a process-wide table. They run on DPDK's
 //! telemetry threads, never on a worker lcore.
 
-use super::{Eal, sys};
+use super::{Eal, TelemetryError, sys};
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::sync::{Arc, Mutex};
 
@@ -71,14 +71,12 @@ pub fn register_telemetry_command(
     command: &str,
     help: &str,
     handler: impl Fn(&str) -> TelemetryReply + Send + Sync + 'static,
-) -> Result<(), String> {
+) -> Result<(), TelemetryError> {
     let valid = command.starts_with('/')
         && command.len() <= MAX_COMMAND
         && command.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'/');
     if !valid {
-        return Err(format!(
-            "telemetry command {command:?}: want '/' then letters, digits, '_' or '/', at most {MAX_COMMAND} characters"
-        ));
+        return Err(TelemetryError::InvalidName { command: command.to_string(), max: MAX_COMMAND });
     }
     let mut handlers = HANDLERS.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(entry) = handlers.iter_mut().find(|(c, _)| c == command) {
@@ -93,7 +91,7 @@ pub fn register_telemetry_command(
     // the telemetry_cb signature and never unwinds into C.
     let rc = unsafe { sys::rte_telemetry_register_cmd(c_command.as_ptr(), Some(dispatch), c_help.as_ptr()) };
     if rc != 0 {
-        return Err(format!("telemetry command {command}: registration failed: {}", super::error_text(rc)));
+        return Err(TelemetryError::Registration { command: command.to_string(), reason: super::error_text(rc) });
     }
     handlers.push((command.to_string(), Arc::new(handler)));
     Ok(())

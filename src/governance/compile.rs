@@ -4,6 +4,7 @@
 
 use super::bucket::{FixedLimit, MAX_BURST};
 use super::config::{DefaultAction, GovernanceConfig, IdLimit, LimitSpec, RuleActionKind, RuleConfig};
+use super::error::GovernanceConfigError;
 use super::hash::IdMap;
 use super::limits::{IdProfiles, IdRange, Profile, ProfileId};
 use super::reconciler::Reconciler;
@@ -23,41 +24,15 @@ pub const MAX_TABLE_IDS: u64 = 1 << 24;
 
 static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
-/// A config value that cannot be used, and where it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    key: String,
-    message: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { key: key.into(), message: message.into() }
-    }
-
-    /// Full key, e.g. `governance.rules[2].next_hop`.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 impl GovernanceConfig {
     /// Validates and compiles everything a start needs: the shared tables,
     /// one shard per worker (move each to its worker) and the reconciler
     /// (for the control lcore).
-    pub fn compile(&self, tsc_hz: u64, n_workers: usize) -> Result<(Tables, Vec<Shard>, Reconciler), ConfigError> {
+    pub fn compile(
+        &self,
+        tsc_hz: u64,
+        n_workers: usize,
+    ) -> Result<(Tables, Vec<Shard>, Reconciler), GovernanceConfigError> {
         let tables = self.compile_tables(tsc_hz)?;
         let (shards, reconciler) = Reconciler::connect(&tables, n_workers)?;
         Ok((tables, shards, reconciler))
@@ -65,12 +40,12 @@ impl GovernanceConfig {
 
     /// Validates and compiles only the tables (for a reload: the running
     /// shards and reconciler adopt them when they see the new generation).
-    pub fn compile_tables(&self, tsc_hz: u64) -> Result<Tables, ConfigError> {
+    pub fn compile_tables(&self, tsc_hz: u64) -> Result<Tables, GovernanceConfigError> {
         if tsc_hz < 1_000_000 {
-            return Err(ConfigError::new("tsc_hz", format!("{tsc_hz} Hz is too slow a clock")));
+            return Err(GovernanceConfigError::new("tsc_hz", format!("{tsc_hz} Hz is too slow a clock")));
         }
         if !RECONCILE_US_RANGE.contains(&self.reconcile_us) {
-            return Err(ConfigError::new(
+            return Err(GovernanceConfigError::new(
                 "governance.reconcile_us",
                 format!("{} is outside 1000–10000", self.reconcile_us),
             ));
@@ -85,7 +60,7 @@ impl GovernanceConfig {
         let topics = id_profiles(&mut book, "topics", &self.topics, &self.topic_defaults)?;
         let senders = id_profiles(&mut book, "senders", &self.senders, &self.sender_defaults)?;
         if self.rules.len() > MAX_RULES {
-            return Err(ConfigError::new(
+            return Err(GovernanceConfigError::new(
                 "governance.rules",
                 format!("{} rules, at most {MAX_RULES} allowed", self.rules.len()),
             ));
@@ -115,9 +90,9 @@ impl GovernanceConfig {
     }
 }
 
-fn table_size(key: &str, value: u64) -> Result<usize, ConfigError> {
+fn table_size(key: &str, value: u64) -> Result<usize, GovernanceConfigError> {
     if value == 0 || value > MAX_TABLE_IDS {
-        return Err(ConfigError::new(key, format!("{value} is outside 1–{MAX_TABLE_IDS}")));
+        return Err(GovernanceConfigError::new(key, format!("{value} is outside 1–{MAX_TABLE_IDS}")));
     }
     Ok(value as usize)
 }
@@ -135,34 +110,43 @@ impl ProfileBook {
         ProfileBook { tsc_hz, profiles: Vec::new(), named: HashMap::new(), inline: HashMap::new() }
     }
 
-    fn add_named(&mut self, name: &str, rate: u64, burst: u64) -> Result<(), ConfigError> {
+    fn add_named(&mut self, name: &str, rate: u64, burst: u64) -> Result<(), GovernanceConfigError> {
         let key = format!("governance.profiles.{name}");
         if name.is_empty() {
-            return Err(ConfigError::new(key, "empty profile name"));
+            return Err(GovernanceConfigError::new(key, "empty profile name"));
         }
         let id = self.push(&key, key.clone(), rate, burst)?;
         self.named.insert(name.to_owned(), id);
         Ok(())
     }
 
-    fn push(&mut self, key: &str, name: String, rate: u64, burst: u64) -> Result<ProfileId, ConfigError> {
+    fn push(&mut self, key: &str, name: String, rate: u64, burst: u64) -> Result<ProfileId, GovernanceConfigError> {
         if rate == 0 {
-            return Err(ConfigError::new(format!("{key}.rate"), "must be at least 1 msg/s (use a drop rule to block)"));
+            return Err(GovernanceConfigError::new(
+                format!("{key}.rate"),
+                "must be at least 1 msg/s (use a drop rule to block)",
+            ));
         }
         if burst == 0 || burst > MAX_BURST {
-            return Err(ConfigError::new(format!("{key}.burst"), format!("{burst} is outside 1–{MAX_BURST} msgs")));
+            return Err(GovernanceConfigError::new(
+                format!("{key}.burst"),
+                format!("{burst} is outside 1–{MAX_BURST} msgs"),
+            ));
         }
         let fixed = FixedLimit::new(rate, burst, self.tsc_hz)
-            .ok_or_else(|| ConfigError::new(format!("{key}.rate"), format!("{rate} msgs/s is too high")))?;
+            .ok_or_else(|| GovernanceConfigError::new(format!("{key}.rate"), format!("{rate} msgs/s is too high")))?;
         if self.profiles.len() >= MAX_PROFILES {
-            return Err(ConfigError::new(key, format!("more than {MAX_PROFILES} distinct limits")));
+            return Err(GovernanceConfigError::new(key, format!("more than {MAX_PROFILES} distinct limits")));
         }
         self.profiles.push(Profile { name, rate, burst, fixed });
         Ok((self.profiles.len() - 1) as ProfileId)
     }
 
-    fn named(&self, key: &str, name: &str) -> Result<ProfileId, ConfigError> {
-        self.named.get(name).copied().ok_or_else(|| ConfigError::new(key, format!("unknown profile \"{name}\"")))
+    fn named(&self, key: &str, name: &str) -> Result<ProfileId, GovernanceConfigError> {
+        self.named
+            .get(name)
+            .copied()
+            .ok_or_else(|| GovernanceConfigError::new(key, format!("unknown profile \"{name}\"")))
     }
 
     /// A limit given as `profile = NAME` or as `rate` + `burst`.
@@ -172,7 +156,7 @@ impl ProfileBook {
         profile: Option<&str>,
         rate: Option<u64>,
         burst: Option<u64>,
-    ) -> Result<ProfileId, ConfigError> {
+    ) -> Result<ProfileId, GovernanceConfigError> {
         match (profile, rate, burst) {
             (Some(name), None, None) => self.named(&format!("{key}.profile"), name),
             (None, Some(rate), Some(burst)) => {
@@ -183,10 +167,14 @@ impl ProfileBook {
                 self.inline.insert((rate, burst), id);
                 Ok(id)
             }
-            (Some(_), _, _) => Err(ConfigError::new(key, "give either profile or rate and burst, not both")),
-            (None, Some(_), None) => Err(ConfigError::new(format!("{key}.burst"), "missing (rate needs a burst)")),
-            (None, None, Some(_)) => Err(ConfigError::new(format!("{key}.rate"), "missing (burst needs a rate)")),
-            (None, None, None) => Err(ConfigError::new(key, "needs profile, or rate and burst")),
+            (Some(_), _, _) => Err(GovernanceConfigError::new(key, "give either profile or rate and burst, not both")),
+            (None, Some(_), None) => {
+                Err(GovernanceConfigError::new(format!("{key}.burst"), "missing (rate needs a burst)"))
+            }
+            (None, None, Some(_)) => {
+                Err(GovernanceConfigError::new(format!("{key}.rate"), "missing (burst needs a rate)"))
+            }
+            (None, None, None) => Err(GovernanceConfigError::new(key, "needs profile, or rate and burst")),
         }
     }
 }
@@ -197,7 +185,7 @@ fn id_profiles(
     section: &str,
     entries: &[IdLimit],
     defaults: &Option<LimitSpec>,
-) -> Result<IdProfiles, ConfigError> {
+) -> Result<IdProfiles, GovernanceConfigError> {
     let default = match defaults {
         Some(spec) => Some(book.resolve(
             &format!("governance.{}_defaults", section.trim_end_matches('s')),
@@ -217,7 +205,7 @@ fn id_profiles(
         match (entry.id, entry.ids.as_deref()) {
             (Some(id), None) => {
                 if let Some(first) = exact_origin.insert(id, i) {
-                    return Err(ConfigError::new(
+                    return Err(GovernanceConfigError::new(
                         format!("{key}.id"),
                         format!("{id} is already set by governance.{section}[{first}]"),
                     ));
@@ -225,11 +213,12 @@ fn id_profiles(
                 exact.insert(id, profile);
             }
             (None, Some(text)) => {
-                let (first, last) = syntax::id_range(text).map_err(|m| ConfigError::new(format!("{key}.ids"), m))?;
+                let (first, last) =
+                    syntax::id_range(text).map_err(|m| GovernanceConfigError::new(format!("{key}.ids"), m))?;
                 ranges.push((IdRange { first, last, profile }, i));
             }
-            (Some(_), Some(_)) => return Err(ConfigError::new(key, "give id or ids, not both")),
-            (None, None) => return Err(ConfigError::new(key, "needs id or ids")),
+            (Some(_), Some(_)) => return Err(GovernanceConfigError::new(key, "give id or ids, not both")),
+            (None, None) => return Err(GovernanceConfigError::new(key, "needs id or ids")),
         }
     }
     ranges.sort_by_key(|(r, _)| r.first);
@@ -237,7 +226,7 @@ fn id_profiles(
         let ((a, ai), (b, bi)) = (pair[0], pair[1]);
         if b.first <= a.last {
             let (later, earlier, l, e) = if ai > bi { (ai, bi, a, b) } else { (bi, ai, b, a) };
-            return Err(ConfigError::new(
+            return Err(GovernanceConfigError::new(
                 format!("governance.{section}[{later}].ids"),
                 format!("{}-{} overlaps governance.{section}[{earlier}] ({}-{})", l.first, l.last, e.first, e.last),
             ));
@@ -246,24 +235,24 @@ fn id_profiles(
     Ok(IdProfiles::new(exact, ranges.into_iter().map(|(r, _)| r).collect(), default))
 }
 
-fn compile_rule(book: &ProfileBook, key: &str, rule: &RuleConfig) -> Result<Rule, ConfigError> {
+fn compile_rule(book: &ProfileBook, key: &str, rule: &RuleConfig) -> Result<Rule, GovernanceConfigError> {
     let field = |name: &str| format!("{key}.{name}");
     let topic = match (rule.topic, rule.topics.as_deref()) {
         (None, None) => TopicMatch::Any,
         (Some(t), None) => TopicMatch::Exact(t),
         (None, Some(text)) => {
-            let (first, last) = syntax::id_range(text).map_err(|m| ConfigError::new(field("topics"), m))?;
+            let (first, last) = syntax::id_range(text).map_err(|m| GovernanceConfigError::new(field("topics"), m))?;
             TopicMatch::Range(first, last)
         }
-        (Some(_), Some(_)) => return Err(ConfigError::new(key, "give topic or topics, not both")),
+        (Some(_), Some(_)) => return Err(GovernanceConfigError::new(key, "give topic or topics, not both")),
     };
     let src = match rule.src.as_deref() {
-        Some(text) => Some(syntax::ipv4_prefix(text).map_err(|m| ConfigError::new(field("src"), m))?),
+        Some(text) => Some(syntax::ipv4_prefix(text).map_err(|m| GovernanceConfigError::new(field("src"), m))?),
         None => None,
     };
     let forbid = |name: &str, present: bool| {
         if present {
-            Err(ConfigError::new(field(name), format!("not used by action \"{}\"", action_name(rule.action))))
+            Err(GovernanceConfigError::new(field(name), format!("not used by action \"{}\"", action_name(rule.action))))
         } else {
             Ok(())
         }
@@ -277,13 +266,14 @@ fn compile_rule(book: &ProfileBook, key: &str, rule: &RuleConfig) -> Result<Rule
         }
         RuleActionKind::Route => {
             forbid("profile", rule.profile.is_some())?;
-            let port =
-                rule.port.ok_or_else(|| ConfigError::new(field("port"), "missing (route needs an egress port)"))?;
+            let port = rule
+                .port
+                .ok_or_else(|| GovernanceConfigError::new(field("port"), "missing (route needs an egress port)"))?;
             let text = rule
                 .next_hop
                 .as_deref()
-                .ok_or_else(|| ConfigError::new(field("next_hop"), "missing (route needs a next-hop MAC)"))?;
-            let next_hop = syntax::mac(text).map_err(|m| ConfigError::new(field("next_hop"), m))?;
+                .ok_or_else(|| GovernanceConfigError::new(field("next_hop"), "missing (route needs a next-hop MAC)"))?;
+            let next_hop = syntax::mac(text).map_err(|m| GovernanceConfigError::new(field("next_hop"), m))?;
             RuleAction::Route(Route { port, next_hop })
         }
         RuleActionKind::Limit => {
@@ -292,7 +282,7 @@ fn compile_rule(book: &ProfileBook, key: &str, rule: &RuleConfig) -> Result<Rule
             let name = rule
                 .profile
                 .as_deref()
-                .ok_or_else(|| ConfigError::new(field("profile"), "missing (limit needs a profile)"))?;
+                .ok_or_else(|| GovernanceConfigError::new(field("profile"), "missing (limit needs a profile)"))?;
             RuleAction::Limit(book.named(&field("profile"), name)?)
         }
     };

@@ -66,19 +66,21 @@ impl ShardCounters {
     }
 }
 
-/// The copy of a shard's counters the control side reads. Written by its
+/// The copy of a governance shard's counters (and rule hits) the control
+/// side reads; not the data plane's per-burst
+/// [`crate::dataplane::counters::PublishedCounters`]. Written by its
 /// worker once per period (relaxed stores: each value is a monotonic
 /// counter, a reader mixing two periods is harmless).
-pub struct PublishedCounters {
+pub struct PublishedShardCounters {
     values: [AtomicU64; FIELDS],
     /// Generation the rule hits belong to.
     generation: AtomicU64,
     rule_hits: Box<[AtomicU64]>,
 }
 
-impl PublishedCounters {
+impl PublishedShardCounters {
     pub fn new(max_rules: usize) -> Self {
-        PublishedCounters {
+        PublishedShardCounters {
             values: Default::default(),
             generation: AtomicU64::new(0),
             rule_hits: (0..max_rules).map(|_| AtomicU64::new(0)).collect(),
@@ -120,7 +122,7 @@ mod tests {
 
     #[test]
     fn published_counters_round_trip() {
-        let published = PublishedCounters::new(4);
+        let published = PublishedShardCounters::new(4);
         let counters = ShardCounters {
             admitted_frames: 1,
             admitted_msgs: 2,

@@ -8,7 +8,7 @@
 //! 256 records, never per packet; workers never block (an empty spare
 //! queue just defers the work).
 
-use super::counters::PublishedCounters;
+use super::counters::PublishedShardCounters;
 use crossbeam_queue::ArrayQueue;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -98,7 +98,7 @@ pub struct WorkerLink {
     /// Last period whose reports are all in `reports` (worker-written,
     /// once per period).
     pub reported_period: Padded<AtomicU64>,
-    pub published: PublishedCounters,
+    pub published: PublishedShardCounters,
 }
 
 impl WorkerLink {
@@ -107,7 +107,7 @@ impl WorkerLink {
             reports: Pipe::new(batches),
             shares: Pipe::new(batches),
             reported_period: Padded(AtomicU64::new(0)),
-            published: PublishedCounters::new(max_rules),
+            published: PublishedShardCounters::new(max_rules),
         }
     }
 }

@@ -19,6 +19,7 @@ mod bucket;
 mod compile;
 mod config;
 mod counters;
+mod error;
 mod exchange;
 mod hash;
 mod key;
@@ -33,9 +34,9 @@ mod tables;
 #[cfg(test)]
 mod sim_tests;
 
-pub use compile::ConfigError;
 pub use config::{DefaultAction, GovernanceConfig, IdLimit, LimitSpec, RateBurst, RuleActionKind, RuleConfig};
 pub use counters::ShardCounters;
+pub use error::GovernanceConfigError;
 pub use reconciler::{Reconciler, ReconcilerStats};
 pub use rules::MAX_RULES;
 pub use shard::Shard;
@@ -55,7 +56,9 @@ pub struct FrameKey {
     pub dst_port: u16,
 }
 
-/// Where a `route` rule sends a frame.
+/// Where a `route` rule sends a frame: egress port and next-hop MAC, the
+/// rule's verdict. The worker turns it into a [`crate::dataplane::routes::Hop`]
+/// in place of the ingress port's default one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Route {
     pub port: u16,

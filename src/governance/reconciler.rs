@@ -13,8 +13,8 @@
 
 use super::allocate::{max_min_fair, split_burst, want};
 use super::bucket::FRAC_ONE;
-use super::compile::ConfigError;
 use super::counters::ShardCounters;
+use super::error::GovernanceConfigError;
 use super::exchange::{BATCH_LEN, Epoch, Report, ShareUpdate, WorkerLink, pool_batches};
 use super::hash::IdMap;
 use super::rules::MAX_RULES;
@@ -115,9 +115,9 @@ pub struct Reconciler {
 impl Reconciler {
     /// Creates the shards of `n_workers` workers and the reconciler that
     /// serves them, connected.
-    pub fn connect(tables: &Tables, n_workers: usize) -> Result<(Vec<Shard>, Reconciler), ConfigError> {
+    pub fn connect(tables: &Tables, n_workers: usize) -> Result<(Vec<Shard>, Reconciler), GovernanceConfigError> {
         if !(1..=MAX_WORKERS).contains(&n_workers) {
-            return Err(ConfigError::new(
+            return Err(GovernanceConfigError::new(
                 "workers",
                 format!("{n_workers} workers, governance supports 1–{MAX_WORKERS}"),
             ));

@@ -107,6 +107,6 @@ pub fn plan_command(
     ports: &[PortPlacement],
     req: &PlanRequest,
     json: bool,
-) -> Result<String, String> {
-    place(eal_args, ports, req).map(|placement| placement.report(json)).map_err(|error| error.to_string())
+) -> Result<String, PlacementError> {
+    place(eal_args, ports, req).map(|placement| placement.report(json))
 }

@@ -7,12 +7,10 @@
 use rand::Rng;
 use rand::seq::SliceRandom;
 
-use super::checksum::{IPV4_CHECKSUM_OFFSET, ipv4_header_checksum, ipv4_header_verifies, refresh_ipv4_checksum};
-use super::frame::{
-    ETHERTYPE_IPV4, ETHERTYPE_VLAN, FrameSpec, IPV4_HEADER_LEN, Layout, RECORD_LEN_SIZE, TACHYON_HEADER_LEN,
-    TACHYON_MAGIC, TACHYON_VERSION, UDP_HEADER_LEN, tachyon_offset,
-};
+use super::frame::FrameSpec;
 use crate::dataplane::reason::DropReason;
+use crate::wire::frame::{MAX_UDP_PAYLOAD, refresh_lengths};
+use crate::wire::{Layout, ethernet, ipv4, tachyon, udp};
 
 /// The reasons decided by parsing one packet, in PROTOCOL.md order; the
 /// others (rules, governance, TX) depend on appliance state, not bytes.
@@ -51,10 +49,7 @@ pub fn malformed<R: Rng + ?Sized>(reason: DropReason, base: &FrameSpec, rng: &mu
     if !is_parser_reason(reason) {
         return None;
     }
-    assert!(
-        base.udp_payload_len() + MALFORM_HEADROOM <= super::frame::MAX_UDP_PAYLOAD,
-        "base packet leaves no room to malform"
-    );
+    assert!(base.udp_payload_len() + MALFORM_HEADROOM <= MAX_UDP_PAYLOAD, "base packet leaves no room to malform");
     let mut frame = if base.records.is_empty() {
         FrameSpec { records: vec![Vec::new()], ..base.clone() }.build()
     } else {
@@ -95,18 +90,10 @@ fn write_le16(frame: &mut [u8], at: usize, value: u16) {
     frame[at..at + 2].copy_from_slice(&value.to_le_bytes());
 }
 
-/// IPv4 header fields the malformations touch.
-mod ip {
-    pub const VERSION_IHL: usize = 0;
-    pub const TOTAL_LEN: usize = 2;
-    pub const FLAGS_FRAGMENT: usize = 6;
-    pub const PROTOCOL: usize = 9;
-}
-
-/// UDP header fields the malformations touch.
-mod udp {
-    pub const DST_PORT: usize = 2;
-    pub const LEN: usize = 4;
+/// Rewrites the checksum of the IPv4 header at `at.l3` after an edit, so
+/// the edit stays the packet's only fault.
+fn refresh_ipv4_checksum(frame: &mut [u8], at: Layout) {
+    ipv4::fill_checksum(&mut frame[at.l3..at.l4]);
 }
 
 /// Cuts or extends the UDP payload to `new_len` bytes (extension is random
@@ -117,9 +104,7 @@ fn resize_udp_payload<R: Rng + ?Sized>(frame: &mut Vec<u8>, at: Layout, new_len:
     if frame.len() > old_end {
         rng.fill(&mut frame[old_end..]);
     }
-    write_be16(frame, at.l3 + ip::TOTAL_LEN, (IPV4_HEADER_LEN + UDP_HEADER_LEN + new_len) as u16);
-    write_be16(frame, at.l4 + udp::LEN, (UDP_HEADER_LEN + new_len) as u16);
-    refresh_ipv4_checksum(frame, at.l3);
+    refresh_lengths(frame, at);
 }
 
 /// Wrong EtherType after the optional tag, or an Ethernet header cut short.
@@ -135,12 +120,12 @@ fn not_ipv4<R: Rng + ?Sized>(frame: &mut Vec<u8>, at: Layout, rng: &mut R) {
         // Any other value, but not one a parser could take for a tag.
         loop {
             let candidate: u16 = rng.gen_range(0..=u16::MAX);
-            if ![ETHERTYPE_IPV4, ETHERTYPE_VLAN, 0x88a8, 0x9100].contains(&candidate) {
+            if ![ethernet::ETHERTYPE_IPV4, ethernet::ETHERTYPE_VLAN, 0x88a8, 0x9100].contains(&candidate) {
                 break candidate;
             }
         }
     };
-    write_be16(frame, at.l3 - 2, ethertype);
+    write_be16(frame, at.l3 - ethernet::ETHERTYPE_LEN, ethertype);
 }
 
 /// Version not 4, IHL below 5, or a total length that is shorter than the
@@ -151,33 +136,34 @@ fn ip_malformed<R: Rng + ?Sized>(frame: &mut [u8], at: Layout, rng: &mut R) {
         0 => {
             let version = loop {
                 let v: u8 = rng.gen_range(0..16);
-                if v != 4 {
+                if v != ipv4::VERSION {
                     break v;
                 }
             };
-            frame[at.l3 + ip::VERSION_IHL] = (version << 4) | 5;
+            let ihl = ipv4::VERSION_IHL_NO_OPTIONS & 0x0f;
+            frame[at.l3 + ipv4::field::VERSION_IHL] = (version << 4) | ihl;
         }
-        1 => frame[at.l3 + ip::VERSION_IHL] = 0x40 | rng.gen_range(0..5u8),
-        2 => write_be16(frame, at.l3 + ip::TOTAL_LEN, rng.gen_range(0..IPV4_HEADER_LEN as u16)),
+        1 => frame[at.l3 + ipv4::field::VERSION_IHL] = ipv4::VERSION << 4 | rng.gen_range(0..5u8),
+        2 => write_be16(frame, at.l3 + ipv4::field::TOTAL_LEN, rng.gen_range(0..ipv4::MIN_HEADER_LEN as u16)),
         _ => {
             let excess = rng.gen_range(1..=64u16);
-            write_be16(frame, at.l3 + ip::TOTAL_LEN, received + excess);
+            write_be16(frame, at.l3 + ipv4::field::TOTAL_LEN, received + excess);
         }
     }
     // A correct checksum keeps the fault to the one field.
-    refresh_ipv4_checksum(frame, at.l3);
+    refresh_ipv4_checksum(frame, at);
 }
 
 /// A checksum that fails both usual ways to verify it (recompute and
 /// compare, or sum the header to 0xffff), which differ for 0x0000/0xffff.
 fn ip_checksum<R: Rng + ?Sized>(frame: &mut [u8], at: Layout, rng: &mut R) {
-    let field = at.l3 + IPV4_CHECKSUM_OFFSET;
-    let header = at.l3..at.l3 + IPV4_HEADER_LEN;
-    let right = ipv4_header_checksum(&frame[header.clone()]);
+    let field = at.l3 + ipv4::field::CHECKSUM;
+    let header = at.l3..at.l4;
+    let right = ipv4::header_checksum(&frame[header.clone()]);
     loop {
         let wrong = right ^ rng.gen_range(1..=u16::MAX);
         write_be16(frame, field, wrong);
-        if !ipv4_header_verifies(&frame[header.clone()]) {
+        if !ipv4::header_verifies(&frame[header.clone()]) {
             return;
         }
     }
@@ -185,38 +171,37 @@ fn ip_checksum<R: Rng + ?Sized>(frame: &mut [u8], at: Layout, rng: &mut R) {
 
 /// More-fragments set, a non-zero offset, or both.
 fn ip_fragment<R: Rng + ?Sized>(frame: &mut [u8], at: Layout, rng: &mut R) {
-    const MORE_FRAGMENTS: u16 = 0x2000;
-    let offset: u16 = rng.gen_range(1..0x2000);
+    let offset: u16 = rng.gen_range(1..=ipv4::FRAG_OFFSET_MASK);
     let value = match rng.gen_range(0..3) {
-        0 => MORE_FRAGMENTS,
+        0 => ipv4::FLAG_MF,
         1 => offset,
-        _ => MORE_FRAGMENTS | offset,
+        _ => ipv4::FLAG_MF | offset,
     };
-    write_be16(frame, at.l3 + ip::FLAGS_FRAGMENT, value);
-    refresh_ipv4_checksum(frame, at.l3);
+    write_be16(frame, at.l3 + ipv4::field::FLAGS_FRAGMENT, value);
+    refresh_ipv4_checksum(frame, at);
 }
 
 /// Any IP protocol but UDP.
 fn not_udp<R: Rng + ?Sized>(frame: &mut [u8], at: Layout, rng: &mut R) {
     let protocol = loop {
         let p: u8 = rng.gen_range(0..=u8::MAX);
-        if p != super::frame::IP_PROTO_UDP {
+        if p != ipv4::PROTO_UDP {
             break p;
         }
     };
-    frame[at.l3 + ip::PROTOCOL] = protocol;
-    refresh_ipv4_checksum(frame, at.l3);
+    frame[at.l3 + ipv4::field::PROTOCOL] = protocol;
+    refresh_ipv4_checksum(frame, at);
 }
 
 /// UDP length below 8, or above or below what the IP total length leaves.
 fn udp_malformed<R: Rng + ?Sized>(frame: &mut [u8], at: Layout, rng: &mut R) {
-    let right = read_be16(frame, at.l4 + udp::LEN);
+    let right = read_be16(frame, at.l4 + udp::field::LEN);
     let wrong = match rng.gen_range(0..3) {
-        0 => rng.gen_range(0..UDP_HEADER_LEN as u16),
+        0 => rng.gen_range(0..udp::HEADER_LEN as u16),
         1 => right + rng.gen_range(1..=64u16),
-        _ => rng.gen_range(UDP_HEADER_LEN as u16..right),
+        _ => rng.gen_range(udp::HEADER_LEN as u16..right),
     };
-    write_be16(frame, at.l4 + udp::LEN, wrong);
+    write_be16(frame, at.l4 + udp::field::LEN, wrong);
 }
 
 /// A well-formed Tachyon frame sent to some other UDP port.
@@ -227,21 +212,21 @@ fn not_tachyon<R: Rng + ?Sized>(frame: &mut [u8], at: Layout, tachyon_port: u16,
             break p;
         }
     };
-    write_be16(frame, at.l4 + udp::DST_PORT, port);
+    write_be16(frame, at.l4 + udp::field::DST_PORT, port);
 }
 
 /// Wrong magic, or a UDP payload shorter than the Tachyon header (whose
 /// surviving bytes keep the right magic, so only the length is at fault).
 fn bad_magic<R: Rng + ?Sized>(frame: &mut Vec<u8>, at: Layout, rng: &mut R) {
     if rng.gen_bool(0.5) {
-        let short = rng.gen_range(0..TACHYON_HEADER_LEN);
+        let short = rng.gen_range(0..tachyon::HEADER_LEN);
         resize_udp_payload(frame, at, short, rng);
         return;
     }
-    let magic = at.payload + tachyon_offset::MAGIC;
+    let magic = at.payload + tachyon::field::MAGIC;
     loop {
         rng.fill(&mut frame[magic..magic + 2]);
-        if frame[magic..magic + 2] != TACHYON_MAGIC {
+        if frame[magic..magic + 2] != tachyon::MAGIC {
             return;
         }
     }
@@ -249,9 +234,9 @@ fn bad_magic<R: Rng + ?Sized>(frame: &mut Vec<u8>, at: Layout, rng: &mut R) {
 
 /// Any version but 1.
 fn bad_version<R: Rng + ?Sized>(frame: &mut [u8], at: Layout, rng: &mut R) {
-    frame[at.payload + tachyon_offset::VERSION] = loop {
+    frame[at.payload + tachyon::field::VERSION] = loop {
         let v: u8 = rng.gen_range(0..=u8::MAX);
-        if v != TACHYON_VERSION {
+        if v != tachyon::VERSION {
             break v;
         }
     };
@@ -261,25 +246,28 @@ fn bad_version<R: Rng + ?Sized>(frame: &mut [u8], at: Layout, rng: &mut R) {
 fn bad_header<R: Rng + ?Sized>(frame: &mut [u8], at: Layout, rng: &mut R) {
     match rng.gen_range(0..3) {
         0 => {
+            // Bits 1-7 are tachyon::RESERVED_FLAGS (checked below).
             let bit = rng.gen_range(1..8);
-            frame[at.payload + tachyon_offset::FLAGS] |= 1 << bit;
+            frame[at.payload + tachyon::field::FLAGS] |= 1 << bit;
         }
         1 => {
             let reserved = rng.gen_range(1..=u16::MAX);
-            write_le16(frame, at.payload + tachyon_offset::RESERVED, reserved);
+            write_le16(frame, at.payload + tachyon::field::RESERVED, reserved);
         }
-        _ => write_le16(frame, at.payload + tachyon_offset::MSG_COUNT, 0),
+        _ => write_le16(frame, at.payload + tachyon::field::MSG_COUNT, 0),
     }
 }
 
+const _: () = assert!(tachyon::RESERVED_FLAGS == 0b1111_1110);
+
 /// Offsets of each record's length field, walking the well-formed frame.
 fn record_len_offsets(frame: &[u8], at: Layout) -> Vec<usize> {
-    let count = read_le16(frame, at.payload + tachyon_offset::MSG_COUNT);
+    let count = read_le16(frame, at.payload + tachyon::field::MSG_COUNT);
     let mut offsets = Vec::with_capacity(usize::from(count));
-    let mut cursor = at.payload + TACHYON_HEADER_LEN;
+    let mut cursor = at.records();
     for _ in 0..count {
         offsets.push(cursor);
-        cursor += RECORD_LEN_SIZE + usize::from(read_le16(frame, cursor));
+        cursor += tachyon::record_len(usize::from(read_le16(frame, cursor)));
     }
     offsets
 }
@@ -297,7 +285,7 @@ fn truncated<R: Rng + ?Sized>(frame: &mut Vec<u8>, at: Layout, rng: &mut R) {
         return;
     }
     let victim = *offsets.choose(rng).expect("base has at least one record");
-    let remaining = frame.len() - (victim + RECORD_LEN_SIZE);
+    let remaining = frame.len() - (victim + tachyon::RECORD_LEN_PREFIX);
     let overrun = rng.gen_range(1..=64);
     write_le16(frame, victim, (remaining + overrun) as u16);
 }
@@ -305,7 +293,7 @@ fn truncated<R: Rng + ?Sized>(frame: &mut Vec<u8>, at: Layout, rng: &mut R) {
 /// Bytes after the last record: filler appended, or `msg_count` lowered so
 /// the last record is left over.
 fn trailing_bytes<R: Rng + ?Sized>(frame: &mut Vec<u8>, at: Layout, rng: &mut R) {
-    let count_at = at.payload + tachyon_offset::MSG_COUNT;
+    let count_at = at.payload + tachyon::field::MSG_COUNT;
     let count = read_le16(frame, count_at);
     if count >= 2 && rng.gen_bool(0.5) {
         write_le16(frame, count_at, count - rng.gen_range(1..count));
@@ -397,7 +385,8 @@ mod tests {
         for i in 0..200_000u32 {
             let base = FrameSpec { src_ip: std::net::Ipv4Addr::from(i), ..FrameSpec::default() };
             let f = base.build();
-            let sum = u16::from_be_bytes([f[24], f[25]]);
+            let c = base.layout().l3 + ipv4::field::CHECKSUM;
+            let sum = u16::from_be_bytes([f[c], f[c + 1]]);
             if sum == 0 || sum == 0xffff {
                 found = true;
                 for _ in 0..100 {

@@ -1,9 +1,8 @@
-//! Synthetic Tachyon traffic: a packet builder, malformed packets for every
-//! parser drop reason, and a seeded traffic model. Shared by `tachyon-gen`,
-//! the integration tests and the benchmarks so they all speak the wire
-//! format from one place.
+//! Synthetic Tachyon traffic: packets described by value, malformed packets
+//! for every parser drop reason, and a seeded traffic model. Shared by
+//! `tachyon-gen`, the integration tests and the benchmarks; every byte
+//! position and constant comes from [`crate::wire`].
 
-pub mod checksum;
 pub mod frame;
 pub mod malformed;
 pub mod mix;
@@ -14,14 +13,16 @@ pub mod zipf;
 #[cfg(test)]
 mod reference_check;
 
-pub use frame::{DEFAULT_TACHYON_PORT, FrameSpec, Layout};
+pub use frame::FrameSpec;
 pub use malformed::{PARSER_REASONS, is_parser_reason, malformed};
 pub use mix::MalformedMix;
 pub use model::{CountRange, FrameKind, Generated, Popularity, TrafficConfig, TrafficGenerator, fill_payload};
 pub use summary::{Counts, Summary};
 pub use zipf::Zipf;
 
-/// A traffic setting that cannot be honoured; the text says which and why.
+/// A `tachyon-gen` traffic setting that cannot be honoured (a count range,
+/// a malformed mix, a model value); the text says which and why. Not the
+/// appliance's [`crate::config::ConfigError`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError(pub String);
 

@@ -11,11 +11,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::ConfigError;
-use super::frame::{DEFAULT_TACHYON_PORT, FrameSpec, MAX_UDP_PAYLOAD, RECORD_LEN_SIZE, TACHYON_HEADER_LEN};
+use super::frame::FrameSpec;
 use super::malformed::{MALFORM_HEADROOM, malformed};
 use super::mix::{KindQuota, MalformedMix};
 use super::zipf::Zipf;
 use crate::dataplane::reason::DropReason;
+use crate::wire::frame::MAX_UDP_PAYLOAD;
+use crate::wire::tachyon::{self, DEFAULT_UDP_PORT};
 
 /// How often each topic (or sender) is picked.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -125,7 +127,7 @@ impl Default for TrafficConfig {
             src_ports: 1,
             sticky_flows: false,
             dst_ip: frame.dst_ip,
-            udp_port: DEFAULT_TACHYON_PORT,
+            udp_port: DEFAULT_UDP_PORT,
             timestamps: false,
             // 2023-11-14T22:13:20Z: a fixed instant keeps output reproducible.
             start_ns: 1_700_000_000_000_000_000,
@@ -142,7 +144,7 @@ pub const MAX_SENDERS: u32 = 1 << 24;
 impl TrafficConfig {
     /// Largest UDP payload this model can produce.
     pub fn max_udp_payload(&self) -> usize {
-        TACHYON_HEADER_LEN + self.records.max as usize * (RECORD_LEN_SIZE + self.payload.max as usize)
+        tachyon::HEADER_LEN + self.records.max as usize * tachyon::record_len(self.payload.max as usize)
     }
 
     /// Checks every limit up front so generation itself cannot fail.
@@ -181,7 +183,7 @@ impl TrafficConfig {
                 self.max_udp_payload()
             ));
         }
-        if self.vlan.is_some_and(|v| v > 0x0fff) {
+        if self.vlan.is_some_and(|v| v > crate::wire::ethernet::VLAN_ID_MASK) {
             return fail("VLAN id must be within 0..=4095".into());
         }
         if self.src_ips == 0 || self.src_ports == 0 {
@@ -442,7 +444,10 @@ mod tests {
         let mut flow_of = std::collections::HashMap::new();
         for (bytes, g) in run(config, 400) {
             let FrameKind::Valid { sender_id, .. } = g.kind else { unreachable!("no malformed share") };
-            let flow = (bytes[26..30].to_vec(), bytes[34..36].to_vec());
+            let at = crate::wire::Layout::new(false);
+            let src_ip = at.l3 + crate::wire::ipv4::field::SRC;
+            let src_port = at.l4 + crate::wire::udp::field::SRC_PORT;
+            let flow = (bytes[src_ip..src_ip + 4].to_vec(), bytes[src_port..src_port + 2].to_vec());
             assert_eq!(flow_of.entry(sender_id).or_insert(flow.clone()), &flow);
         }
         let distinct: std::collections::HashSet<_> = flow_of.values().collect();

@@ -1,16 +1,21 @@
-//! Zero-copy typed views over packet bytes, one file per header. A view is
-//! made only after its length is checked, so its accessors never go out of
-//! bounds; fields are read straight from the buffer in wire byte order.
+//! The one owner of the wire layout (PROTOCOL.md): every constant and
+//! field offset, zero-copy typed views to read headers, and `Repr` values
+//! plus [`FrameWriter`] to write them into a caller's buffer. One file per
+//! header. A view is made only after its length is checked, so its
+//! accessors never go out of bounds; fields are read straight from the
+//! buffer in wire byte order.
 
 pub mod ethernet;
+pub mod frame;
 pub mod ipv4;
 pub mod tachyon;
 pub mod udp;
 
-pub use ethernet::{EthernetFrame, MacAddr};
-pub use ipv4::Ipv4Header;
-pub use tachyon::{FrameHeader, RecordsCheck};
-pub use udp::UdpHeader;
+pub use ethernet::{EthernetFrame, EthernetRepr, MacAddr};
+pub use frame::{FrameHeaders, FrameWriter, Full, Layout};
+pub use ipv4::{Ipv4Header, Ipv4Repr};
+pub use tachyon::{FrameHeader, RecordsCheck, TachyonRepr};
+pub use udp::{UdpHeader, UdpRepr};
 
 /// Reads a big-endian u16 at `at` (network order: IP and UDP headers).
 #[inline(always)]

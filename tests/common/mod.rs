@@ -2,12 +2,14 @@
 //! binary on DPDK virtual devices (`--no-huge`, so no hugepages needed).
 #![allow(dead_code)]
 
+use serde_json::Value;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use tachyon::dataplane::reason::DropReason;
 
 /// Only one DPDK process at a time per test binary: the machine has two
 /// cores and every run busy-polls one of them.
@@ -120,6 +122,34 @@ pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
 pub fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
+}
+
+/// A counter of a stats JSON object (`--stats-json` totals or a worker,
+/// or a `/tachyon/stats` reply); fails the test when it is missing.
+pub fn counter(v: &Value, name: &str) -> u64 {
+    v[name].as_u64().unwrap_or_else(|| panic!("no counter {name} in {v}"))
+}
+
+/// The drops of `reason`; fails the test when the reason is missing.
+pub fn drops(v: &Value, reason: DropReason) -> u64 {
+    v["drops"][reason.name()].as_u64().unwrap_or_else(|| panic!("no drop counter {reason} in {v}"))
+}
+
+/// rx = tx + every drop reason (each one present), for totals or one worker.
+pub fn assert_conserved(v: &Value) {
+    let dropped: u64 = DropReason::ALL.iter().map(|r| drops(v, *r)).sum();
+    assert_eq!(counter(v, "dropped"), dropped, "dropped != sum of the reasons in {v}");
+    assert_eq!(counter(v, "rx_packets"), counter(v, "tx_packets") + dropped, "rx != tx + drops in {v}");
+}
+
+/// Every mempool of the report got all its mbufs back at shutdown (and
+/// there is at least one pool to look at).
+pub fn assert_no_mbuf_leak(stats: &Value) {
+    let pools = stats["mempools"].as_array().unwrap_or_else(|| panic!("no mempools in {stats}"));
+    assert!(!pools.is_empty(), "no mempool in the report: {stats}");
+    for pool in pools {
+        assert_eq!(pool["in_use_after_shutdown"], 0, "mbufs not returned to {pool}");
+    }
 }
 
 /// Parses "aa:bb:cc:dd:ee:ff".

@@ -17,6 +17,28 @@ const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest request head read; scrapers send a few hundred bytes.
 const MAX_HEAD: usize = 8 * 1024;
 
+/// Why the metrics endpoint cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// The address cannot be bound (in use, not local, no permission).
+    #[error("metrics: cannot listen on {addr}: {source}{}", bind_hint(source))]
+    Bind { addr: SocketAddr, source: io::Error },
+    /// The bound socket has no local address.
+    #[error("metrics: {0}")]
+    LocalAddr(#[source] io::Error),
+    /// The server thread cannot be started.
+    #[error("metrics: cannot start the server thread: {0}")]
+    Spawn(#[source] io::Error),
+}
+
+fn bind_hint(e: &io::Error) -> &'static str {
+    if e.kind() == io::ErrorKind::AddrInUse {
+        " (another process uses it: pick another with --metrics ADDR or [metrics] listen, or --no-metrics)"
+    } else {
+        ""
+    }
+}
+
 /// The metrics socket, bound at start-up (before EAL and the workers) so that
 /// an address in use stops the appliance with a clear error.
 pub struct MetricsListener {
@@ -25,16 +47,9 @@ pub struct MetricsListener {
 }
 
 impl MetricsListener {
-    pub fn bind(addr: SocketAddr) -> Result<MetricsListener, String> {
-        let listener = TcpListener::bind(addr).map_err(|e| {
-            let hint = if e.kind() == io::ErrorKind::AddrInUse {
-                " (another process uses it: pick another with --metrics ADDR or [metrics] listen, or --no-metrics)"
-            } else {
-                ""
-            };
-            format!("metrics: cannot listen on {addr}: {e}{hint}")
-        })?;
-        let addr = listener.local_addr().map_err(|e| format!("metrics: {e}"))?;
+    pub fn bind(addr: SocketAddr) -> Result<MetricsListener, MetricsError> {
+        let listener = TcpListener::bind(addr).map_err(|source| MetricsError::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(MetricsError::LocalAddr)?;
         Ok(MetricsListener { listener, addr })
     }
 
@@ -47,7 +62,7 @@ impl MetricsListener {
     ///
     /// The thread inherits the CPU affinity of the calling thread: called from
     /// EAL's main lcore, it runs on the control CPU(s), never on a worker's.
-    pub fn serve(self, exposition: Exposition) -> Result<MetricsServer, String> {
+    pub fn serve(self, exposition: Exposition) -> Result<MetricsServer, MetricsError> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let MetricsListener { listener, addr } = self;
@@ -68,7 +83,7 @@ impl MetricsListener {
                     }
                 }
             })
-            .map_err(|e| format!("metrics: cannot start the server thread: {e}"))?;
+            .map_err(MetricsError::Spawn)?;
         Ok(MetricsServer { stop, addr, thread })
     }
 }
@@ -220,7 +235,10 @@ mod tests {
         assert!(om.ends_with("# EOF\n"), "{om}");
         assert!(get(addr, "/nope", "*/*").starts_with("HTTP/1.1 404"));
         let again = MetricsListener::bind(addr).err().expect("the address is taken");
+        assert!(matches!(&again, MetricsError::Bind { addr: a, .. } if *a == addr), "{again}");
+        let again = again.to_string();
         assert!(again.contains("metrics") && again.contains(&addr.to_string()), "{again}");
+        assert!(again.contains("another process uses it"), "{again}");
         server.stop();
         assert!(TcpStream::connect(addr).is_err(), "the listener is closed after stop");
     }

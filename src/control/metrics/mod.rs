@@ -11,7 +11,7 @@ mod http;
 
 pub use collector::{Exposition, MempoolSource, MetricsSources, PortSource};
 pub use governance::{GovernanceSnapshot, GovernanceSource, NoGovernance, ReconcileStatus, RuleHits};
-pub use http::{MetricsListener, MetricsServer};
+pub use http::{MetricsError, MetricsListener, MetricsServer};
 
 /// Every metric name starts with this (then `_`).
 pub const PREFIX: &str = "tachyon";
