@@ -320,6 +320,8 @@ impl Bridge {
                 self.map.u64_at(o + ectl::HEAD).store(t, Ordering::Release);
             }
             v.state().store(ACTIVE, Ordering::Release);
+            // After ACTIVE: a worker that sees the new epoch sees the slot active.
+            bump_subscription_epoch(&self.map);
             return Ok(Subscription {
                 map: self.map.clone(),
                 header: self.header,
@@ -509,7 +511,13 @@ impl Drop for Subscription {
         let v = SlotView { map: &self.map, off: egress::slot_off(&self.header.geometry, self.slot) };
         if v.generation().load(Ordering::Acquire) == self.generation {
             let _ = v.state().compare_exchange(ACTIVE, RECLAIMING, Ordering::SeqCst, Ordering::Relaxed);
+            bump_subscription_epoch(&self.map);
         }
         shm::unlock(self.map.fd(), v.lock_byte());
     }
+}
+
+/// Tells the workers the slot table changed (see `layout::off::SUBSCRIPTION_EPOCH`).
+pub(crate) fn bump_subscription_epoch(map: &Mapping) {
+    map.u64_at(crate::layout::off::SUBSCRIPTION_EPOCH as u64).fetch_add(1, Ordering::SeqCst);
 }

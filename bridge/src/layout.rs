@@ -150,6 +150,9 @@ pub(crate) mod off {
     /// Feature bits (u32), zero in regions written before they existed; not part of `END`
     /// (a header without them is still valid).
     pub const FEATURES: usize = 104;
+    /// Subscription epoch (u64, own cache line): bumped by every change of a
+    /// slot's state, so workers re-read the slot table only when it changed.
+    pub const SUBSCRIPTION_EPOCH: usize = 192;
 }
 
 /// Feature bit: the region's consumers understand parts split into HEAD + CONT blocks, so

@@ -256,6 +256,7 @@ impl Region {
             shard,
             slots: (0..slots).map(|_| LocalSlot::default()).collect(),
             active: Vec::new(),
+            seen_epoch: u64::MAX,
         })
     }
 
@@ -276,7 +277,8 @@ impl Region {
                 && !shm::is_locked(fd, v.lock_byte())?
                 && v.state().compare_exchange(st, RECLAIMING, Ordering::SeqCst, Ordering::SeqCst).is_ok()
             {
-                // Fall through to the quiescence check below.
+                // Workers must look again (and acknowledge) before the reset below.
+                crate::client::bump_subscription_epoch(&sh.map);
             } else if st != RECLAIMING {
                 continue;
             }
@@ -302,6 +304,7 @@ impl Region {
             v.write_filter(Some(&[]));
             v.generation().store(gen_.wrapping_add(1), Ordering::Release);
             v.state().store(FREE, Ordering::Release);
+            crate::client::bump_subscription_epoch(&sh.map);
             freed += 1;
         }
         Ok(freed)
@@ -456,6 +459,8 @@ pub struct SubscriberFanout {
     shard: u32,
     slots: Vec<LocalSlot>,
     active: Vec<usize>,
+    /// The subscription epoch at the last refresh (`u64::MAX`: never refreshed).
+    seen_epoch: u64,
 }
 
 // SAFETY: the raw pointers inside the egress writers point into the mapping kept alive
@@ -463,6 +468,22 @@ pub struct SubscriberFanout {
 unsafe impl Send for SubscriberFanout {}
 
 impl SubscriberFanout {
+    /// [`refresh`](Self::refresh) only when a subscriber came, went or is being
+    /// reclaimed since the last look: one load of a read-mostly word. Call it
+    /// after draining and before delivering what was drained: a message
+    /// published after `subscribe` returned was committed after the epoch
+    /// moved, so a worker that has read the message sees the new epoch too.
+    /// A slot being reclaimed also waits for this (the acknowledgement is in
+    /// `refresh`), so call it at least once per poll round.
+    #[inline]
+    pub fn refresh_if_changed(&mut self) {
+        let epoch = self.shared.map.u64_at(crate::layout::off::SUBSCRIPTION_EPOCH as u64).load(Ordering::Acquire);
+        if epoch != self.seen_epoch {
+            self.seen_epoch = epoch;
+            self.refresh();
+        }
+    }
+
     /// Re-read which slots are active and their filters (copied when the generation changes).
     pub fn refresh(&mut self) {
         let sh = &self.shared;

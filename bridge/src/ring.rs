@@ -380,6 +380,10 @@ pub(crate) struct ConsumerCore {
     stalled: bool,
     /// The last non-padding record consumed was a delivered HEAD: a CONT may follow.
     expect_cont: bool,
+    /// Consumed, unblocked, malformed messages, malformed blocks: kept here and
+    /// stored (never added) into the shared counters, so a client that writes
+    /// over them is corrected at the next drain instead of poisoning the sums.
+    totals: [u64; 4],
 }
 
 impl ConsumerCore {
@@ -393,6 +397,7 @@ impl ConsumerCore {
             stall_since: 0,
             stalled: false,
             expect_cont: false,
+            totals: [0; 4],
         }
     }
 
@@ -510,13 +515,12 @@ impl ConsumerCore {
         if head != start || m.head().load(Ordering::Relaxed) != head {
             m.head().store(head, Ordering::Release);
         }
-        if rep.delivered > 0 {
-            m.ctr(Ctr::ConsumedMsgs).fetch_add(rep.delivered as u64, Ordering::Relaxed);
-        }
-        for (c, v) in [(Ctr::Unblocked, unblocked), (Ctr::MalformedMsgs, bad_msgs), (Ctr::MalformedBlocks, bad_blocks)]
-        {
-            if v > 0 {
-                m.ctr(c).fetch_add(v, Ordering::Relaxed);
+        let counts = [rep.delivered as u64, unblocked, bad_msgs, bad_blocks];
+        let ctrs = [Ctr::ConsumedMsgs, Ctr::Unblocked, Ctr::MalformedMsgs, Ctr::MalformedBlocks];
+        for ((total, add), c) in self.totals.iter_mut().zip(counts).zip(ctrs) {
+            *total += add;
+            if m.ctr(c).load(Ordering::Relaxed) != *total {
+                m.ctr(c).store(*total, Ordering::Relaxed);
             }
         }
         rep

@@ -200,7 +200,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let cases: [(fn(&mut BridgeConfig), &str); 6] = [
+        type Edit = fn(&mut BridgeConfig);
+        let cases: [(Edit, &str); 6] = [
             (|c| c.ingress_ring_bytes = 100_000, "bridge.ingress_ring_bytes = 100000 is not a power of two"),
             (|c| c.subscriber_slots = 0, "bridge.subscriber_slots = 0 is out of range"),
             (|c| c.mode = "rw".into(), "bridge.mode: \"rw\" is not an octal file mode"),

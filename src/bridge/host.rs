@@ -5,7 +5,7 @@
 
 use super::config::BridgeSettings;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tachyon_bridge::{BridgeError, IngressConsumer, Layout, Region, RegionStats, SubscriberFanout};
 
@@ -62,23 +62,27 @@ impl BridgeHost {
 
     /// A handle that only reads stats (for the metrics and telemetry threads).
     pub fn observer(&self) -> BridgeObserver {
-        BridgeObserver { region: self.region.clone() }
+        BridgeObserver { region: Arc::downgrade(&self.region), path: self.path() }
     }
 }
 
-/// Read-only access to the region's counters from other threads.
+/// Read-only access to the region's counters from other threads. It does
+/// not keep the region alive: DPDK never frees telemetry callbacks, and the
+/// region must still be removed at a clean exit.
 #[derive(Clone)]
 pub struct BridgeObserver {
-    region: Arc<Region>,
+    region: Weak<Region>,
+    path: PathBuf,
 }
 
 impl BridgeObserver {
+    /// The region's counters; empty once the appliance has let it go.
     pub fn stats(&self) -> RegionStats {
-        self.region.stats()
+        self.region.upgrade().map(|r| r.stats()).unwrap_or_default()
     }
 
     pub fn path(&self) -> PathBuf {
-        self.region.path().to_path_buf()
+        self.path.clone()
     }
 }
 

@@ -11,9 +11,12 @@
 
 use crate::dataplane::counters::{Counter, LocalCounters};
 use crate::dataplane::reason::DropReason;
+use crate::dataplane::routes::RouteTable;
 use crate::dpdk::{MAX_BURST, Mbuf, Mempool, TxBuffer, TxOutcome};
 use crate::governance::{FrameKey, Shard, Tables, Verdict};
-use crate::wire::{FrameHeader, FrameHeaders, FrameWriter, MacAddr, ethernet::rewrite_macs};
+use crate::wire::{
+    EthernetFrame, FrameHeader, FrameHeaders, FrameWriter, Ipv4Header, MacAddr, UdpHeader, ethernet::rewrite_macs,
+};
 use std::sync::Arc;
 use tachyon_bridge::{IngressConsumer, Message, SubscriberFanout};
 
@@ -38,8 +41,7 @@ pub struct RoundContext<'a> {
     pub now_ns: u64,
     pub local: &'a mut LocalCounters,
     pub tx: &'a mut [TxBuffer],
-    /// TX slot of each port id, or `None` when the worker has no queue there.
-    pub tx_slot_of: &'a dyn Fn(u16) -> Option<(usize, MacAddr)>,
+    pub routes: &'a RouteTable,
     pub links_up: u64,
 }
 
@@ -108,10 +110,11 @@ impl BridgeStage {
         BridgeStage { ingress, budget, paused, packer }
     }
 
-    /// Re-reads the subscriber table; once per poll round.
+    /// Re-reads the subscriber table when it changed; once per poll round
+    /// (one load of a read-mostly word when nothing changed).
     #[inline(always)]
     pub fn refresh_subscribers(&mut self) {
-        self.packer.fanout.refresh();
+        self.packer.fanout.refresh_if_changed();
     }
 
     /// True when some local subscriber may want admitted wire frames.
@@ -120,23 +123,27 @@ impl BridgeStage {
         self.packer.fanout.any_active()
     }
 
-    /// Hands the records of an admitted wire frame (its UDP payload) to local subscribers.
+    /// Hands the records of an admitted wire frame (a whole packet the
+    /// classifier accepted) to local subscribers of its topic.
     #[inline]
-    pub fn deliver_wire_frame(&mut self, udp_payload: &[u8]) {
-        if let Some(frame) = FrameHeader::parse(udp_payload) {
+    pub fn deliver_wire_packet(&mut self, pkt: &[u8]) {
+        if let Some(frame) = tachyon_payload(pkt).and_then(FrameHeader::parse) {
             self.packer.fanout.deliver(frame.topic_id(), frame.sender_id(), frame.records());
         }
     }
 
-    /// Drains this worker's ring (bounded), governs and sends what it held.
-    pub fn poll(&mut self, cx: &mut RoundContext<'_>) {
+    /// Drains this worker's ring (bounded), governs and sends what it held;
+    /// returns how many messages it took.
+    pub fn poll(&mut self, cx: &mut RoundContext<'_>) -> usize {
         let packer = &mut self.packer;
+        let mut taken = 0;
         if !self.paused {
-            self.ingress.drain(self.budget, cx.now_ns, |m| packer.take(m, cx));
+            taken = self.ingress.drain(self.budget, cx.now_ns, |m| packer.take(m, cx)).delivered;
             packer.close_open(cx);
             packer.govern_and_send(cx);
         }
         packer.fanout.flush();
+        taken
     }
 }
 
@@ -159,10 +166,12 @@ impl Packer {
             let len = self.template.layout().records();
             self.open = Some(OpenFrame { mbuf, topic: m.topic, sender: m.sender, len, count: 0 });
         }
+        let max_frame = self.max_frame;
+        let headers = self.template;
         let open = self.open.as_mut().expect("opened above");
-        let headers = self.headers_for(open.topic, open.sender);
         let room = open.mbuf.room_mut();
-        let limit = room.len().min(self.max_frame);
+        // Only the lengths matter while filling: the headers are written at close.
+        let limit = room.len().min(max_frame);
         let pushed = FrameWriter::resume(&mut room[..limit], &headers, open.len, open.count)
             .and_then(|mut w| w.push_record(m.payload).map(|()| (w.len(), w.msg_count())));
         if let Ok((len, count)) = pushed {
@@ -215,6 +224,9 @@ impl Packer {
         if n == 0 {
             return;
         }
+        // After the drain read these messages: a subscriber that subscribed
+        // before they were published is seen now (see `refresh_if_changed`).
+        self.fanout.refresh_if_changed();
         self.verdicts.clear();
         self.verdicts.resize(n, Verdict::Forward(None));
         cx.governance.decide_burst(cx.tables, &self.keys, cx.now_tsc, &mut self.verdicts);
@@ -237,7 +249,7 @@ impl Packer {
             }
             let hop = match route {
                 None => Some((self.egress.slot, self.egress.port, self.egress.src_mac, self.egress.next_hop)),
-                Some(r) => (cx.tx_slot_of)(r.port).map(|(slot, mac)| (slot, r.port, mac, r.next_hop)),
+                Some(r) => cx.routes.egress(r.port).map(|(slot, mac)| (slot, r.port, mac, r.next_hop)),
             };
             let Some((slot, port, src_mac, next_hop)) = hop.filter(|h| cx.links_up & (1 << h.1) != 0) else {
                 cx.local.add_bridge_drop(DropReason::NoRoute, msgs);
@@ -259,6 +271,13 @@ impl Packer {
             }
         }
     }
+}
+
+/// The UDP payload (the Tachyon frame) of an Ethernet/IPv4/UDP packet.
+fn tachyon_payload(pkt: &[u8]) -> Option<&[u8]> {
+    let eth = EthernetFrame::parse(pkt)?;
+    let ip = Ipv4Header::parse(pkt.get(eth.payload_offset()..)?).ok()?;
+    Some(UdpHeader::parse(ip.payload())?.payload())
 }
 
 /// Bridge frames are not received packets: they have their own TX counters,

@@ -25,6 +25,8 @@ pub struct ControlLoop<'a> {
     pub stop_signal: &'a AtomicBool,
     pub duration: Option<Duration>,
     pub stats_interval: Option<Duration>,
+    /// The bridge region, whose dead subscribers this loop reaps.
+    pub bridge: Option<&'a mut crate::bridge::BridgeHost>,
 }
 
 impl ControlLoop<'_> {
@@ -38,6 +40,9 @@ impl ControlLoop<'_> {
         loop {
             std::thread::sleep(tick);
             governance.tick();
+            if let Some(b) = self.bridge.as_deref_mut() {
+                b.tick();
+            }
             let now = Instant::now();
             if self.stop_signal.load(Ordering::SeqCst) {
                 eprintln!("tachyon: signal received, stopping");

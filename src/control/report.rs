@@ -34,6 +34,8 @@ pub struct FinalReport {
     pub mempools: Vec<MempoolReport>,
     /// Generation, reloads, rule hits and reconciliation figures.
     pub governance: Value,
+    /// The bridge region's counters at the end (`null` without a bridge).
+    pub bridge: Value,
 }
 
 impl FinalReport {
@@ -69,6 +71,7 @@ impl FinalReport {
                 "rx_nombuf": p.stats.rx_nombuf,
             })).collect::<Vec<_>>(),
             "governance": self.governance,
+            "bridge": self.bridge,
             "mempools": self.mempools.iter().map(|m| json!({
                 "socket": m.socket,
                 "size": m.size,

@@ -3,6 +3,7 @@
 //! worker core) and `/tachyon/rules` (rule hits and reconciliation). They
 //! read the workers' published counters, like the metrics do.
 
+use crate::bridge::host::BridgeObserver;
 use crate::control::metrics::GovernanceSource;
 use crate::control::workers::{WorkerView, total};
 use crate::dataplane::counters::{Counter, Snapshot};
@@ -89,6 +90,57 @@ pub fn register(
         "/tachyon/rules",
         "Tachyon governance: hits per rule and the last reconciliation. No parameters.",
         move |_| rules_reply(governance.as_ref()),
+    )
+}
+
+/// `/tachyon/bridge`: the region's path, each shard's ring depth and
+/// counters, the bridge message counters over all workers, and the
+/// subscribers (DPDK nests one level, so each shard and subscriber is a dict).
+pub fn bridge_reply(bridge: &BridgeObserver, workers: &[WorkerView]) -> TelemetryReply {
+    let stats = bridge.stats();
+    let t = total(workers);
+    let mut reply = TelemetryReply::default();
+    reply.push("path", TelemetryValue::Str(bridge.path().display().to_string()));
+    for c in Counter::ALL.iter().filter(|c| c.name().starts_with("bridge_")) {
+        reply.push(c.name(), TelemetryValue::U64(t.get(*c)));
+    }
+    reply.push(
+        "drops",
+        TelemetryValue::Dict(DropReason::ALL.iter().map(|r| (r.name().into(), t.bridge_drops(*r))).collect()),
+    );
+    for (i, s) in stats.shards.iter().enumerate() {
+        let fields = vec![
+            ("ring_depth_bytes".into(), s.ring_depth_bytes),
+            ("ring_depth_msgs".into(), s.in_flight_msgs),
+            ("accepted_msgs".into(), s.accepted_msgs),
+            ("accepted_batches".into(), s.accepted_batches),
+            ("refused_batches".into(), s.refused_batches),
+            ("unblocked".into(), s.unblocked),
+            ("malformed_msgs".into(), s.malformed_msgs),
+            ("malformed_blocks".into(), s.malformed_blocks),
+        ];
+        reply.push(format!("shard_{i}"), TelemetryValue::Dict(fields));
+    }
+    reply.push("subscribers_active", TelemetryValue::U64(stats.slots.iter().filter(|s| s.active).count() as u64));
+    for (i, s) in stats.slots.iter().enumerate().filter(|(_, s)| s.active) {
+        let fields = vec![
+            ("pid".into(), s.pid as u64),
+            ("all_topics".into(), s.all_topics as u64),
+            ("topics".into(), s.topics.len() as u64),
+            ("overflow".into(), s.overflow),
+        ];
+        reply.push(format!("subscriber_{i}"), TelemetryValue::Dict(fields));
+    }
+    reply
+}
+
+/// Registers `/tachyon/bridge`.
+pub fn register_bridge(eal: &Eal, bridge: BridgeObserver, workers: Vec<WorkerView>) -> Result<(), TelemetryError> {
+    register_telemetry_command(
+        eal,
+        "/tachyon/bridge",
+        "Tachyon bridge: ring depth and counters per shard, bridge message counters, subscribers. No parameters.",
+        move |_| bridge_reply(&bridge, &workers),
     )
 }
 

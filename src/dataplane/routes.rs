@@ -41,4 +41,13 @@ impl RouteTable {
         }
         t
     }
+
+    /// The worker's TX slot and the source MAC for frames leaving by `port`,
+    /// or `None` when the worker has no queue on it.
+    #[inline(always)]
+    pub fn egress(&self, port: u16) -> Option<(usize, MacAddr)> {
+        let p = port as usize;
+        let slot = *self.tx_slot.get(p)?;
+        (slot != NO_SLOT).then(|| (slot as usize, self.port_mac[p]))
+    }
 }

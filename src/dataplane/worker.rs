@@ -6,6 +6,7 @@
 //! per burst, its RCU quiescent state once per round, and governance's
 //! per-period reports.
 
+use crate::bridge::{BridgeStage, RoundContext};
 use crate::dataplane::classify::{Accepted, FrameInfo, NicChecksum, ParseConfig, accept_fast, classify_general};
 use crate::dataplane::control_flags::ControlFlags;
 use crate::dataplane::counters::{Counter, GOVERNANCE_SAMPLE_EVERY, LocalCounters, PublishedCounters};
@@ -22,6 +23,7 @@ use std::sync::Arc;
 const PREFETCH_OFFSET: usize = 3;
 /// Idle polls between two publications of the counters.
 const IDLE_PUBLISH_EVERY: u64 = 1024;
+
 /// Everything a worker owns, built by the main lcore and moved to the worker's lcore.
 pub struct Worker {
     pub index: usize,
@@ -39,6 +41,8 @@ pub struct Worker {
     pub tables: RcuReader<Tables>,
     pub counters: Arc<PublishedCounters>,
     pub control: Arc<ControlFlags>,
+    /// This worker's shard of the shared-memory bridge, when it is on.
+    pub bridge: Option<BridgeStage>,
 }
 
 /// What the first pass decided about one packet of the burst.
@@ -68,7 +72,10 @@ struct LoopState {
 impl Worker {
     /// The worker loop; returns when the control lcore asks it to stop.
     pub fn run(self) -> i32 {
-        let Worker { rx, tx, routes, parse, burst_size, mut governance, mut tables, counters, control, .. } = self;
+        let Worker {
+            rx, tx, routes, parse, burst_size, mut governance, mut tables, counters, control, mut bridge, ..
+        } = self;
+        let ns_per_tsc = 1e9 / crate::dpdk::tsc_hz().max(1) as f64;
         let mut rx = rx;
         let mut st = LoopState {
             burst: RxBurst::new(),
@@ -111,8 +118,28 @@ impl Worker {
                 st.local.add(Counter::RxPackets, n as u64);
                 st.local.add(Counter::FullBursts, (n == burst_size) as u64);
                 let timed = st.local.get(Counter::PollsBusy).is_multiple_of(GOVERNANCE_SAMPLE_EVERY);
-                process_burst(n, q.port(), &routes, &parse, &mut governance, current, round_start, timed, &mut st);
+                let subscribers = bridge.as_mut().filter(|b| b.has_subscribers());
+                let cx =
+                    BurstContext { ingress: q.port(), routes: &routes, parse: &parse, tables: current, subscribers };
+                process_burst(n, cx, &mut governance, round_start, timed, &mut st);
                 counters.publish(&st.local);
+            }
+            if let Some(b) = bridge.as_mut() {
+                b.refresh_subscribers();
+                let mut cx = RoundContext {
+                    governance: &mut governance,
+                    tables: current,
+                    now_tsc: round_start,
+                    now_ns: (round_start as f64 * ns_per_tsc) as u64,
+                    local: &mut st.local,
+                    tx: &mut st.tx,
+                    routes: &routes,
+                    links_up: st.links_up,
+                };
+                if b.poll(&mut cx) > 0 {
+                    round_was_busy = true;
+                    counters.publish(&st.local);
+                }
             }
             tables.quiescent();
             let next = tsc();
@@ -132,21 +159,22 @@ impl Worker {
     }
 }
 
+/// What a burst is processed against: where it came from, the routes, the
+/// parser's settings, the current tables, and the bridge when local
+/// subscribers may want its admitted frames.
+struct BurstContext<'a> {
+    ingress: u16,
+    routes: &'a RouteTable,
+    parse: &'a ParseConfig,
+    tables: &'a Tables,
+    subscribers: Option<&'a mut BridgeStage>,
+}
+
 /// One burst in three passes, so governance sees the burst's frames at once:
 /// classify every packet, decide every frame, then forward or drop each.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn process_burst(
-    n: usize,
-    ingress: u16,
-    routes: &RouteTable,
-    parse: &ParseConfig,
-    governance: &mut Shard,
-    tables: &Tables,
-    now: u64,
-    timed: bool,
-    st: &mut LoopState,
-) {
+fn process_burst(n: usize, cx: BurstContext<'_>, governance: &mut Shard, now: u64, timed: bool, st: &mut LoopState) {
+    let BurstContext { ingress, routes, parse, tables, mut subscribers } = cx;
     for ahead in 0..PREFETCH_OFFSET {
         st.burst.prefetch_ahead(ahead);
     }
@@ -206,6 +234,9 @@ fn process_burst(
                     Verdict::Forward(route) => {
                         st.local.add(Counter::FramesAdmitted, 1);
                         st.local.add(Counter::MsgsAdmitted, msgs);
+                        if let Some(b) = subscribers.as_deref_mut() {
+                            b.deliver_wire_packet(m.data());
+                        }
                         route.map(|r| Hop { egress: r.port, next_hop: r.next_hop })
                     }
                 }

@@ -13,6 +13,12 @@ pub struct Mbuf {
     raw: NonNull<sys::rte_mbuf>,
 }
 
+// SAFETY: an Mbuf is the only handle to its buffer (no aliasing), and DPDK
+// lets any thread free an mbuf back to its pool (threads without an lcore
+// id bypass the per-lcore cache). Moving one to another thread is moving
+// plain ownership, as a worker's stage does when it is launched.
+unsafe impl Send for Mbuf {}
+
 impl Mbuf {
     /// The packet bytes of the first segment (Tachyon frames fit one segment).
     #[inline(always)]

@@ -51,6 +51,9 @@ pub enum StartupError {
     NoWorkerLcores { main: u32 },
     #[error(transparent)]
     Mempool(#[from] MempoolError),
+    /// Creating the bridge region or a worker's stage (the text names the path or key).
+    #[error("{0}")]
+    Bridge(String),
     #[error("governance: {0}")]
     Governance(String),
     /// Setting up reloads (e.g. the SIGHUP handler).

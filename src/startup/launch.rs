@@ -2,6 +2,7 @@
 //! one per layout lcore, owning its RX queues and one TX queue on every port.
 
 use super::StartupError;
+use super::bridge::BridgePlane;
 use super::layout::WorkerLayout;
 use super::shutdown::DataPlane;
 use crate::cli::Options;
@@ -80,6 +81,7 @@ pub(super) fn workers(
     config: &Config,
     views: &[WorkerView],
     governance: &mut Governance,
+    bridge: Option<&BridgePlane>,
 ) -> Result<(), StartupError> {
     let d = &config.dataplane;
     let port_macs: Vec<(u16, [u8; 6])> = dp.ports.iter().map(|s| (s.port.id(), s.port.caps().mac)).collect();
@@ -104,6 +106,8 @@ pub(super) fn workers(
             rx.push(taken.ok_or(StartupError::QueueAssignedTwice { port, queue })?);
         }
         let tx: Vec<_> = queues.iter_mut().map(|(_, t)| t[index].take().expect("one TX queue per worker")).collect();
+        let bridge =
+            bridge.map(|b| b.stage_for(index, lcore, &dp.pools, &dp.ports, &table, d.tachyon_udp_port)).transpose()?;
         let worker = Worker {
             index,
             lcore,
@@ -116,6 +120,7 @@ pub(super) fn workers(
             tables: governance.rcu.reader(index as u32)?,
             counters: views[index].counters.clone(),
             control: dp.flags.clone(),
+            bridge,
         };
         launch_on_lcore(eal, lcore, move || worker.run()).map_err(StartupError::Launch)?;
     }

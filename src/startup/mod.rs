@@ -6,9 +6,11 @@
 //! - [`ports`]: open, configure (each RX queue from its worker's pool), start;
 //! - [`pools`]: the mempools the plan lists, one per worker NUMA node;
 //! - [`observe`]: telemetry commands and the metrics server on a helper CPU;
+//! - [`bridge`]: the shared-memory bridge region, one shard per worker;
 //! - [`launch`]: governance, signal handlers, then the workers;
 //! - [`shutdown`]: the guard that tears all of it down in a fixed order.
 
+mod bridge;
 mod error;
 mod launch;
 mod layout;
@@ -117,6 +119,8 @@ fn run_with_eal(
     eal_args: &[String],
     metrics: Option<MetricsListener>,
 ) -> Result<(), StartupError> {
+    // First, so that a signal during start-up stops the run instead of killing it.
+    let stop_signal = launch::install_signal_handlers()?;
     let mut dp = DataPlane::new(eal);
     ports::open(eal, config, &mut dp)?;
     let layout = layout::choose(eal, config, options, eal_args, &ports::placements(&dp.ports))?;
@@ -132,14 +136,19 @@ fn run_with_eal(
     dp.metrics = observe::start_metrics(metrics, &dp, &views, &snapshot, layout.plan.as_ref())?;
     let mut governance = launch::governance(eal, options, config, layout.lcores.len(), &snapshot)?;
     observe::register_reload(eal, governance.control.requests());
-    let stop_signal = launch::install_signal_handlers()?;
-    launch::workers(eal, &mut dp, &layout, config, &views, &mut governance)?;
+    // Last before launch: clients that connect find workers draining at once.
+    let bridge = bridge::create(options, config, eal_args, layout.lcores.len())?;
+    observe::register_bridge_telemetry(eal, bridge.as_ref().map(|b| &b.host), &views);
+    launch::workers(eal, &mut dp, &layout, config, &views, &mut governance, bridge.as_ref())?;
     fail_point("after_launch")?;
 
     let started = Instant::now();
-    control_loop(&dp, options, config, &views, &stop_signal, &mut governance.control);
+    let mut bridge_host = bridge.as_ref().map(|b| b.host.clone());
+    control_loop(&dp, options, config, &views, &stop_signal, &mut governance.control, bridge_host.as_mut());
     let teardown = dp.shut_down();
-    write_report(options, started, &views, teardown, governance.control.report_json())
+    let bridge_json =
+        bridge_host.map_or(serde_json::Value::Null, |b| crate::bridge::host::stats_json(&b.path(), &b.stats()));
+    write_report(options, started, &views, teardown, governance.control.report_json(), bridge_json)
 }
 
 /// Runs the control loop (live line, links, reloads) until a signal or `--duration`.
@@ -150,6 +159,7 @@ fn control_loop(
     views: &[crate::control::WorkerView],
     stop_signal: &std::sync::atomic::AtomicBool,
     governor: &mut crate::control::governance::GovernanceControl,
+    bridge: Option<&mut crate::bridge::BridgeHost>,
 ) {
     let ports: Vec<&crate::dpdk::Port> = dp.ports.iter().map(|s| &s.port).collect();
     let mut control = ControlLoop {
@@ -160,6 +170,7 @@ fn control_loop(
         duration: (options.duration > 0).then(|| Duration::from_secs(options.duration)),
         stats_interval: (!options.quiet && config.control.stats_interval_ms > 0)
             .then(|| Duration::from_millis(config.control.stats_interval_ms)),
+        bridge,
     };
     control.run(governor);
 }
@@ -171,6 +182,7 @@ fn write_report(
     views: &[crate::control::WorkerView],
     teardown: Teardown,
     governance: serde_json::Value,
+    bridge: serde_json::Value,
 ) -> Result<(), StartupError> {
     let workers: Vec<WorkerReport> = views
         .iter()
@@ -182,6 +194,7 @@ fn write_report(
         ports: teardown.ports,
         mempools: teardown.mempools,
         governance,
+        bridge,
     };
     report::print_final(&report);
     if let Some(path) = &options.stats_json {

@@ -21,6 +21,14 @@ pub(super) fn register_telemetry(eal: &Eal, views: &[WorkerView], governance: &A
     }
 }
 
+/// Registers `/tachyon/bridge` when the bridge is on; a failure only warns.
+pub(super) fn register_bridge_telemetry(eal: &Eal, bridge: Option<&crate::bridge::BridgeHost>, views: &[WorkerView]) {
+    let Some(bridge) = bridge else { return };
+    if let Err(e) = crate::control::telemetry::register_bridge(eal, bridge.observer(), views.to_vec()) {
+        eprintln!("tachyon: WARNING: /tachyon/bridge unavailable: {e}");
+    }
+}
+
 /// Registers `/tachyon/reload`, answered by the control loop; a failure only warns.
 pub(super) fn register_reload(eal: &Eal, requests: Arc<ReloadRequests>) {
     if let Err(e) = dpdk::register_telemetry_command(
