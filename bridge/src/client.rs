@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::egress::{self, ACTIVE, CLAIMED, Columns, FREE, RECLAIMING, SlotView, ectl};
 use crate::error::BridgeError;
-use crate::layout::{HEADER_BYTES, Header, INGRESS_CTL_BYTES, MAX_FILTER_TOPICS};
+use crate::layout::{self, HEADER_BYTES, Header, INGRESS_CTL_BYTES, MAX_FILTER_TOPICS};
 use crate::ring::{self, BLOCK_HDR, Ctr, HDR, RingMem, msg_bytes};
 use crate::shm::{self, Mapping, ShmRing};
 use crate::sync::Ordering;
@@ -21,6 +21,8 @@ pub struct Bridge {
     path: PathBuf,
     rings: Vec<ShmRing>,
     pid: u32,
+    /// The appliance understands split parts (parts larger than half a ring).
+    split_parts: bool,
 }
 
 /// Outcome of [`Bridge::publish_batch`]. Each shard's part is accepted whole or refused
@@ -87,6 +89,7 @@ impl Bridge {
         std::os::unix::fs::FileExt::read_exact_at(&file, &mut page, 0)
             .map_err(|e| BridgeError::io("read header", e))?;
         let header = Header::decode(&page, len)?;
+        let split_parts = layout::features(&page) & layout::FEATURE_SPLIT_PARTS != 0;
         {
             use std::os::fd::AsRawFd;
             if !shm::is_locked(file.as_raw_fd(), 0)? {
@@ -105,7 +108,7 @@ impl Bridge {
                 )
             })
             .collect();
-        Ok(Bridge { map, header, path, rings, pid: std::process::id() })
+        Ok(Bridge { map, header, path, rings, pid: std::process::id(), split_parts })
     }
 
     /// Number of shards (a message goes to shard `topic % shards`).
@@ -116,6 +119,19 @@ impl Bridge {
     /// Largest payload accepted.
     pub fn max_message_bytes(&self) -> u32 {
         self.header.layout.max_message_bytes
+    }
+
+    /// Largest shard part [`publish_batch`](Self::publish_batch) accepts, in encoded bytes:
+    /// a part (the messages of one batch that go to one shard) takes 16 bytes plus, per
+    /// message, its payload length plus 12, rounded up to a multiple of 8. A larger part is
+    /// refused with [`BridgeError::InvalidBatch`] before anything is published; split the
+    /// batch. This is the ingress ring size minus 16 minus the largest message's size
+    /// (the most a part can lose to padding at the ring's end), or half the ring when the
+    /// appliance predates split parts. Even a part within the limit needs that much free
+    /// ring, so a big part is refused as backpressure more often than a small one.
+    pub fn max_part_bytes(&self) -> u64 {
+        let cap = u64::from(self.header.layout.ingress_ring_bytes);
+        if self.split_parts { ring::max_part_len(cap, msg_bytes(u64::from(self.max_message_bytes()))) } else { cap / 2 }
     }
 
     /// Path of the region file.
@@ -138,7 +154,9 @@ impl Bridge {
     ///
     /// Everything is validated first; on error nothing is published. Messages are split by
     /// shard (`topic % shards`), keeping their order within a shard; each shard's part is
-    /// written with one claim and accepted or refused whole. A refused shard (ring full,
+    /// written with one claim (one CAS; a part over half the ring that would straddle the
+    /// ring's end is laid out as two blocks in that claim) and accepted or refused whole.
+    /// A part over [`max_part_bytes`](Self::max_part_bytes) is an `InvalidBatch` error. A refused shard (ring full,
     /// i.e. backpressure) never blocks the call or other shards: the call returns `Ok`
     /// with the shard in `refused_shards`, and the caller decides whether to retry it
     /// (see [`PublishReport::accepted_mask`]). Never waits.
@@ -163,6 +181,7 @@ impl Bridge {
         }
         let max = u64::from(self.max_message_bytes());
         let cap = u64::from(self.header.layout.ingress_ring_bytes);
+        let max_msg_bytes = msg_bytes(max);
         SCRATCH.with(|sc| {
             let mut sc = sc.borrow_mut();
             let sc = &mut *sc;
@@ -192,11 +211,13 @@ impl Bridge {
                 sc.counts[s] += 1;
                 sc.bytes[s] += msg_bytes(b - a);
             }
+            let limit = self.max_part_bytes();
             for s in 0..shards {
-                if sc.counts[s] > 0 && sc.bytes[s] > cap / 2 {
+                if sc.counts[s] > 0 && sc.bytes[s] > limit {
                     return Err(BridgeError::InvalidBatch(format!(
-                        "shard {s} part is {} bytes, more than half the {cap}-byte ring; split the batch",
-                        sc.bytes[s]
+                        "shard {s} part is {} bytes ({} messages), more than the {limit}-byte limit of one \
+                         part on a {cap}-byte ingress ring (Bridge::max_part_bytes); split the batch",
+                        sc.bytes[s], sc.counts[s]
                     )));
                 }
             }
@@ -223,11 +244,15 @@ impl Bridge {
                 }
                 let idx = &sc.order[sc.start[s]..sc.start[s] + cnt as usize];
                 let r = &self.rings[s];
-                let res = ring::claim(r, sc.bytes[s]).and_then(|c| {
-                    ring::fill_and_commit(r, &c, cnt, self.pid, |out| {
+                let size = |k: usize| {
+                    let i = idx[k] as usize;
+                    msg_bytes(offsets[i + 1] - offsets[i])
+                };
+                let res = ring::claim_part(r, idx.len(), size, sc.bytes[s], max_msg_bytes).and_then(|c| {
+                    ring::fill_and_commit_part(r, &c, cnt, self.pid, |out, from, to| {
                         ring::pack_messages(
                             out,
-                            idx.iter().map(|&i| {
+                            idx[from..to].iter().map(|&i| {
                                 let i = i as usize;
                                 (topics[i], senders[i], &payloads[offsets[i] as usize..offsets[i + 1] as usize])
                             }),
@@ -302,6 +327,7 @@ impl Bridge {
                 generation,
                 ring_offs,
                 cols: Columns::default(),
+                pool: Vec::new(),
             });
         }
         Err(BridgeError::NoFreeSlot { slots: h.layout.subscriber_slots })
@@ -317,7 +343,12 @@ pub struct Subscription {
     generation: u32,
     ring_offs: Vec<u64>,
     cols: Columns,
+    /// Column sets given back with [`Subscription::recycle`], reused by `poll_owned`.
+    pool: Vec<Columns>,
 }
+
+/// Most recycled column sets a subscription keeps.
+const POOL_MAX: usize = 4;
 
 /// Messages gathered by one [`Subscription::poll`], in Arrow-like columns; valid until
 /// the next poll.
@@ -356,6 +387,36 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// Messages gathered by one [`Subscription::poll_owned`], owned by the caller: the same
+/// columns as [`Batch`] (`offsets` has `len() + 1` entries, starting at 0). Give it back
+/// with [`Subscription::recycle`] to reuse the allocations, or just keep or drop it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OwnedBatch {
+    /// Topic of each message.
+    pub topics: Vec<u32>,
+    /// Sender of each message.
+    pub senders: Vec<u32>,
+    /// `len() + 1` ascending offsets into `payloads`.
+    pub offsets: Vec<u64>,
+    /// All payloads, concatenated.
+    pub payloads: Vec<u8>,
+}
+
+impl OwnedBatch {
+    /// Number of messages.
+    pub fn len(&self) -> usize {
+        self.topics.len()
+    }
+    /// True when empty (never for a batch returned by `poll_owned`).
+    pub fn is_empty(&self) -> bool {
+        self.topics.is_empty()
+    }
+    /// Payload of message `i`.
+    pub fn payload(&self, i: usize) -> &[u8] {
+        &self.payloads[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
+}
+
 impl Subscription {
     /// The slot index this subscription holds.
     pub fn slot(&self) -> u32 {
@@ -380,12 +441,48 @@ impl Subscription {
     /// `Err(ApplianceGone)` when the appliance's liveness lock disappears or the slot was
     /// taken away.
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<Option<Batch<'_>>, BridgeError> {
+        Ok(if self.wait(timeout)? { Some(Batch { cols: &self.cols }) } else { None })
+    }
+
+    /// Like [`poll`](Self::poll), but hands the columns over: the returned [`OwnedBatch`]
+    /// owns its four vectors (e.g. for a Python extension to wrap as NumPy arrays without
+    /// a copy), and the subscription gathers the next poll into fresh vectors, taken from
+    /// the ones given back with [`recycle`](Self::recycle) when there are any. Same
+    /// waiting, timeout and errors as `poll`.
+    pub fn poll_owned(&mut self, timeout: Option<Duration>) -> Result<Option<OwnedBatch>, BridgeError> {
+        if !self.wait(timeout)? {
+            return Ok(None);
+        }
+        let next = self.pool.pop().unwrap_or_default();
+        let c = std::mem::replace(&mut self.cols, next);
+        Ok(Some(OwnedBatch { topics: c.topics, senders: c.senders, offsets: c.offsets, payloads: c.payloads }))
+    }
+
+    /// Give a batch's vectors back so a later [`poll_owned`](Self::poll_owned) reuses their
+    /// capacity instead of allocating. Any vectors will do (they are cleared); at most a
+    /// few sets are kept, the rest are freed.
+    pub fn recycle(&mut self, batch: OwnedBatch) {
+        if self.pool.len() < POOL_MAX {
+            let OwnedBatch { topics, senders, offsets, payloads } = batch;
+            let mut c = Columns { topics, senders, offsets, payloads };
+            c.clear();
+            self.pool.push(c);
+        }
+    }
+
+    /// Column sets currently held for reuse by [`poll_owned`](Self::poll_owned).
+    pub fn recycled(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// Gather into `self.cols`, waiting as documented on `poll`; true when it holds messages.
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<bool, BridgeError> {
         let deadline = timeout.map(|d| Instant::now() + d);
         let mut backoff = Duration::from_micros(50);
         loop {
             self.gather();
             if !self.cols.topics.is_empty() {
-                return Ok(Some(Batch { cols: &self.cols }));
+                return Ok(true);
             }
             if !shm::is_locked(self.map.fd(), 0)? {
                 return Err(BridgeError::ApplianceGone);
@@ -397,7 +494,7 @@ impl Subscription {
             }
             let now = Instant::now();
             let sleep = match deadline {
-                Some(d) if now >= d => return Ok(None),
+                Some(d) if now >= d => return Ok(false),
                 Some(d) => backoff.min(d - now),
                 None => backoff,
             };

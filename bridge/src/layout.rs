@@ -147,6 +147,18 @@ pub(crate) mod off {
     pub const EGRESS_STRIDE: usize = 88;
     pub const TOTAL_LEN: usize = 96;
     pub const END: usize = 104;
+    /// Feature bits (u32), zero in regions written before they existed; not part of `END`
+    /// (a header without them is still valid).
+    pub const FEATURES: usize = 104;
+}
+
+/// Feature bit: the region's consumers understand parts split into HEAD + CONT blocks, so
+/// clients may publish parts larger than half a ring.
+pub(crate) const FEATURE_SPLIT_PARTS: u32 = 1;
+
+/// Feature bits of a header page (0 when absent).
+pub(crate) fn features(page: &[u8]) -> u32 {
+    page.get(off::FEATURES..off::FEATURES + 4).map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap()))
 }
 
 /// The decoded region header.
@@ -187,6 +199,7 @@ impl Header {
         w64(out, off::EGRESS_OFF, g.egress_offset);
         w64(out, off::EGRESS_STRIDE, g.egress_stride);
         w64(out, off::TOTAL_LEN, g.total_len);
+        w32(out, off::FEATURES, FEATURE_SPLIT_PARTS);
     }
 
     /// Decode and fully check a header against the length of the file it came from:

@@ -55,9 +55,13 @@ mod shm;
 
 #[cfg(loom)]
 pub mod loom_model;
+// The heap ring also backs deterministic unit tests of the ring protocol.
+#[cfg(all(test, not(loom)))]
+#[allow(dead_code)] // the loom-only helpers
+mod loom_model;
 
 #[cfg(not(loom))]
-pub use client::{Batch, Bridge, PublishReport, Subscription};
+pub use client::{Batch, Bridge, OwnedBatch, PublishReport, Subscription};
 pub use error::{BridgeError, LayoutError};
 #[cfg(not(loom))]
 pub use layout::{Geometry, HEADER_BYTES, Header, LAYOUT_VERSION, Layout, MAGIC, MAX_FILTER_TOPICS};

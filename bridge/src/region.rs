@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::egress::{self, ACTIVE, CLAIMED, EgressWriter, FREE, RECLAIMING, SlotView, ectl};
 use crate::error::BridgeError;
-use crate::layout::{HEADER_BYTES, Header, INGRESS_CTL_BYTES, Layout};
+use crate::layout::{HEADER_BYTES, Header, INGRESS_CTL_BYTES, Layout, MAGIC};
 use crate::ring::{ConsumerCore, Ctr, DrainReport, Message, RingMem};
 use crate::shm::{self, Mapping, ShmRing};
 use crate::sync::Ordering;
@@ -49,13 +49,69 @@ fn nonce() -> u64 {
     h.finish()
 }
 
+/// Whether an unlocked file at the region path may be replaced: it is a bridge region
+/// (magic at offset 0), or what a creator that crashed mid-creation leaves behind: an
+/// empty or all-zero file, possibly with a header page that has everything but the magic
+/// (the magic is written last). Anything else belongs to someone else.
+fn looks_like_stale_region(f: &File) -> Result<bool, BridgeError> {
+    use std::os::unix::fs::FileExt;
+    let len = f.metadata().map_err(|e| BridgeError::io("fstat existing region", e))?.size();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0u64;
+    while pos < len {
+        let want = (len - pos).min(buf.len() as u64) as usize;
+        let got = match f.read_at(&mut buf[..want], pos) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(BridgeError::io("read existing region", e)),
+        };
+        let chunk = &buf[..got];
+        if pos == 0 {
+            if chunk.len() >= MAGIC.len() && chunk[..MAGIC.len()] == MAGIC {
+                return Ok(true);
+            }
+            if chunk.iter().take(MAGIC.len()).any(|&b| b != 0) {
+                return Ok(false);
+            }
+            // No magic yet: the rest of the header page must be zero or a header that was
+            // written up to (but not including) the magic.
+            let page = (HEADER_BYTES as usize).min(chunk.len());
+            if chunk[..page].iter().any(|&b| b != 0) && !is_header_without_magic(&chunk[..page]) {
+                return Ok(false);
+            }
+            if chunk[page..].iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+        } else if chunk.iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        pos += got as u64;
+    }
+    Ok(true)
+}
+
+fn is_header_without_magic(page: &[u8]) -> bool {
+    if page.len() < HEADER_BYTES as usize {
+        return false;
+    }
+    let mut p = page.to_vec();
+    p[..MAGIC.len()].copy_from_slice(&MAGIC);
+    Header::decode(&p, u64::MAX).is_ok()
+}
+
 impl Region {
     /// Create the region at `path` with permissions `mode` (e.g. `0o660`, applied with
     /// `fchmod` so the umask does not matter) and optionally group `group`.
     ///
     /// If `path` exists and another appliance holds its liveness lock, fails with
-    /// [`BridgeError::AlreadyOwned`]. If it exists unlocked it is stale: it is unlinked
-    /// and recreated, and [`Region::replaced_stale`] says so.
+    /// [`BridgeError::AlreadyOwned`]. If it exists unlocked and is a bridge region (magic
+    /// `TYBRIDGE` at offset 0) or what a creator that crashed mid-creation leaves (an empty
+    /// or all-zero file, possibly with a header page missing only its magic), it is stale:
+    /// it is unlinked and recreated, and [`Region::replaced_stale`] says so. Any other file
+    /// is left alone and `create` fails with [`BridgeError::Io`] of kind `AlreadyExists`
+    /// ("PATH exists and is not a Tachyon bridge region; remove it or choose another
+    /// --bridge path").
     pub fn create(
         path: impl AsRef<Path>,
         layout: Layout,
@@ -71,6 +127,18 @@ impl Region {
                 use std::os::fd::AsRawFd;
                 if shm::is_locked(f.as_raw_fd(), 0)? {
                     return Err(BridgeError::AlreadyOwned { path });
+                }
+                if !looks_like_stale_region(&f)? {
+                    return Err(BridgeError::io(
+                        "Region::create",
+                        std::io::Error::new(
+                            std::io::ErrorKind::AlreadyExists,
+                            format!(
+                                "{} exists and is not a Tachyon bridge region; remove it or choose another --bridge path",
+                                path.display()
+                            ),
+                        ),
+                    ));
                 }
                 std::fs::remove_file(&path)
                     .map_err(|e| BridgeError::io(format!("unlink stale {}", path.display()), e))?;
@@ -303,7 +371,8 @@ pub struct ShardStats {
     pub accepted_batches: u64,
     /// Refused batch parts (ring full, contention, corrupt ring, unblocked before commit).
     pub refused_batches: u64,
-    /// Stalled records skipped by the unblocker.
+    /// Stalled records skipped by the unblocker, and CONT blocks dropped because the
+    /// HEAD of their (split) part was skipped.
     pub unblocked: u64,
     /// Malformed messages skipped.
     pub malformed_msgs: u64,

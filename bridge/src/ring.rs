@@ -6,7 +6,8 @@
 //! ```text
 //! +0  len  : i32   total record length incl. this header; 0 = unwritten,
 //!                  <0 = claimed and being written, >0 = committed (stored last, Release)
-//! +4  kind : u32   low byte = tag (BLOCK or PAD), upper 24 bits = (position >> 3) & 0xFFFFFF
+//! +4  kind : u32   low byte = tag (BLOCK, HEAD, CONT or PAD),
+//!                  upper 24 bits = (position >> 3) & 0xFFFFFF
 //! block only:
 //! +8  msg_count   : u32
 //! +12 producer_pid: u32
@@ -15,6 +16,13 @@
 //!
 //! The position stamp in `kind` lets the consumer tell a record written for the current
 //! lap from stale bytes left behind by a writer that was unblocked (treated as unwritten).
+//!
+//! A part larger than half the ring that would straddle the buffer end is written as a
+//! HEAD block (the messages that fit before the end), padding, and a CONT block (the
+//! rest, at offset 0), all claimed with one CAS. The producer commits CONT before HEAD,
+//! so a consumer that sees HEAD committed sees CONT committed too; the consumer delivers a
+//! CONT only right after delivering its HEAD (padding in between), and drops it otherwise
+//! (its HEAD was unblocked): the part is delivered whole or not at all.
 
 use crate::sync::{AtomicI32, AtomicU64, Ordering};
 
@@ -26,6 +34,10 @@ pub(crate) const BLOCK_HDR: u64 = 8;
 pub(crate) const MSG_HDR: u64 = 12;
 pub(crate) const TAG_BLOCK: u32 = 0xB1;
 pub(crate) const TAG_PAD: u32 = 0xA7;
+/// First block of a part split at the buffer end (followed by padding and a CONT block).
+pub(crate) const TAG_HEAD: u32 = 0xB2;
+/// Second block of a split part, at offset 0.
+pub(crate) const TAG_CONT: u32 = 0xB3;
 /// CAS retries on the tail before a producer gives up on a shard (hostile contention).
 const MAX_CAS_RETRIES: u32 = 10_000;
 
@@ -105,6 +117,118 @@ pub(crate) struct Claim {
     pub(crate) len: u64,
 }
 
+/// A successful claim for a whole part: one block, or a HEAD block holding the first
+/// `head_msgs` messages and a CONT block holding the rest.
+pub(crate) enum PartClaim {
+    One(Claim),
+    Split { head: Claim, head_msgs: u32, cont: Claim },
+}
+
+/// Largest part (block header plus messages, in bytes) that [`claim_part`] can ever fit in
+/// a ring of `cap` bytes whose largest message takes `max_msg_bytes` inside a block: the
+/// claim may add a second block header and less than one message of padding.
+pub(crate) const fn max_part_len(cap: u64, max_msg_bytes: u64) -> u64 {
+    cap.saturating_sub(HDR + BLOCK_HDR + max_msg_bytes)
+}
+
+/// Write a block record's kind word, then mark it in progress (`-len`, Release). The kind
+/// is never written again, so a consumer that sees `-len` may read it.
+fn start_block<M: RingMem>(m: &M, tag: u32, pos: u64, len: u64) {
+    let idx = pos & (m.cap() - 1);
+    // SAFETY: idx + 4 .. idx + 8 lies inside the claimed, in-bounds record.
+    unsafe { m.data().add(idx as usize + 4).cast::<u32>().write_unaligned(kind_word(tag, pos)) };
+    m.len_word(idx).store(-(len as i32), Ordering::Release);
+}
+
+/// Write a committed padding record of `len` bytes at `pos`.
+fn write_pad<M: RingMem>(m: &M, pos: u64, len: u64) {
+    let idx = pos & (m.cap() - 1);
+    // SAFETY: idx + 4 .. idx + 8 lies inside the claimed, in-bounds padding record.
+    unsafe { m.data().add(idx as usize + 4).cast::<u32>().write_unaligned(kind_word(TAG_PAD, pos)) };
+    m.len_word(idx).store(len as i32, Ordering::Release);
+}
+
+/// Claim room for a whole part of `n` messages (message `i` takes `size(i)` bytes, 8-aligned)
+/// whose single-block length is `block_len`, with ONE CAS on the tail.
+///
+/// A part of at most half the ring is one block ([`claim`]). A larger part is one block if
+/// it fits before the buffer end; otherwise a HEAD block with the messages that fit before
+/// the end, padding for the rest of the buffer, and a CONT block at offset 0 with the rest
+/// (if no message fits before the end: padding and one block at 0). Parts over
+/// [`max_part_len`] are refused as `TooLarge`. Records are started CONT, padding, HEAD.
+pub(crate) fn claim_part<M: RingMem>(
+    m: &M,
+    n: usize,
+    size: impl Fn(usize) -> u64,
+    block_len: u64,
+    max_msg_bytes: u64,
+) -> Result<PartClaim, Refusal> {
+    let cap = m.cap();
+    if block_len <= cap / 2 {
+        return claim(m, block_len).map(PartClaim::One);
+    }
+    if block_len > max_part_len(cap, max_msg_bytes) {
+        return Err(Refusal::TooLarge);
+    }
+    let mut retries = 0;
+    loop {
+        let head = m.head().load(Ordering::Acquire);
+        let tail = m.tail().load(Ordering::Acquire);
+        if tail < head || tail - head > cap || !tail.is_multiple_of(8) {
+            return Err(Refusal::Corrupt);
+        }
+        let to_end = cap - (tail & (cap - 1));
+        // (bytes of the HEAD block, messages in it); (0, 0) when the part is not split.
+        let (mut head_len, mut head_msgs) = (0u64, 0usize);
+        let total = if block_len <= to_end {
+            block_len
+        } else {
+            head_len = HDR + BLOCK_HDR;
+            while head_msgs < n && head_len + size(head_msgs) <= to_end {
+                head_len += size(head_msgs);
+                head_msgs += 1;
+            }
+            if head_msgs == 0 {
+                head_len = 0;
+                to_end + block_len
+            } else {
+                to_end + (block_len - head_len + HDR + BLOCK_HDR)
+            }
+        };
+        if tail + total - head > cap {
+            return Err(Refusal::Full);
+        }
+        if m.tail().compare_exchange_weak(tail, tail + total, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+            retries += 1;
+            if retries >= MAX_CAS_RETRIES {
+                return Err(Refusal::Contention);
+            }
+            continue;
+        }
+        if block_len <= to_end {
+            start_block(m, TAG_BLOCK, tail, block_len);
+            return Ok(PartClaim::One(Claim { pos: tail, len: block_len }));
+        }
+        let at0 = tail + to_end;
+        if head_msgs == 0 {
+            start_block(m, TAG_BLOCK, at0, block_len);
+            write_pad(m, tail, to_end);
+            return Ok(PartClaim::One(Claim { pos: at0, len: block_len }));
+        }
+        let cont_len = total - to_end;
+        start_block(m, TAG_CONT, at0, cont_len);
+        if head_len < to_end {
+            write_pad(m, tail + head_len, to_end - head_len);
+        }
+        start_block(m, TAG_HEAD, tail, head_len);
+        return Ok(PartClaim::Split {
+            head: Claim { pos: tail, len: head_len },
+            head_msgs: head_msgs as u32,
+            cont: Claim { pos: at0, len: cont_len },
+        });
+    }
+}
+
 /// Claim room for a block of `block_len` bytes (8-aligned, incl. headers) with one CAS;
 /// writes a padding record first when the block would straddle the buffer end.
 pub(crate) fn claim<M: RingMem>(m: &M, block_len: u64) -> Result<Claim, Refusal> {
@@ -129,12 +253,10 @@ pub(crate) fn claim<M: RingMem>(m: &M, block_len: u64) -> Result<Claim, Refusal>
         match m.tail().compare_exchange_weak(tail, tail + total, Ordering::AcqRel, Ordering::Relaxed) {
             Ok(_) => {
                 if pad > 0 {
-                    // SAFETY: idx + 4 .. idx + 8 lies inside the claimed, in-bounds padding record.
-                    unsafe { m.data().add(idx as usize + 4).cast::<u32>().write_unaligned(kind_word(TAG_PAD, tail)) };
-                    m.len_word(idx).store(pad as i32, Ordering::Release);
+                    write_pad(m, tail, pad);
                 }
                 let pos = tail + pad;
-                m.len_word(pos & (cap - 1)).store(-(block_len as i32), Ordering::Release);
+                start_block(m, TAG_BLOCK, pos, block_len);
                 return Ok(Claim { pos, len: block_len });
             }
             Err(_) => {
@@ -148,27 +270,59 @@ pub(crate) fn claim<M: RingMem>(m: &M, block_len: u64) -> Result<Claim, Refusal>
 }
 
 /// Fill a claimed block: `fill` receives the message area (after both headers) and
-/// must write exactly `msg_count` messages. Then commit with a CAS from `-len` to `+len`.
+/// must write exactly `msg_count` messages. The kind word was written by the claim.
+pub(crate) fn fill<M: RingMem>(m: &M, c: &Claim, msg_count: u32, pid: u32, fill: impl FnOnce(&mut [u8])) {
+    let idx = c.pos & (m.cap() - 1);
+    // SAFETY: the claim gives this producer exclusive use of [idx, idx + len) until it
+    // commits; idx + len <= cap by construction of `claim`. The slice starts after the
+    // atomic length word and the kind word (written before `-len`, never again).
+    let body = unsafe { std::slice::from_raw_parts_mut(m.data().add(idx as usize + 8), c.len as usize - 8) };
+    body[0..4].copy_from_slice(&msg_count.to_le_bytes());
+    body[4..8].copy_from_slice(&pid.to_le_bytes());
+    fill(&mut body[8..]);
+}
+
+/// Commit a filled block with a CAS from `-len` to `+len` (fails if it was unblocked).
+pub(crate) fn commit<M: RingMem>(m: &M, c: &Claim) -> Result<(), Refusal> {
+    let l = c.len as i32;
+    match m.len_word(c.pos & (m.cap() - 1)).compare_exchange(-l, l, Ordering::Release, Ordering::Relaxed) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(Refusal::Unblocked),
+    }
+}
+
+/// [`fill`] then [`commit`] one block.
 pub(crate) fn fill_and_commit<M: RingMem>(
     m: &M,
     c: &Claim,
     msg_count: u32,
     pid: u32,
-    fill: impl FnOnce(&mut [u8]),
+    f: impl FnOnce(&mut [u8]),
 ) -> Result<(), Refusal> {
-    let idx = c.pos & (m.cap() - 1);
-    // SAFETY: the claim gives this producer exclusive use of [idx, idx + len) until it
-    // commits; idx + len <= cap by construction of `claim`. The slice starts after the
-    // atomic length word, which is only touched through atomics.
-    let body = unsafe { std::slice::from_raw_parts_mut(m.data().add(idx as usize + 4), c.len as usize - 4) };
-    body[0..4].copy_from_slice(&kind_word(TAG_BLOCK, c.pos).to_le_bytes());
-    body[4..8].copy_from_slice(&msg_count.to_le_bytes());
-    body[8..12].copy_from_slice(&pid.to_le_bytes());
-    fill(&mut body[12..]);
-    let l = c.len as i32;
-    match m.len_word(idx).compare_exchange(-l, l, Ordering::Release, Ordering::Relaxed) {
-        Ok(_) => Ok(()),
-        Err(_) => Err(Refusal::Unblocked),
+    fill(m, c, msg_count, pid, f);
+    commit(m, c)
+}
+
+/// Fill and commit a claimed part; `fill_msgs(out, from, to)` packs messages `from..to`
+/// of the part into `out`. A split part commits CONT first, then HEAD: if either commit
+/// fails (the consumer unblocked the part) the part is refused and, HEAD never being
+/// delivered, the consumer drops CONT.
+pub(crate) fn fill_and_commit_part<M: RingMem>(
+    m: &M,
+    c: &PartClaim,
+    msg_count: u32,
+    pid: u32,
+    mut fill_msgs: impl FnMut(&mut [u8], usize, usize),
+) -> Result<(), Refusal> {
+    match c {
+        PartClaim::One(c) => fill_and_commit(m, c, msg_count, pid, |out| fill_msgs(out, 0, msg_count as usize)),
+        PartClaim::Split { head, head_msgs, cont } => {
+            let k = *head_msgs as usize;
+            fill(m, head, *head_msgs, pid, |out| fill_msgs(out, 0, k));
+            fill(m, cont, msg_count - head_msgs, pid, |out| fill_msgs(out, k, msg_count as usize));
+            commit(m, cont)?;
+            commit(m, head)
+        }
     }
 }
 
@@ -224,12 +378,22 @@ pub(crate) struct ConsumerCore {
     stall_pos: u64,
     stall_since: u64,
     stalled: bool,
+    /// The last non-padding record consumed was a delivered HEAD: a CONT may follow.
+    expect_cont: bool,
 }
 
 impl ConsumerCore {
     pub(crate) fn new<M: RingMem>(m: &M, max_message_bytes: u32, unblock_timeout_ns: u64) -> Self {
         let head = m.head().load(Ordering::Acquire);
-        ConsumerCore { max_message_bytes, unblock_timeout_ns, head, stall_pos: 0, stall_since: 0, stalled: false }
+        ConsumerCore {
+            max_message_bytes,
+            unblock_timeout_ns,
+            head,
+            stall_pos: 0,
+            stall_since: 0,
+            stalled: false,
+            expect_cont: false,
+        }
     }
 
     /// Consume up to `budget` messages (whole records; the record that reaches the
@@ -255,6 +419,7 @@ impl ConsumerCore {
             let _ = m.tail().compare_exchange(tail, head, Ordering::AcqRel, Ordering::Relaxed);
             m.zero(0, cap);
             tail = head;
+            self.expect_cont = false;
         }
         let mut records = 0u32;
         while head < tail && rep.delivered < budget && records < 65_536 {
@@ -262,6 +427,9 @@ impl ConsumerCore {
             let idx = head & mask;
             let len = m.len_word(idx).load(Ordering::Acquire);
             let avail = (tail - head).min(cap - idx);
+            // Whether a CONT block may be delivered here; every path that consumes a record
+            // other than padding or a HEAD leaves it false, every path that stops restores it.
+            let cont_ok = std::mem::take(&mut self.expect_cont);
             if len > 0 {
                 let l = len as u64;
                 if !l.is_multiple_of(8) || l < HDR || l > avail {
@@ -279,16 +447,19 @@ impl ConsumerCore {
                         head = self.unstall_scan(m, head, tail, idx);
                         continue;
                     }
+                    self.expect_cont = cont_ok;
                     rep.stalled = true;
                     break;
                 }
                 match kind & 0xFF {
-                    TAG_PAD => {}
-                    TAG_BLOCK if l >= HDR + BLOCK_HDR => {
+                    TAG_PAD => self.expect_cont = cont_ok,
+                    TAG_CONT if !cont_ok => unblocked += 1, // its HEAD was skipped: drop the rest
+                    tag @ (TAG_BLOCK | TAG_HEAD | TAG_CONT) if l >= HDR + BLOCK_HDR => {
                         let (n, bm, bb) = parse_block(rec, self.max_message_bytes, &mut f);
                         rep.delivered += n;
                         bad_msgs += bm;
                         bad_blocks += bb;
+                        self.expect_cont = tag == TAG_HEAD;
                     }
                     _ => bad_blocks += 1,
                 }
@@ -296,12 +467,28 @@ impl ConsumerCore {
                 head = self.skip(m, head, l);
             } else {
                 // In progress (<0) or unwritten (0).
+                let want = (len as i64).unsigned_abs();
+                if len < 0 && !cont_ok && want.is_multiple_of(8) && want >= HDR + BLOCK_HDR && want <= avail {
+                    // SAFETY: idx + 8 <= idx + want <= cap; the kind word is written before
+                    // `-len` (Release, seen by the Acquire above) and never again.
+                    let kind = unsafe { m.data().add(idx as usize + 4).cast::<u32>().read_unaligned() };
+                    if kind == kind_word(TAG_CONT, head) {
+                        // The rest of a part whose HEAD was skipped: it can never be delivered,
+                        // so take it away now rather than after another timeout.
+                        if m.len_word(idx).compare_exchange(len, 0, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                            unblocked += 1;
+                            self.stalled = false;
+                            head = self.skip(m, head, want);
+                        }
+                        continue;
+                    }
+                }
                 if self.stall(head, now_ns, &mut unblocked) {
-                    let want = (len as i64).unsigned_abs();
                     if len < 0 && want.is_multiple_of(8) && want >= HDR && want <= avail {
                         // Take the record away from its (dead or stalled) producer: its
                         // commit CAS (-len -> +len) now fails and it reports the part refused.
                         if m.len_word(idx).compare_exchange(len, 0, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                            self.expect_cont = cont_ok;
                             continue; // committed meanwhile: consume it normally
                         }
                         head = self.skip(m, head, want);
@@ -313,6 +500,7 @@ impl ConsumerCore {
                     }
                     continue;
                 }
+                self.expect_cont = cont_ok;
                 rep.stalled = true;
                 break;
             }

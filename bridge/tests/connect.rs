@@ -29,6 +29,22 @@ fn connect_ok_and_accessors() {
 }
 
 #[test]
+fn mode_ignores_umask_and_group_is_set() {
+    let p = tmp_path("mode");
+    // SAFETY: umask is a plain syscall; other tests create files with explicit modes.
+    let old = unsafe { libc::umask(0o077) };
+    // SAFETY: as above.
+    let gid = unsafe { libc::getgid() };
+    let r = Region::create(&p, small(1), 0o660, Some(gid));
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let _r = r.unwrap();
+    let md = std::fs::metadata(&p).unwrap();
+    assert_eq!(md.permissions().mode() & 0o777, 0o660);
+    assert_eq!(std::os::unix::fs::MetadataExt::gid(&md), gid);
+}
+
+#[test]
 fn second_appliance_is_refused_and_stale_region_replaced() {
     let p = tmp_path("owned");
     let r = Region::create(&p, small(1), 0o660, None).unwrap();
@@ -45,6 +61,64 @@ fn second_appliance_is_refused_and_stale_region_replaced() {
     let r2 = Region::create(&stale, small(2), 0o660, None).unwrap();
     assert!(r2.replaced_stale());
     assert_eq!(Bridge::connect(&stale).unwrap().shards(), 2);
+}
+
+#[test]
+fn crash_leftovers_are_stale_but_a_strangers_file_is_left_alone() {
+    // What a creator that crashed mid-creation leaves: an empty file, an all-zero file
+    // (crashed after ftruncate, before the header; the appliance's own test uses an
+    // 8192-byte zero file), a short zero file, and a header page missing only its magic.
+    let full = {
+        let p = tmp_path("model");
+        let r = Region::create(&p, small(1), 0o660, None).unwrap();
+        let mut bytes = std::fs::read(&p).unwrap();
+        drop(r);
+        bytes[..8].fill(0);
+        bytes
+    };
+    let leftovers: [(&str, Vec<u8>); 4] =
+        [("empty", vec![]), ("zeros", vec![0; 8192]), ("short", vec![0; 3]), ("nomagic", full)];
+    for (name, bytes) in leftovers {
+        let p = tmp_path(name);
+        std::fs::write(&p, &bytes).unwrap();
+        let r = Region::create(&p, small(2), 0o660, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(r.replaced_stale(), "{name}");
+        assert_eq!(Bridge::connect(&p).unwrap().shards(), 2, "{name}");
+    }
+    // Anything else is someone else's: refused, and the file is untouched.
+    let strangers: [(&str, Vec<u8>); 4] = [
+        ("text", b"my precious notes\n".to_vec()),
+        ("short-text", b"hi".to_vec()),
+        ("zero-head-data-tail", {
+            let mut v = vec![0u8; 8192];
+            v[5000] = 1;
+            v
+        }),
+        ("zero-magic-garbage-header", {
+            let mut v = vec![0u8; 4096];
+            v[100] = 7;
+            v
+        }),
+    ];
+    for (name, bytes) in strangers {
+        let p = tmp_path(name);
+        let _c = Cleanup(p.clone());
+        std::fs::write(&p, &bytes).unwrap();
+        let e = Region::create(&p, small(1), 0o660, None).err().unwrap_or_else(|| panic!("{name}: replaced"));
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!(
+                "{} exists and is not a Tachyon bridge region; remove it or choose another --bridge path",
+                p.display()
+            )),
+            "{name}: {msg}"
+        );
+        assert!(
+            matches!(&e, BridgeError::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists),
+            "{name}: {e:?}"
+        );
+        assert_eq!(std::fs::read(&p).unwrap(), bytes, "{name}: the file must be left as it was");
+    }
 }
 
 fn corrupt(p: &std::path::Path, name: &str, f: impl FnOnce(&mut Vec<u8>)) -> (std::path::PathBuf, Cleanup) {

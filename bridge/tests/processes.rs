@@ -94,7 +94,8 @@ fn producer_killed_between_claim_and_commit() {
     let mut got = vec![];
     while got.is_empty() {
         c.drain(100, monotonic_ns(), |m| got.push(m.payload.to_vec()));
-        assert!(t0.elapsed() < timeout * 4, "shard did not resume within the bound");
+        // Bound: timeout + one drain call (here plus a 1 ms sleep); generous slack for a loaded CI machine.
+        assert!(t0.elapsed() < timeout + Duration::from_millis(500), "shard did not resume within the bound");
         std::thread::sleep(Duration::from_millis(1));
     }
     let waited = t0.elapsed();

@@ -119,9 +119,13 @@ fn invalid_batches_publish_nothing() {
     assert!(e(b.publish_batch(&[0], &[1], b"ab", &[0, 3])).contains("past the end"));
     let big = vec![0u8; 1025];
     assert!(e(b.publish_batch(&[0], &[1], &big, &[0, 1025])).contains("max_message_bytes"));
-    // A part over half the ring (64 KiB ring, 40 × 1000 bytes) is refused before claiming.
-    let cols = batch(|_| 0, 1, 0, 40, 1000);
-    assert!(e(b.publish_batch(&cols.topics, &cols.senders, &cols.payloads, &cols.offsets)).contains("half"));
+    // A part over max_part_bytes (64 KiB ring: 65536 - 16 - 1040 = 64480 bytes; 64 × 1016
+    // + 16 = 65040) is refused before claiming, naming the sizes and the limit.
+    assert_eq!(b.max_part_bytes(), 64480);
+    let cols = batch(|_| 0, 1, 0, 64, 1000);
+    let m = e(b.publish_batch(&cols.topics, &cols.senders, &cols.payloads, &cols.offsets));
+    assert!(m.contains("shard 0 part is 65040 bytes (64 messages)") && m.contains("64480-byte limit"), "{m}");
+    assert!(m.contains("max_part_bytes") && m.contains("split the batch"), "{m}");
     assert!(drain_all(&mut c0, 0).is_empty(), "nothing published");
     assert_eq!(r.stats().shards[0].accepted_batches, 0);
     // Empty batch is fine.
@@ -243,4 +247,114 @@ fn hostile_garbage_is_survived_and_the_ring_recovers() {
     let seqs: Vec<u32> = drain_all(&mut c0, now).iter().map(|m| seq(&m.2)).collect();
     assert_eq!(seqs, (base..base + 80).collect::<Vec<_>>());
     let _ = monotonic_ns();
+}
+
+#[test]
+fn types_are_send_and_sync_where_needed() {
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    send::<tachyon_bridge::IngressConsumer>();
+    send::<tachyon_bridge::SubscriberFanout>();
+    send::<Bridge>();
+    sync::<Bridge>();
+    send::<tachyon_bridge::Subscription>();
+}
+
+#[test]
+fn threads_publish_through_one_bridge() {
+    let p = tmp_path("threads");
+    let r = Region::create(&p, small(2), 0o660, None).unwrap();
+    let mut cs = [r.ingress_consumer(0).unwrap(), r.ingress_consumer(1).unwrap()];
+    let b = Bridge::connect(&p).unwrap();
+    const PER: u32 = 5000;
+    let mut next = [0u32; 4];
+    std::thread::scope(|s| {
+        for t in 0..4u32 {
+            let b = &b;
+            s.spawn(move || {
+                let mut seq = 0;
+                while seq < PER {
+                    // Topic t: threads 0 and 2 share shard 0, 1 and 3 shard 1.
+                    if publish(b, &batch(|_| t, t, seq, 10, 16)).all_accepted() {
+                        seq += 10;
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+            });
+        }
+        let start = Instant::now();
+        while next.iter().any(|n| *n < PER) {
+            assert!(start.elapsed() < Duration::from_secs(30), "{next:?}");
+            for c in cs.iter_mut() {
+                c.drain(1000, 0, |m| {
+                    assert_eq!(seq(m.payload), next[m.sender as usize], "sender {}", m.sender);
+                    next[m.sender as usize] += 1;
+                });
+            }
+        }
+    });
+    assert_eq!(next, [PER; 4]);
+}
+
+/// Parts over half the ring (up to `max_part_bytes`) are accepted whole, at every kind of
+/// ring position (split into two blocks when they straddle the end), and arrive exactly
+/// once, in order; a big part that does not fit next to pending data is refused whole.
+#[test]
+fn parts_larger_than_half_a_ring() {
+    let p = tmp_path("bigpart");
+    let r = Region::create(&p, small(1), 0o660, None).unwrap();
+    let mut c = r.ingress_consumer(0).unwrap();
+    let b = Bridge::connect(&p).unwrap();
+    let limit = b.max_part_bytes();
+    // Exactly the limit: 63 × 1016 + 456 + 16 = 64480 bytes.
+    let exact = |seq0: u32| {
+        let mut cols = batch(|_| 3, 4, seq0, 63, 1000);
+        let mut last = vec![0u8; 444];
+        last[..4].copy_from_slice(&(seq0 + 63).to_le_bytes());
+        cols.push(3, 4, &last);
+        cols
+    };
+    let (mut sent, mut next) = (0u32, 0u32);
+    let check = |c: &mut tachyon_bridge::IngressConsumer, next: &mut u32| {
+        for (t, s, pl) in drain_all(c, 0) {
+            assert_eq!((t, s, seq(&pl)), (3, 4, *next));
+            *next += 1;
+        }
+    };
+    for round in 0..60u32 {
+        // Shift the ring position by an odd amount, then publish a part over half the ring.
+        let shift = publish(&b, &batch(|_| 3, 4, sent, 1 + round % 5, 8 + (round as usize * 211) % 900));
+        assert!(shift.all_accepted());
+        sent += 1 + round % 5;
+        check(&mut c, &mut next);
+        let big = if round % 2 == 0 { exact(sent) } else { batch(|_| 3, 4, sent, 40 + round % 20, 900) };
+        let n = big.topics.len() as u32;
+        let rep = publish(&b, &big);
+        assert!(rep.all_accepted(), "round {round}: an empty ring takes a part up to the limit");
+        assert_eq!(rep.accepted, vec![u64::from(n)]);
+        sent += n;
+        check(&mut c, &mut next);
+    }
+    assert_eq!(next, sent);
+    // One byte-step over the limit is an InvalidBatch error.
+    let mut over = exact(0);
+    over.payloads.extend_from_slice(&[0; 8]);
+    *over.offsets.last_mut().unwrap() += 8;
+    let e = b.publish_batch(&over.topics, &over.senders, &over.payloads, &over.offsets).unwrap_err();
+    assert!(e.to_string().contains(&format!("{}-byte limit", limit)), "{e}");
+    // A big part next to pending data does not fit: refused whole, nothing of it delivered.
+    assert!(publish(&b, &batch(|_| 3, 4, sent, 10, 1000)).all_accepted());
+    sent += 10;
+    let rep = publish(&b, &exact(sent));
+    assert_eq!(rep.refused_shards, vec![0]);
+    check(&mut c, &mut next);
+    assert_eq!(next, sent, "only the small part arrived");
+    assert!(publish(&b, &exact(sent)).all_accepted(), "accepted once there is room");
+    sent += 64;
+    check(&mut c, &mut next);
+    assert_eq!(next, sent);
+    let st = r.stats().shards[0].clone();
+    assert_eq!((st.accepted_msgs, st.refused_batches, st.in_flight_msgs), (u64::from(sent), 1, 0));
+    assert_eq!(st.malformed_blocks + st.malformed_msgs + st.unblocked, 0);
 }

@@ -144,3 +144,68 @@ fn poll_reports_appliance_gone() {
     assert!(t.elapsed() < Duration::from_secs(2));
     h.join().unwrap();
 }
+
+#[test]
+fn poll_owned_hands_the_columns_over_and_recycles_them() {
+    let p = tmp_path("owned");
+    let r = Region::create(&p, small(2), 0o660, None).unwrap();
+    let mut fwd = forward(&r, 2);
+    let b = Bridge::connect(&p).unwrap();
+    let mut sub = b.subscribe(None).unwrap();
+    fwd();
+    let mut c = Cols::new();
+    for t in 0..4u32 {
+        c.push(t, 200 + t, format!("msg{t}").as_bytes());
+    }
+    assert!(b.publish_batch(&c.topics, &c.senders, &c.payloads, &c.offsets).unwrap().all_accepted());
+    assert_eq!(fwd(), 4);
+    let first = sub.poll_owned(Some(Duration::from_millis(100))).unwrap().unwrap();
+    assert_eq!(first.len(), 4);
+    assert_eq!(first.offsets.len(), 5);
+    assert_eq!(first.offsets[0], 0);
+    let mut got: Vec<(u32, u32, Vec<u8>)> =
+        (0..first.len()).map(|i| (first.topics[i], first.senders[i], first.payload(i).to_vec())).collect();
+    got.sort();
+    let want: Vec<(u32, u32, Vec<u8>)> = (0..4u32).map(|t| (t, 200 + t, format!("msg{t}").into_bytes())).collect();
+    assert_eq!(got, want);
+    // The caller owns the vectors: a later poll does not touch them.
+    let payload_ptr = first.payloads.as_ptr();
+    let topics_ptr = first.topics.as_ptr();
+    pub1(&b, 1, b"second");
+    assert_eq!(fwd(), 1);
+    let second = sub.poll_owned(Some(Duration::from_millis(100))).unwrap().unwrap();
+    assert_eq!((second.topics.as_slice(), second.senders.as_slice()), (&[1u32][..], &[42u32][..]));
+    assert_eq!((second.offsets.as_slice(), second.payloads.as_slice()), (&[0u64, 6][..], &b"second"[..]));
+    assert_ne!(second.payloads.as_ptr(), payload_ptr, "fresh vectors, not the handed-over ones");
+    assert_eq!(first.payload(0).len(), 4, "the first batch is intact");
+    assert!(sub.poll_owned(Some(Duration::from_millis(5))).unwrap().is_none(), "timeout gives None");
+    // Recycled vectors are reused (their allocation), cleared.
+    let cap = first.topics.capacity();
+    sub.recycle(first);
+    assert_eq!(sub.recycled(), 1);
+    pub1(&b, 3, b"third");
+    assert_eq!(fwd(), 1);
+    // This poll gathers into the current (fresh) set and hands it over; the recycled set
+    // becomes the gathering set for the poll after it.
+    let third = sub.poll_owned(Some(Duration::from_millis(100))).unwrap().unwrap();
+    assert_eq!(third.payload(0), b"third");
+    assert_eq!(sub.recycled(), 0);
+    pub1(&b, 0, b"fourth");
+    assert_eq!(fwd(), 1);
+    let fourth = sub.poll_owned(Some(Duration::from_millis(100))).unwrap().unwrap();
+    assert_eq!(fourth.topics.as_ptr(), topics_ptr, "the recycled allocation was reused");
+    assert!(fourth.topics.capacity() >= cap);
+    assert_eq!((fourth.len(), fourth.payload(0)), (1, &b"fourth"[..]));
+    // The pool is bounded; the borrowing poll still works alongside.
+    for _ in 0..10 {
+        sub.recycle(tachyon_bridge::OwnedBatch::default());
+    }
+    assert_eq!(sub.recycled(), 4);
+    pub1(&b, 2, b"fifth");
+    assert_eq!(fwd(), 1);
+    let batch = sub.poll(Some(Duration::from_millis(100))).unwrap().unwrap();
+    assert_eq!((batch.len(), batch.payload(0)), (1, &b"fifth"[..]));
+    drop(fwd);
+    drop(r);
+    assert!(matches!(sub.poll_owned(Some(Duration::from_millis(5))), Err(BridgeError::ApplianceGone)));
+}
