@@ -269,7 +269,7 @@ impl PySubscription {
     #[pyo3(signature = (timeout=None))]
     fn poll(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PyBatch>> {
         let deadline = match timeout {
-            Some(t) if !(t >= 0.0) || !t.is_finite() => {
+            Some(t) if !t.is_finite() || t < 0.0 => {
                 return Err(PyValueError::new_err(format!("timeout must be None or >= 0 seconds, got {t}")));
             }
             Some(t) => Some(Instant::now() + Duration::from_secs_f64(t)),
@@ -355,10 +355,7 @@ impl PySubscription {
             Some(t) => format!("{t:?}"),
             None => "all".into(),
         };
-        format!(
-            "<tachyon.Subscription path={:?} slot={slot} topics={topics} {state}>",
-            self.path.display().to_string()
-        )
+        format!("<tachyon.Subscription path={:?} slot={slot} topics={topics} {state}>", self.path.display().to_string())
     }
 }
 
@@ -418,7 +415,11 @@ impl PyBatch {
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
-        format!("<tachyon.Batch len={} payload_bytes={}>", self.__len__(py), PyUntypedArrayMethods::len(self.payloads.bind(py)))
+        format!(
+            "<tachyon.Batch len={} payload_bytes={}>",
+            self.__len__(py),
+            PyUntypedArrayMethods::len(self.payloads.bind(py))
+        )
     }
 }
 
