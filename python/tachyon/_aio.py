@@ -46,7 +46,7 @@ class AsyncSubscription:
     Polls without blocking the event loop: an empty poll is followed by
     ``asyncio.sleep`` with back-off from 50 µs doubling to 2 ms, reset when a batch
     arrives. Under load no sleep happens (lowest latency); when idle the loop wakes at most
-    about 500 times a second (near 0 % CPU). Batches own their arrays.
+    about 500 times a second (near 0 % CPU). Batches own their (zero-copy) arrays.
     """
 
     def __init__(self, sub: Subscription) -> None:

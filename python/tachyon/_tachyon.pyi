@@ -22,7 +22,12 @@ class BackpressureError(Exception):
     mask: npt.NDArray[np.bool_]
 
 class Batch:
-    """Messages of one poll as owned NumPy columns (Arrow binary layout)."""
+    """Messages of one poll as NumPy columns (Arrow binary layout).
+
+    Zero-copy: each column is the buffer the poll gathered into, moved into NumPy (the
+    array's ``base`` owns it). Valid for as long as you hold it; later polls never write
+    into it.
+    """
 
     @property
     def topics(self) -> npt.NDArray[np.uint32]: ...

@@ -83,6 +83,40 @@ def test_batch_is_owned_and_valid_after_next_poll(bridge: tachyon.Bridge) -> Non
     assert repr(b1) == "<tachyon.Batch len=1 payload_bytes=5>"
 
 
+def test_poll_is_zero_copy(bridge: tachyon.Bridge) -> None:
+    """Each column is the Rust vector the poll gathered into, moved into NumPy: the array does
+    not own a NumPy allocation (no copy was made), its base is the Rust container holding the
+    vector, and the memory stays the batch's own across later polls."""
+    t, s, p, o = make_batch(4000, max_len=200, seed=5)
+    with bridge.subscribe() as sub:
+        bridge.publish_batch(t, s, p, o)
+        b1 = sub.poll(2)
+        assert b1 is not None
+        cols: list[np.ndarray] = [b1.topics, b1.senders, b1.offsets, b1.payloads]
+        for arr in cols:
+            assert not arr.flags.owndata, "NumPy did not allocate (copy into) this array"
+            assert arr.base is not None and not isinstance(arr.base, np.ndarray)
+            assert type(arr.base).__name__ == "PySliceContainer"  # rust-numpy's owner of a moved Vec
+            assert arr.flags.c_contiguous and arr.flags.writeable
+        assert len({id(a.base) for a in cols}) == 4, "each column owns its own buffer"
+        assert b1.payloads is b1.payloads, "the getters hand out the same array, not copies"
+        assert np.array(b1.payloads).flags.owndata, "(a real copy, for contrast, owns its data)"
+        saved = [a.copy() for a in cols]
+        addresses = [a.ctypes.data for a in cols]
+        for _ in range(3):  # later polls gather into other memory and leave b1 alone
+            bridge.publish_batch(t, s, p, o)
+            b2 = sub.poll(2)
+            assert b2 is not None
+            for a, c in zip(cols, [b2.topics, b2.senders, b2.offsets, b2.payloads], strict=True):
+                assert not np.shares_memory(a, c)
+        del b2
+    assert [a.ctypes.data for a in cols] == addresses
+    for a, c in zip(cols, saved, strict=True):
+        assert np.array_equal(a, c)
+    del b1  # the arrays outlive the batch object and the subscription
+    assert messages(cols[0], cols[1], cols[3], cols[2]) == messages(saved[0], saved[1], saved[3], saved[2])
+
+
 def test_poll_timeout_returns_none(bridge: tachyon.Bridge) -> None:
     with bridge.subscribe() as sub:
         assert sub.poll(0) is None
