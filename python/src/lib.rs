@@ -73,6 +73,7 @@ pub struct PyBridge {
     path: PathBuf,
     shards: u32,
     max_message_bytes: u32,
+    max_part_bytes: u64,
 }
 
 impl PyBridge {
@@ -92,6 +93,7 @@ impl PyBridge {
         Ok(PyBridge {
             shards: b.shards(),
             max_message_bytes: b.max_message_bytes(),
+            max_part_bytes: b.max_part_bytes(),
             inner: Mutex::new(Some(Arc::new(b))),
             path,
         })
@@ -123,6 +125,19 @@ impl PyBridge {
         self.max_message_bytes
     }
 
+    /// Largest shard part `publish_batch` accepts, in encoded bytes.
+    ///
+    /// A part is the messages of one batch that go to one shard; it takes 16 bytes plus,
+    /// per message, its payload length plus 12 rounded up to a multiple of 8. A larger
+    /// part is refused with `ValueError` before anything is published (split the batch).
+    /// About the ingress ring size (minus 16 and the largest message's size), or half the
+    /// ring with an appliance that predates split parts. A part near the limit needs an
+    /// almost empty ring, so it meets backpressure more often than small parts.
+    #[getter]
+    fn max_part_bytes(&self) -> u64 {
+        self.max_part_bytes
+    }
+
     /// True once `close()` was called.
     #[getter]
     fn closed(&self) -> bool {
@@ -148,8 +163,8 @@ impl PyBridge {
     /// whole, in order. Returns a uint64 array of messages accepted per shard. If a shard's
     /// ring is full, raises `BackpressureError` (with `.accepted`, `.refused_shards`,
     /// `.mask`); the other shards' messages are in. Invalid input raises `TypeError`
-    /// (wrong type or dtype) or `ValueError` (lengths, offsets, message too large) and
-    /// publishes nothing. The GIL is released while the batch is copied: do not mutate
+    /// (wrong type or dtype) or `ValueError` (lengths, offsets, a message over
+    /// `max_message_bytes`, a shard's part over `max_part_bytes`) and publishes nothing. The GIL is released while the batch is copied: do not mutate
     /// the arrays from another thread during the call.
     fn publish_batch<'py>(
         &self,

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import by_shard, collect, make_batch, messages
+from conftest import by_shard, collect, make_batch, messages, part_bytes, part_of
 
 import tachyon
+from tachyon._testing import Appliance
 
 
 @pytest.mark.parametrize("n", [1, 7, 100, 1000, 10000])
@@ -115,6 +117,37 @@ def test_poll_is_zero_copy(bridge: tachyon.Bridge) -> None:
         assert np.array_equal(a, c)
     del b1  # the arrays outlive the batch object and the subscription
     assert messages(cols[0], cols[1], cols[3], cols[2]) == messages(saved[0], saved[1], saved[3], saved[2])
+
+
+def test_parts_over_half_a_ring_are_delivered(region_path: str) -> None:
+    with (
+        Appliance(region_path, shards=2, ingress_ring_bytes=1 << 16, max_message_bytes=1024) as a,
+        tachyon.Bridge(a.path) as b,
+        b.subscribe() as sub,
+    ):
+        limit = b.max_part_bytes
+        assert limit == (1 << 16) - 16 - (1024 + 16)  # ring - block headers - largest message
+        assert limit > (1 << 16) // 2
+        t, s, p, o = part_of(limit)
+        assert part_bytes(o) == limit
+        small = part_of(2048)
+        assert 2048 + limit > 1 << 16
+        # a fresh ring takes the part in one block; after the 2 KiB part it straddles the
+        # ring's end (two blocks in one claim). Either way it arrives whole and in order.
+        for first in (None, small):
+            if first is not None:
+                b.publish_batch(*first)
+                assert collect(sub, len(first[0])) == messages(*first)
+            deadline = time.monotonic() + 5
+            while True:  # the worker may not have published its head yet: retry briefly
+                try:
+                    assert b.publish_batch(t, s, p, o).tolist() == [len(t), 0]
+                    break
+                except tachyon.BackpressureError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.001)
+            assert collect(sub, len(t)) == messages(t, s, p, o)
+        assert sub.overflow == 0
 
 
 def test_poll_timeout_returns_none(bridge: tachyon.Bridge) -> None:
