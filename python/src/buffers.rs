@@ -55,9 +55,7 @@ impl<T: pyo3::buffer::Element> Slice<T> {
             return Err(PyValueError::new_err(format!("{name} must be one-dimensional, got {dims} dimensions")));
         }
         if !contiguous {
-            return Err(PyValueError::new_err(format!(
-                "{name} must be C-contiguous (use numpy.ascontiguousarray)"
-            )));
+            return Err(PyValueError::new_err(format!("{name} must be C-contiguous (use numpy.ascontiguousarray)")));
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyConnectionError, PyException, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
-use tachyon_bridge::{Bridge as RBridge, BridgeError, Subscription as RSubscription};
+use tachyon_bridge::{Bridge as RBridge, BridgeError, OwnedBatch, Subscription as RSubscription};
 
 mod buffers;
 mod testing;
@@ -73,6 +73,7 @@ pub struct PyBridge {
     path: PathBuf,
     shards: u32,
     max_message_bytes: u32,
+    max_part_bytes: u64,
 }
 
 impl PyBridge {
@@ -92,6 +93,7 @@ impl PyBridge {
         Ok(PyBridge {
             shards: b.shards(),
             max_message_bytes: b.max_message_bytes(),
+            max_part_bytes: b.max_part_bytes(),
             inner: Mutex::new(Some(Arc::new(b))),
             path,
         })
@@ -123,6 +125,19 @@ impl PyBridge {
         self.max_message_bytes
     }
 
+    /// Largest shard part `publish_batch` accepts, in encoded bytes.
+    ///
+    /// A part is the messages of one batch that go to one shard; it takes 16 bytes plus,
+    /// per message, its payload length plus 12 rounded up to a multiple of 8. A larger
+    /// part is refused with `ValueError` before anything is published (split the batch).
+    /// About the ingress ring size (minus 16 and the largest message's size), or half the
+    /// ring with an appliance that predates split parts. A part near the limit needs an
+    /// almost empty ring, so it meets backpressure more often than small parts.
+    #[getter]
+    fn max_part_bytes(&self) -> u64 {
+        self.max_part_bytes
+    }
+
     /// True once `close()` was called.
     #[getter]
     fn closed(&self) -> bool {
@@ -148,8 +163,8 @@ impl PyBridge {
     /// whole, in order. Returns a uint64 array of messages accepted per shard. If a shard's
     /// ring is full, raises `BackpressureError` (with `.accepted`, `.refused_shards`,
     /// `.mask`); the other shards' messages are in. Invalid input raises `TypeError`
-    /// (wrong type or dtype) or `ValueError` (lengths, offsets, message too large) and
-    /// publishes nothing. The GIL is released while the batch is copied: do not mutate
+    /// (wrong type or dtype) or `ValueError` (lengths, offsets, a message over
+    /// `max_message_bytes`, a shard's part over `max_part_bytes`) and publishes nothing. The GIL is released while the batch is copied: do not mutate
     /// the arrays from another thread during the call.
     fn publish_batch<'py>(
         &self,
@@ -257,8 +272,6 @@ pub struct PySubscription {
 /// (Ctrl-C) are checked.
 const POLL_SLICE: Duration = Duration::from_millis(100);
 
-type Columns = (Vec<u32>, Vec<u32>, Vec<u64>, Vec<u8>);
-
 #[pymethods]
 impl PySubscription {
     /// Wait for messages and return them as a `Batch`.
@@ -266,40 +279,41 @@ impl PySubscription {
     /// `timeout` in seconds: `None` waits until messages arrive, `0` only looks. Returns
     /// `None` when the timeout expires. Waiting sleeps with back-off (never spins) and
     /// releases the GIL. Raises `ApplianceError` when the appliance goes away.
+    ///
+    /// Zero-copy: the batch's arrays are the very buffers the messages were gathered into
+    /// from the shared-memory rings, handed to NumPy without another copy. Each batch owns
+    /// its memory: it stays valid for as long as you hold it (after later polls and after
+    /// the subscription is closed), and a later poll never writes into it.
     #[pyo3(signature = (timeout=None))]
     fn poll(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PyBatch>> {
         let deadline = match timeout {
-            Some(t) if !(t >= 0.0) || !t.is_finite() => {
+            Some(t) if !t.is_finite() || t < 0.0 => {
                 return Err(PyValueError::new_err(format!("timeout must be None or >= 0 seconds, got {t}")));
             }
             Some(t) => Some(Instant::now() + Duration::from_secs_f64(t)),
             None => None,
         };
         loop {
-            let res = py.detach(|| -> Result<Option<Columns>, PyErr> {
+            let res = py.detach(|| -> Result<Option<OwnedBatch>, PyErr> {
                 let mut g = self.inner.lock().unwrap();
                 let sub = g.as_mut().ok_or_else(|| PyValueError::new_err("poll on a closed Subscription"))?;
                 let slice = match deadline {
                     Some(d) => d.saturating_duration_since(Instant::now()).min(POLL_SLICE),
                     None => POLL_SLICE,
                 };
-                match sub.poll(Some(slice)) {
-                    Ok(Some(b)) => Ok(Some((
-                        b.topics().to_vec(),
-                        b.senders().to_vec(),
-                        b.offsets().to_vec(),
-                        b.payloads().to_vec(),
-                    ))),
-                    Ok(None) => Ok(None),
-                    Err(e) => Err(to_py(e)),
-                }
+                sub.poll_owned(Some(slice)).map_err(to_py)
             })?;
-            if let Some((t, s, o, p)) = res {
+            if let Some(b) = res {
+                // Zero-copy: each Vec moves into its NumPy array (`from_vec` wraps the
+                // allocation, the array's base owns it and frees it with the array). The
+                // subscription gathers the next poll into other vectors, so nothing ever
+                // writes into memory a Batch holds.
+                let OwnedBatch { topics, senders, offsets, payloads } = b;
                 return Ok(Some(PyBatch {
-                    topics: PyArray1::from_vec(py, t).unbind(),
-                    senders: PyArray1::from_vec(py, s).unbind(),
-                    offsets: PyArray1::from_vec(py, o).unbind(),
-                    payloads: PyArray1::from_vec(py, p).unbind(),
+                    topics: PyArray1::from_vec(py, topics).unbind(),
+                    senders: PyArray1::from_vec(py, senders).unbind(),
+                    offsets: PyArray1::from_vec(py, offsets).unbind(),
+                    payloads: PyArray1::from_vec(py, payloads).unbind(),
                 }));
             }
             if let Some(d) = deadline
@@ -355,18 +369,17 @@ impl PySubscription {
             Some(t) => format!("{t:?}"),
             None => "all".into(),
         };
-        format!(
-            "<tachyon.Subscription path={:?} slot={slot} topics={topics} {state}>",
-            self.path.display().to_string()
-        )
+        format!("<tachyon.Subscription path={:?} slot={slot} topics={topics} {state}>", self.path.display().to_string())
     }
 }
 
 /// Messages from one `Subscription.poll`, as columns (Arrow binary layout).
 ///
 /// `topics` (uint32), `senders` (uint32), `offsets` (uint64, `len + 1`) and `payloads`
-/// (uint8) are NumPy arrays that own their memory: they stay valid after the next poll
-/// and after the subscription is closed. Message `i` is
+/// (uint8) are zero-copy NumPy arrays over memory the batch owns (the vectors the poll
+/// gathered into, moved into NumPy, not copied; each array's `base` keeps its buffer
+/// alive). They are valid for as long as you hold them: after later polls and after the
+/// subscription is closed; a later poll never writes into them. Message `i` is
 /// `payloads[offsets[i]:offsets[i+1]]`; `batch.payload(i)` returns it as `bytes`.
 #[pyclass(module = "tachyon._tachyon", name = "Batch", frozen)]
 pub struct PyBatch {
@@ -418,7 +431,11 @@ impl PyBatch {
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
-        format!("<tachyon.Batch len={} payload_bytes={}>", self.__len__(py), PyUntypedArrayMethods::len(self.payloads.bind(py)))
+        format!(
+            "<tachyon.Batch len={} payload_bytes={}>",
+            self.__len__(py),
+            PyUntypedArrayMethods::len(self.payloads.bind(py))
+        )
     }
 }
 

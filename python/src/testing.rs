@@ -75,7 +75,8 @@ impl Appliance {
                         }
                         let f = &mut fanouts[s];
                         f.refresh();
-                        let r = consumers[s].drain(4096, monotonic_ns(), |m| f.deliver_one(m.topic, m.sender, m.payload));
+                        let r =
+                            consumers[s].drain(4096, monotonic_ns(), |m| f.deliver_one(m.topic, m.sender, m.payload));
                         f.flush();
                         sh.drained[s].fetch_add(r.delivered as u64, Ordering::Relaxed);
                         work += r.delivered;
@@ -162,10 +163,9 @@ impl Appliance {
 
 impl Appliance {
     fn flag(&self, shard: u32) -> PyResult<&AtomicBool> {
-        self.shared
-            .paused
-            .get(shard as usize)
-            .ok_or_else(|| pyo3::exceptions::PyValueError::new_err(format!("no shard {shard} (shards={})", self.shards)))
+        self.shared.paused.get(shard as usize).ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err(format!("no shard {shard} (shards={})", self.shards))
+        })
     }
 }
 

@@ -46,7 +46,7 @@ class AsyncSubscription:
     Polls without blocking the event loop: an empty poll is followed by
     ``asyncio.sleep`` with back-off from 50 µs doubling to 2 ms, reset when a batch
     arrives. Under load no sleep happens (lowest latency); when idle the loop wakes at most
-    about 500 times a second (near 0 % CPU). Batches own their arrays.
+    about 500 times a second (near 0 % CPU). Batches own their (zero-copy) arrays.
     """
 
     def __init__(self, sub: Subscription) -> None:
@@ -160,6 +160,11 @@ class AsyncBridge:
         return self._bridge.max_message_bytes
 
     @property
+    def max_part_bytes(self) -> int:
+        """Largest shard part accepted, in encoded bytes (see :attr:`Bridge.max_part_bytes`)."""
+        return self._bridge.max_part_bytes
+
+    @property
     def closed(self) -> bool:
         """True once :meth:`close` was called."""
         return self._bridge.closed
@@ -168,7 +173,9 @@ class AsyncBridge:
         """Publish a batch, waiting for room in full shards; returns messages accepted per shard.
 
         Same arguments, validation and errors as :meth:`Bridge.publish_batch`, except that a
-        full shard is retried (its messages only, in order) until accepted. Cancelling the
+        full shard is retried (its messages only, in order) until accepted. A part over
+        :attr:`max_part_bytes` raises ``ValueError`` at once (it could never fit); a part
+        within it always fits an empty ring, though a big one may wait longer for room. Cancelling the
         task stops the retries: messages of shards not accepted by then are not published.
         """
         try:

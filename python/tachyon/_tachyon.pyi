@@ -22,7 +22,12 @@ class BackpressureError(Exception):
     mask: npt.NDArray[np.bool_]
 
 class Batch:
-    """Messages of one poll as owned NumPy columns (Arrow binary layout)."""
+    """Messages of one poll as NumPy columns (Arrow binary layout).
+
+    Zero-copy: each column is the buffer the poll gathered into, moved into NumPy (the
+    array's ``base`` owns it). Valid for as long as you hold it; later polls never write
+    into it.
+    """
 
     @property
     def topics(self) -> npt.NDArray[np.uint32]: ...
@@ -63,6 +68,8 @@ class Bridge:
     def shards(self) -> int: ...
     @property
     def max_message_bytes(self) -> int: ...
+    @property
+    def max_part_bytes(self) -> int: ...
     @property
     def closed(self) -> bool: ...
     def is_alive(self) -> bool: ...

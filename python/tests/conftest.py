@@ -59,6 +59,28 @@ def make_batch(
     return t, s, payload, offsets
 
 
+def part_bytes(offsets: Any) -> int:
+    """Encoded size of a shard part: 16 bytes plus, per message, payload + 12 rounded up to 8."""
+    lengths = np.diff(np.asarray(offsets, dtype=np.int64))
+    return 16 + int(((lengths + 12 + 7) // 8 * 8).sum())
+
+
+def part_of(nbytes: int, topic: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One-topic batch whose shard part encodes to the smallest size >= nbytes (sizes step by 8):
+    16-byte messages (4-byte payloads stamped with their index), the last one 24 bytes if needed."""
+    body = max(nbytes - 16, 16)
+    n = body // 16
+    lengths = np.full(n, 4, dtype=np.int64)
+    if body % 16:
+        lengths[-1] = 12  # 24 bytes encoded: covers the 8-byte remainder (or rounds up to it)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    payload = np.zeros(int(offsets[-1]), dtype=np.uint8)
+    for i in range(n):
+        payload[offsets[i] : offsets[i] + 4] = np.frombuffer(np.uint32(i).tobytes(), np.uint8)
+    return np.full(n, topic, np.uint32), np.ones(n, np.uint32), payload, offsets
+
+
 def messages(t: np.ndarray, s: np.ndarray, payload: Any, offsets: Any) -> list[tuple[int, int, bytes]]:
     """The batch as a list of (topic, sender, payload) (tests only)."""
     raw = bytes(memoryview(payload).cast("B"))

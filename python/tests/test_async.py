@@ -6,7 +6,7 @@ import asyncio
 import time
 
 import numpy as np
-from conftest import make_batch, messages
+from conftest import make_batch, messages, part_bytes, part_of
 
 import tachyon
 from tachyon._testing import Appliance
@@ -85,3 +85,31 @@ async def test_async_publish_errors_are_the_sync_ones(appliance: Appliance) -> N
             await b.publish_batch(np.array([1], np.int64), np.array([1], np.uint32), b"x", np.array([0, 1]))
         with pytest.raises(ValueError, match="past the end"):
             await b.publish_batch(np.array([1], np.uint32), np.array([1], np.uint32), b"x", np.array([0, 2]))
+
+
+async def test_async_big_part_waits_for_room(region_path: str) -> None:
+    """A part over half the ring (up to max_part_bytes) needs an almost empty ring: the
+    waiting publisher retries it until the worker has drained what was in the way."""
+    import pytest
+
+    with (
+        Appliance(region_path, shards=2, ingress_ring_bytes=1 << 16, max_message_bytes=1024) as a,
+        tachyon.AsyncBridge(a.path) as b,
+        b.subscribe() as sub,
+    ):
+        limit = b.max_part_bytes
+        assert limit == b.bridge.max_part_bytes > (1 << 16) // 2
+        t, s, p, o = part_of(limit)
+        a.pause(0)
+        b.bridge.publish_batch(*part_of(4096))  # in the way until the worker resumes
+        task = asyncio.ensure_future(b.publish_batch(t, s, p, o))
+        await asyncio.sleep(0.05)
+        assert not task.done(), "the big part cannot fit yet: the publisher must still wait"
+        a.resume(0)
+        assert (await asyncio.wait_for(task, 5)).tolist() == [len(t), 0]
+        got = await gather(sub, len(part_of(4096)[0]) + len(t))
+        assert got[-len(t) :] == messages(t, s, p, o)
+        over = part_of(limit + 1)
+        assert part_bytes(over[3]) == limit + 8
+        with pytest.raises(ValueError, match=rf"more than the {limit}-byte limit"):
+            await b.publish_batch(*over)  # invalid, not backpressure: raised at once

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import make_batch
+from conftest import part_bytes, part_of
 
 import tachyon
 from tachyon._testing import Appliance
@@ -78,14 +78,21 @@ def test_message_over_maximum(region_path: str) -> None:
             b.publish_batch(np.array([1, 1], U32), np.array([1, 1], U32), bytes(102), np.array([0, 1, 102]))
 
 
-def test_batch_over_half_a_ring(region_path: str) -> None:
+def test_part_over_max_part_bytes(region_path: str) -> None:
     with (
-        Appliance(region_path, shards=1, ingress_ring_bytes=1 << 16, max_message_bytes=1024) as a,
+        Appliance(region_path, shards=2, ingress_ring_bytes=1 << 16, max_message_bytes=1024) as a,
         tachyon.Bridge(a.path) as b,
+        b.subscribe() as sub,
     ):
-        t, s, p, o = make_batch(2000, max_len=40)
-        with pytest.raises(ValueError, match=r"more than half the 65536-byte ring; split the batch"):
+        limit = b.max_part_bytes
+        t, s, p, o = part_of(limit + 1)  # parts step by 8 bytes: the smallest one over the limit
+        assert part_bytes(o) == limit + 8
+        # plus a small part for shard 1: nothing at all is published when one part is too big
+        t, s = np.append(t, U32(1)), np.append(s, U32(1))
+        p, o = np.append(p, np.frombuffer(b"other", np.uint8)), np.append(o, o[-1] + 5)
+        with pytest.raises(ValueError, match=rf"shard 0 part is {limit + 8} bytes .*more than the {limit}-byte limit"):
             b.publish_batch(t, s, p, o)
+        assert sub.poll(0.05) is None, "nothing is published when a part is too big"
 
 
 def test_closed_bridge_and_subscription(bridge: tachyon.Bridge) -> None:
