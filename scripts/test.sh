@@ -8,16 +8,27 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo fmt --all -- --check
-cargo clippy --all-targets --quiet -- -D warnings
+cargo fmt --manifest-path python/Cargo.toml -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+CARGO_TARGET_DIR=target/python cargo clippy --manifest-path python/Cargo.toml --all-targets --quiet -- -D warnings
+.venv/bin/ruff check --config python/pyproject.toml python benches/bench_aether_extreme.py
+.venv/bin/ruff format --check --config python/pyproject.toml python benches/bench_aether_extreme.py
 # Benchmarks and examples must compile; the tests below run the rest.
 cargo build --all-targets --quiet
 log=$(mktemp)
 set +e
-cargo test --lib --bins --tests 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
+status=0
+# The appliance (unit and integration tests on DPDK vdevs) and the bridge crate.
+cargo test --workspace --lib --bins --tests --no-fail-fast 2>&1 | tee "$log" || status=1
+# The bridge's claim/commit/unblock protocol, model-checked with loom.
+bash bridge/loom.sh 2>&1 | tee -a "$log" || status=1
+# The Python package: its own tests (in-process harness), then against the real appliance.
+(cd python && ../.venv/bin/python -m pytest -q -p no:cacheprovider 2>&1) | tee -a "$log" || status=1
 set -e
 # One closing line over every test binary.
+# cargo's "test result:" lines and pytest's "N passed[, N failed]" line.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     /^[0-9]+ (passed|failed)/ && / in [0-9.]+s/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 rm -f "$log"
 exit "$status"
