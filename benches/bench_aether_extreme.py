@@ -32,6 +32,7 @@ import time
 from typing import Any
 
 import numpy as np
+
 import tachyon
 
 MSG = 16
@@ -224,7 +225,7 @@ def main() -> int:
     seconds = 1.5 if args.quick else 10.0
     total = 2_000_000 if args.quick else 50_000_000
     sizes = [int(x) for x in args.batch_sizes.split(",")]
-    out = open(args.out, "w") if args.out else sys.stdout  # noqa: SIM115
+    out = open(args.out, "w") if args.out else sys.stdout
 
     appliance = None
     if args.harness:

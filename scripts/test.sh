@@ -11,8 +11,9 @@ cargo fmt --all -- --check
 cargo fmt --manifest-path python/Cargo.toml -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 CARGO_TARGET_DIR=target/python cargo clippy --manifest-path python/Cargo.toml --all-targets --quiet -- -D warnings
-.venv/bin/ruff check --config python/pyproject.toml python benches/bench_aether_extreme.py
-.venv/bin/ruff format --check --config python/pyproject.toml python benches/bench_aether_extreme.py
+# Python: the package's own ruff settings (python/pyproject.toml), also for the benchmark.
+(cd python && ../.venv/bin/ruff check . ../benches/bench_aether_extreme.py \
+  && ../.venv/bin/ruff format --check . ../benches/bench_aether_extreme.py)
 # Benchmarks and examples must compile; the tests below run the rest.
 cargo build --all-targets --quiet
 log=$(mktemp)
