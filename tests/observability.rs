@@ -253,12 +253,24 @@ fn scrapes_match_the_stats_json_written_at_exit() {
         ("tx_bytes", "tachyon_bytes_sent_total"),
         ("frames_received", "tachyon_frames_received_total"),
         ("frames_admitted", "tachyon_frames_admitted_total"),
-        ("msgs_received", "tachyon_messages_received_total"),
-        ("msgs_admitted", "tachyon_messages_admitted_total"),
         ("other_forwarded", "tachyon_packets_other_forwarded_total"),
         ("full_bursts", "tachyon_rx_full_bursts_total"),
         ("polls_busy", "tachyon_polls_total"),
         ("governance_frames", "tachyon_governance_duration_seconds_count"),
+        ("bridge_msgs_received", "tachyon_bridge_msgs_received_total"),
+        ("bridge_msgs_admitted", "tachyon_bridge_msgs_admitted_total"),
+        ("bridge_frames_sent", "tachyon_bridge_frames_sent_total"),
+        ("bridge_bytes_sent", "tachyon_bridge_bytes_sent_total"),
+        ("bridge_frames_tx_full", "tachyon_bridge_frames_tx_full_total"),
+        ("bridge_msgs_no_mbuf", "tachyon_bridge_msgs_no_mbuf_total"),
+        ("bridge_msgs_oversize", "tachyon_bridge_msgs_oversize_total"),
+    ];
+    // The message families are split by source (the bridge is on by default).
+    let by_source = [
+        ("msgs_received", "tachyon_messages_received_total", "wire"),
+        ("msgs_admitted", "tachyon_messages_admitted_total", "wire"),
+        ("bridge_msgs_received", "tachyon_messages_received_total", "bridge"),
+        ("bridge_msgs_admitted", "tachyon_messages_admitted_total", "bridge"),
     ];
     for w in workers {
         let core = w["lcore"].to_string();
@@ -269,6 +281,14 @@ fn scrapes_match_the_stats_json_written_at_exit() {
                 format!("{metric}{{core=\"{core}\"}}")
             };
             assert_eq!(value(&s, &series), w[json_key].as_u64().unwrap() as f64, "{series} vs stats-json {json_key}");
+        }
+        for (json_key, metric, source) in by_source {
+            let series = format!("{metric}{{core=\"{core}\",source=\"{source}\"}}");
+            assert_eq!(value(&s, &series), w[json_key].as_u64().unwrap() as f64, "{series} vs stats-json {json_key}");
+        }
+        for reason in ["rule_drop", "topic_limited", "sender_limited", "no_route"] {
+            let series = format!("tachyon_bridge_msgs_dropped_total{{core=\"{core}\",reason=\"{reason}\"}}");
+            assert_eq!(value(&s, &series), w["bridge_drops"][reason].as_u64().unwrap() as f64, "{series}");
         }
         let mut dropped = 0.0;
         for reason in REASONS {
@@ -305,6 +325,90 @@ fn scrapes_match_the_stats_json_written_at_exit() {
         assert!(in_use <= capacity, "in use {in_use} of {capacity}");
         assert_eq!(m["in_use_after_shutdown"], 0, "mbufs not returned to {m}");
     }
+}
+
+#[test]
+fn a_bridge_publish_shows_in_the_scrape() {
+    let _dpdk = dpdk_lock();
+    let dir = scratch("bridge");
+    let region = dir.join("tachyon.bridge");
+    let stats_path = dir.join("stats.json");
+    let app = Appliance::start(
+        &prefix_for("bridge"),
+        &["net_null0,no-rx=1".into()],
+        &[
+            "--duration",
+            "30",
+            "--quiet",
+            "--metrics",
+            "127.0.0.1:0",
+            "--bridge",
+            region.to_str().unwrap(),
+            "--stats-json",
+            stats_path.to_str().unwrap(),
+        ],
+    );
+    // Metrics start after the region exists, so the client can connect at once.
+    let addr = app.metrics_addr();
+    let client = tachyon_bridge::Bridge::connect(&region).unwrap_or_else(|e| panic!("{e}:\n{}", app.stderr()));
+    let subscription = client.subscribe(None).unwrap();
+    const N: usize = 1000;
+    let topics: Vec<u32> = (0..N as u32).map(|i| 1 + i / 250).collect();
+    let senders = vec![7u32; N];
+    let payloads = vec![b'x'; 16 * N];
+    let offsets: Vec<u64> = (0..=N as u64).map(|i| 16 * i).collect();
+    let report = client.publish_batch(&topics, &senders, &payloads, &offsets).unwrap();
+    assert!(report.all_accepted(), "{report:?}");
+
+    // One worker (lcore 1), so one shard (0).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (text, s) = loop {
+        let text = scrape(addr);
+        let s = samples(&text);
+        let received = s.get("tachyon_bridge_msgs_received_total{core=\"1\"}").copied();
+        let depth = s.get("tachyon_bridge_ring_depth_msgs{shard=\"0\"}").copied();
+        if received == Some(N as f64) && depth == Some(0.0) {
+            break (text, s);
+        }
+        assert!(Instant::now() < deadline, "the scrape never showed the {N} messages:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    promtool_check(&text);
+    for (series, want) in [
+        ("tachyon_bridge_accepted_msgs_total{shard=\"0\"}", N as f64),
+        ("tachyon_bridge_accepted_batches_total{shard=\"0\"}", 1.0),
+        ("tachyon_bridge_refused_batches_total{shard=\"0\"}", 0.0),
+        ("tachyon_bridge_unblocked_total{shard=\"0\"}", 0.0),
+        ("tachyon_bridge_malformed_msgs_total{shard=\"0\"}", 0.0),
+        ("tachyon_bridge_malformed_blocks_total{shard=\"0\"}", 0.0),
+        ("tachyon_bridge_ring_depth_bytes{shard=\"0\"}", 0.0),
+        ("tachyon_bridge_subscribers_active", 1.0),
+        ("tachyon_bridge_msgs_admitted_total{core=\"1\"}", N as f64),
+        ("tachyon_messages_received_total{core=\"1\",source=\"bridge\"}", N as f64),
+        ("tachyon_messages_admitted_total{core=\"1\",source=\"bridge\"}", N as f64),
+        ("tachyon_messages_received_total{core=\"1\",source=\"wire\"}", 0.0),
+        ("tachyon_bridge_msgs_dropped_total{core=\"1\",reason=\"topic_limited\"}", 0.0),
+    ] {
+        assert_eq!(value(&s, series), want, "{series}");
+    }
+    let overflow: Vec<&String> =
+        s.keys().filter(|k| k.starts_with("tachyon_bridge_subscriber_overflow_total{")).collect();
+    assert_eq!(overflow.len(), 1, "one series per active subscriber: {overflow:?}");
+    // Runs of 250 messages of one topic and sender share frames.
+    let frames = value(&s, "tachyon_bridge_frames_sent_total{core=\"1\"}");
+    assert!((4.0..N as f64).contains(&frames), "frames sent: {frames}");
+    assert!(value(&s, "tachyon_bridge_bytes_sent_total{core=\"1\"}") > (16 * N) as f64);
+
+    drop(subscription);
+    drop(client);
+    let interrupted = Command::new("kill").args(["-INT", &app.child.id().to_string()]).status().unwrap();
+    assert!(interrupted.success());
+    let (status, stderr) = app.wait(Duration::from_secs(30));
+    assert!(status.success(), "tachyon failed:\n{stderr}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&stats_path).unwrap()).unwrap();
+    assert_eq!(report["totals"]["bridge_frames_sent"].as_f64().unwrap(), frames, "{report}");
+    assert_eq!(report["bridge"]["shards"][0]["accepted_msgs"], N, "{report}");
+    assert!(!region.exists(), "a clean exit removes the region");
 }
 
 /// A Prometheus server on loopback with its own storage; killed on drop.
@@ -454,7 +558,15 @@ fn prometheus_sees_every_worker_core_rising_and_telemetry_answers() {
     // Every query of the Grafana dashboard is valid PromQL over these metrics, and the
     // core panels have data.
     let dashboard: Value = serde_json::from_str(include_str!("../dashboards/tachyon-grafana.json")).unwrap();
-    let must_show = ["Throughput per core", "Drops by reason", "Governance time per frame", "RX queue depth"];
+    // The bridge is on by default, so its shard's series exist (zeros) without a publisher.
+    let must_show = [
+        "Throughput per core",
+        "Drops by reason",
+        "Governance time per frame",
+        "RX queue depth",
+        "Bridge ring depth per shard",
+        "Messages by source",
+    ];
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().into_iter().flatten() {
             let expr = target["expr"].as_str().unwrap();

@@ -133,12 +133,15 @@ fn run_with_eal(
     let views = launch::worker_views(eal, &layout);
     let snapshot = Arc::new(GovernanceSnapshot::default());
     observe::register_telemetry(eal, &views, &snapshot);
-    dp.metrics = observe::start_metrics(metrics, &dp, &views, &snapshot, layout.plan.as_ref())?;
     let mut governance = launch::governance(eal, options, config, layout.lcores.len(), &snapshot)?;
     observe::register_reload(eal, governance.control.requests());
-    // Last before launch: clients that connect find workers draining at once.
+    // Just before launch: clients that connect find workers draining at once.
     let bridge = bridge::create(options, config, eal_args, layout.lcores.len())?;
     observe::register_bridge_telemetry(eal, bridge.as_ref().map(|b| &b.host), &views);
+    // After the bridge, so that /metrics reads the region from its first scrape
+    // (the socket was bound in `prepare`; only serving starts here).
+    let bridge_host = bridge.as_ref().map(|b| &b.host);
+    dp.metrics = observe::start_metrics(metrics, &dp, &views, &snapshot, bridge_host, layout.plan.as_ref())?;
     launch::workers(eal, &mut dp, &layout, config, &views, &mut governance, bridge.as_ref())?;
     fail_point("after_launch")?;
 

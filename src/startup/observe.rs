@@ -49,12 +49,15 @@ pub(super) fn register_reload(eal: &Eal, requests: Arc<ReloadRequests>) {
 }
 
 /// Starts the metrics server on the guard's ports and pools (the guard stops
-/// it before they go away).
+/// it before they go away) and, when the bridge is on, the region (read
+/// through a [`BridgeObserver`](crate::bridge::host::BridgeObserver), which
+/// does not keep it alive).
 pub(super) fn start_metrics(
     listener: Option<MetricsListener>,
     dp: &DataPlane,
     views: &[WorkerView],
     governance: &Arc<GovernanceSnapshot>,
+    bridge: Option<&crate::bridge::BridgeHost>,
     plan: Option<&Plan>,
 ) -> Result<Option<MetricsServer>, StartupError> {
     let Some(listener) = listener else { return Ok(None) };
@@ -69,6 +72,7 @@ pub(super) fn start_metrics(
         governance: governance.clone(),
         tsc_hz: dpdk::tsc_hz(),
         dpdk_version: dpdk::version(),
+        bridge: bridge.map(|b| b.observer()),
     };
     let server = serve_on_helper_cpus(listener, Exposition::new(sources), plan)?;
     eprintln!("tachyon: metrics on http://{}/metrics", server.local_addr());

@@ -3,6 +3,7 @@
 
 use super::governance::GovernanceSource;
 use super::{PREFIX, to_prometheus_text};
+use crate::bridge::host::BridgeObserver;
 use crate::control::workers::WorkerView;
 use crate::dataplane::counters::{
     Counter, GOVERNANCE_BUCKETS, GOVERNANCE_CAP_CYCLES, GOVERNANCE_SAMPLE_EVERY, Snapshot,
@@ -41,6 +42,9 @@ pub struct MetricsSources {
     pub tsc_hz: u64,
     /// E.g. "DPDK 22.11.11", for `tachyon_build_info`.
     pub dpdk_version: String,
+    /// The bridge region's counters, when the bridge is on (`tachyon_bridge_*`
+    /// and the `source="bridge"` message series exist only then).
+    pub bridge: Option<BridgeObserver>,
 }
 
 /// The registry behind `/metrics`.
@@ -92,7 +96,7 @@ impl fmt::Debug for TachyonCollector {
     }
 }
 
-fn counter<L: EncodeLabelSet, V: EncodeCounterValue>(
+pub(super) fn counter<L: EncodeLabelSet, V: EncodeCounterValue>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -105,7 +109,7 @@ fn counter<L: EncodeLabelSet, V: EncodeCounterValue>(
     Ok(())
 }
 
-fn gauge<L: EncodeLabelSet, V: EncodeGaugeValue>(
+pub(super) fn gauge<L: EncodeLabelSet, V: EncodeGaugeValue>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -129,6 +133,9 @@ impl Collector for TachyonCollector {
         encode_ports(enc, src)?;
         encode_mempools(enc, src)?;
         encode_governance(enc, src.governance.as_ref())?;
+        if let Some(bridge) = &src.bridge {
+            super::bridge::encode(enc, bridge, &cores)?;
+        }
         gauge(
             enc,
             "build_info",
@@ -152,8 +159,6 @@ impl TachyonCollector {
             (Counter::TxBytes, "bytes_sent", "Bytes of the packets the worker core sent."),
             (Counter::FramesReceived, "frames_received", "Well-formed Tachyon frames the worker core received."),
             (Counter::FramesAdmitted, "frames_admitted", "Tachyon frames governance admitted."),
-            (Counter::MsgsReceived, "messages_received", "Messages in the well-formed Tachyon frames received."),
-            (Counter::MsgsAdmitted, "messages_admitted", "Messages in the Tachyon frames governance admitted."),
             (Counter::OtherForwarded, "packets_other_forwarded", "Non-Tachyon packets forwarded as configured."),
             (
                 Counter::FullBursts,
@@ -216,6 +221,7 @@ impl TachyonCollector {
                 None,
             )?;
         }
+        self.encode_messages(enc, cores)?;
         let depths = self.queue_depths(cores);
         gauge(
             enc,
@@ -224,6 +230,42 @@ impl TachyonCollector {
              (capped at the burst size; see rx_full_bursts).",
             cores.iter().zip(depths).map(|((core, _), d)| ([("core", core.as_str())], d)),
         )
+    }
+
+    /// The message families, by `source`: `wire` (in the well-formed frames
+    /// the worker core received) and, with the bridge on, `bridge` (taken
+    /// from its bridge shard).
+    fn encode_messages(&self, enc: &mut DescriptorEncoder, cores: &[(String, Snapshot)]) -> fmt::Result {
+        let bridge = self.sources.bridge.is_some();
+        let families = [
+            (
+                "messages_received",
+                "Messages the worker core received: in well-formed Tachyon frames (source wire) or from its bridge \
+                 shard (source bridge).",
+                Counter::MsgsReceived,
+                Counter::BridgeMsgsReceived,
+            ),
+            (
+                "messages_admitted",
+                "Messages governance admitted on the worker core, by source (wire or bridge).",
+                Counter::MsgsAdmitted,
+                Counter::BridgeMsgsAdmitted,
+            ),
+        ];
+        for (name, help, wire, from_bridge) in families {
+            counter(
+                enc,
+                name,
+                help,
+                cores.iter().flat_map(|(core, s)| {
+                    let core = core.as_str();
+                    let wire = ([("core", core), ("source", "wire")], s.get(wire));
+                    let from_bridge = bridge.then(|| ([("core", core), ("source", "bridge")], s.get(from_bridge)));
+                    std::iter::once(wire).chain(from_bridge)
+                }),
+            )?;
+        }
+        Ok(())
     }
 
     /// Mean burst fill of each worker since the previous scrape.
@@ -355,9 +397,12 @@ mod tests {
             governance: governance.clone(),
             tsc_hz: 1_000_000_000,
             dpdk_version: "DPDK test".into(),
+            bridge: None,
         });
         let text = exposition.prometheus_text();
         assert_eq!(sample(&text, "tachyon_packets_processed_total{core=\"3\"}"), 64.0);
+        assert!(!text.contains("source=\"bridge\""), "no bridge series without a bridge");
+        assert!(!text.contains("tachyon_bridge_"), "no bridge families without a bridge");
         assert_eq!(sample(&text, "tachyon_packets_dropped_total{core=\"3\",reason=\"truncated\"}"), 3.0);
         assert_eq!(sample(&text, "tachyon_packets_dropped_total{core=\"3\",reason=\"tx_full\"}"), 0.0);
         assert_eq!(sample(&text, "tachyon_busy_seconds_total{core=\"3\"}"), 2.0);

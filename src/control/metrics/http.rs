@@ -222,6 +222,7 @@ mod tests {
             governance: Arc::new(NoGovernance),
             tsc_hz: 1_000_000_000,
             dpdk_version: "DPDK test".into(),
+            bridge: None,
         };
         let server = listener.serve(Exposition::new(sources)).unwrap();
         let text = get(addr, "/metrics", "*/*");

@@ -1,10 +1,11 @@
 //! Prometheus metrics, computed at scrape time on the control side from what
 //! the workers already publish (their [`PublishedCounters`] blocks), from
-//! the ports' counters and from the mempools. A scrape only reads: no worker
+//! the ports' counters, the mempools and the bridge region's control words. A scrape only reads: no worker
 //! takes a lock, a shared atomic or a syscall for it.
 //!
 //! [`PublishedCounters`]: crate::dataplane::counters::PublishedCounters
 
+mod bridge;
 mod collector;
 mod governance;
 mod http;
