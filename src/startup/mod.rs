@@ -136,6 +136,7 @@ fn run_with_eal(
     dp.metrics = observe::start_metrics(metrics, &dp, &views, &snapshot, layout.plan.as_ref())?;
     let mut governance = launch::governance(eal, options, config, layout.lcores.len(), &snapshot)?;
     observe::register_reload(eal, governance.control.requests());
+    observe::register_limit(eal, governance.control.limit_requests());
     // Last before launch: clients that connect find workers draining at once.
     let bridge = bridge::create(options, config, eal_args, layout.lcores.len())?;
     observe::register_bridge_telemetry(eal, bridge.as_ref().map(|b| &b.host), &views);
