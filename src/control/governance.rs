@@ -256,6 +256,8 @@ pub struct GovernanceControl {
     base: GovernanceConfig,
     overrides: LimitOverrides,
     limit_requests: Arc<LimitRequests>,
+    /// Applied limits whose answer waits until every worker has left the old tables.
+    limit_answers: Vec<(u64, Result<String, String>)>,
     tables: Arc<RcuCell<Tables>>,
     config_path: Option<PathBuf>,
     tsc_hz: u64,
@@ -289,6 +291,7 @@ impl GovernanceControl {
             base,
             overrides: LimitOverrides::default(),
             limit_requests: Arc::new(LimitRequests::default()),
+            limit_answers: Vec::new(),
             tables,
             config_path,
             tsc_hz,
@@ -343,8 +346,17 @@ impl GovernanceControl {
             self.requests.answer(ticket, result);
         }
         while let Some((ticket, cmd)) = self.limit_requests.take() {
-            let result = self.set_limit(&cmd);
-            self.limit_requests.answer(ticket, result);
+            match self.set_limit(&cmd) {
+                Ok(text) => self.limit_answers.push((ticket, Ok(text))),
+                Err(e) => self.limit_requests.answer(ticket, Err(e)),
+            }
+        }
+        // "applied" means in force: answered once no worker can still be
+        // deciding with the tables from before (every retired table freed).
+        if !self.limit_answers.is_empty() && self.tables.reclaim() == 0 {
+            for (ticket, result) in self.limit_answers.drain(..) {
+                self.limit_requests.answer(ticket, result);
+            }
         }
         if started - self.last_snapshot >= SNAPSHOT_EVERY {
             self.publish_snapshot();
