@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """Python client benchmark: tachyon bridge (asyncio and uvloop) against pyzmq over ipc://.
 
-Connects to a running appliance (``--bridge PATH``) or, with ``--harness``, to the
-in-process test appliance (``tachyon._testing``: drains and fans out, no governance, no wire).
+By default starts the real appliance itself, like the Python tests' fixture
+(``python/tests/real_appliance.py``: ``target/release/tachyon`` if built, else
+``target/debug``, or ``$TACHYON_BIN``; ``--no-huge``, one worker, bridge frames sent to a
+``net_null`` sink, needs root) and stops it at the end (its ``--stats-json`` totals are the
+last line). ``--bridge PATH`` connects to an appliance you run yourself; ``--harness`` uses
+the in-process test appliance (``tachyon._testing``: drains and fans out, no governance, no wire).
 Every message is 16 bytes; the first 8 hold the producer's ``time.monotonic_ns()`` and the
 subscriber reads them with NumPy to get end-to-end latency. Cases, for batch sizes 1, 100,
 1000, 10000:
@@ -29,6 +33,7 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -228,6 +233,7 @@ def main() -> int:
     out = open(args.out, "w") if args.out else sys.stdout
 
     appliance = None
+    real = None
     if args.harness:
         from tachyon._testing import Appliance
 
@@ -235,8 +241,24 @@ def main() -> int:
         appliance = Appliance(
             path, shards=2, ingress_ring_bytes=1 << 22, subscriber_slots=4, subscriber_ring_bytes=1 << 24
         )
+    elif args.bridge:
+        path = args.bridge
     else:
-        path = args.bridge or str(tachyon.Bridge.default_path())
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python" / "tests"))
+        from real_appliance import RealAppliance, tachyon_bin, unavailable
+
+        reason = unavailable()
+        if reason:
+            print(f"bench: cannot start the appliance: {reason} (or pass --bridge PATH / --harness)", file=sys.stderr)
+            return 2
+        real = RealAppliance(
+            Path(tempfile.mkdtemp(prefix="tachyon-bench-")),
+            config="[bridge]\ningress_ring_bytes = 4194304\nsubscriber_ring_bytes = 16777216\n",
+            sink="null",
+            duration=24 * 3600,
+        )
+        path = str(real.path)
+        print(f"bench: started {tachyon_bin()} (file prefix {real.file_prefix}), bridge {path}", file=sys.stderr)
     target = "harness" if args.harness else "appliance"
 
     def emit(case: str, **kw: Any) -> None:
@@ -256,6 +278,11 @@ def main() -> int:
     finally:
         if appliance is not None:
             appliance.close()
+        if real is not None:
+            real.stop(check=False)
+            stats = json.loads(real.stats_path.read_text()) if real.stats_path.exists() else {}
+            totals = stats.get("totals", {})
+            emit("appliance_totals", **{k: v for k, v in totals.items() if k.startswith("bridge_")})
         if out is not sys.stdout:
             out.close()
     return 0

@@ -105,3 +105,25 @@ def collect(sub: tachyon.Subscription, count: int, timeout: float = 5.0) -> list
 
 def by_shard(msgs: list[tuple[int, int, bytes]], shards: int) -> list[list[tuple[int, int, bytes]]]:
     return [[m for m in msgs if m[0] % shards == s] for s in range(shards)]
+
+
+@pytest.fixture
+def real_appliance(tmp_path: Any) -> Iterator[Callable[..., Any]]:
+    """Starts the real ``tachyon`` binary (see ``real_appliance.py``): call it with
+    ``config=``, ``workers=``, ``env=``; every run is stopped (SIGINT) at teardown.
+    Skips with the reason when not root, no binary, or no DPDK."""
+    from real_appliance import RealAppliance, unavailable
+
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    runs: list[RealAppliance] = []
+
+    def start(**kw: Any) -> RealAppliance:
+        a = RealAppliance(tmp_path / f"run{len(runs)}", **kw)
+        runs.append(a)
+        return a
+
+    yield start
+    for a in runs:
+        a.stop(check=False)

@@ -4,12 +4,14 @@
 //! read the workers' published counters, like the metrics do.
 
 use crate::bridge::host::BridgeObserver;
+use crate::control::governance::{LimitRequests, parse_limit};
 use crate::control::metrics::GovernanceSource;
 use crate::control::workers::{WorkerView, total};
 use crate::dataplane::counters::{Counter, Snapshot};
 use crate::dataplane::reason::DropReason;
 use crate::dpdk::{Eal, TelemetryError, TelemetryReply, TelemetryValue, register_telemetry_command};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Totals over every worker, and drops by PROTOCOL.md reason.
 pub fn stats_reply(workers: &[WorkerView]) -> TelemetryReply {
@@ -54,6 +56,34 @@ pub fn rules_reply(governance: &dyn GovernanceSource) -> TelemetryReply {
         ]),
     );
     reply
+}
+
+/// `/tachyon/limit,topic|sender,ID,RATE,BURST` or `...,ID,clear`: parsed
+/// here (a bad parameter is refused at once), applied by the control loop.
+/// `{"applied": "topic 7: rate R/s burst B (generation G)"}` or `{"refused": "<reason>"}`.
+pub fn limit_reply(requests: &LimitRequests, params: &str, timeout: Duration) -> TelemetryReply {
+    let mut reply = TelemetryReply::default();
+    match parse_limit(params).and_then(|cmd| requests.request_and_wait(cmd, timeout)) {
+        Ok(text) => reply.push("applied", TelemetryValue::Str(ascii(&text))),
+        Err(e) => reply.push("refused", TelemetryValue::Str(ascii(&e))),
+    }
+    reply
+}
+
+/// DPDK 22.11 mangles non-ASCII bytes in reply strings into invalid JSON
+/// escapes: compile errors say "1–10000", so dashes become '-' and the rest '?'.
+fn ascii(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii() {
+                c
+            } else if c == '\u{2013}' {
+                '-'
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
 fn counters_of(s: &Snapshot) -> TelemetryReply {
@@ -171,6 +201,19 @@ mod tests {
         assert_eq!(j["2"]["rx_packets"], 5);
         assert_eq!(j["2"]["drop_bad_magic"], 1);
         assert_eq!(j["1"]["worker"], 0);
+    }
+
+    #[test]
+    fn limit_refuses_bad_parameters_without_asking_the_loop() {
+        let r = LimitRequests::default();
+        let j = limit_reply(&r, "topic,7,0,1", Duration::from_millis(1)).to_json();
+        assert!(j["refused"].as_str().unwrap().contains("at least 1"), "{j}");
+        assert_eq!(ascii("1–10000 µs"), "1-10000 ?s");
+        let j = limit_reply(&r, "", Duration::from_millis(1)).to_json();
+        assert!(j["refused"].as_str().unwrap().contains("no parameters"), "{j}");
+        // Nobody answers in this test: a good request times out, refused too.
+        let j = limit_reply(&r, "topic,7,1,1", Duration::from_millis(1)).to_json();
+        assert!(j["refused"].as_str().unwrap().contains("in time"), "{j}");
     }
 
     #[test]

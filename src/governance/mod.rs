@@ -34,6 +34,7 @@ mod tables;
 #[cfg(test)]
 mod sim_tests;
 
+pub use bucket::MAX_BURST;
 pub use config::{DefaultAction, GovernanceConfig, IdLimit, LimitSpec, RateBurst, RuleActionKind, RuleConfig};
 pub use counters::ShardCounters;
 pub use error::GovernanceConfigError;

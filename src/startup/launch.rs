@@ -52,9 +52,15 @@ pub(super) fn governance(
     let (tables, shards, reconciler) =
         config.governance.compile(dpdk::tsc_hz(), workers).map_err(|e| StartupError::Governance(e.to_string()))?;
     let rcu = RcuCell::new(eal, tables, workers as u32)?;
-    let control =
-        GovernanceControl::new(reconciler, rcu.clone(), options.config.clone(), dpdk::tsc_hz(), snapshot.clone())
-            .map_err(StartupError::GovernanceControl)?;
+    let control = GovernanceControl::new(
+        reconciler,
+        rcu.clone(),
+        config.governance.clone(),
+        options.config.clone(),
+        dpdk::tsc_hz(),
+        snapshot.clone(),
+    )
+    .map_err(StartupError::GovernanceControl)?;
     Ok(Governance { control, rcu, shards })
 }
 

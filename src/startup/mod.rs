@@ -135,6 +135,7 @@ fn run_with_eal(
     observe::register_telemetry(eal, &views, &snapshot);
     let mut governance = launch::governance(eal, options, config, layout.lcores.len(), &snapshot)?;
     observe::register_reload(eal, governance.control.requests());
+    observe::register_limit(eal, governance.control.limit_requests());
     // Just before launch: clients that connect find workers draining at once.
     let bridge = bridge::create(options, config, eal_args, layout.lcores.len())?;
     observe::register_bridge_telemetry(eal, bridge.as_ref().map(|b| &b.host), &views);

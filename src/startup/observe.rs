@@ -4,7 +4,7 @@
 use super::StartupError;
 use super::shutdown::DataPlane;
 use crate::control::WorkerView;
-use crate::control::governance::ReloadRequests;
+use crate::control::governance::{LimitRequests, ReloadRequests};
 use crate::control::metrics::{
     Exposition, GovernanceSnapshot, MempoolSource, MetricsListener, MetricsServer, MetricsSources, PortSource,
 };
@@ -45,6 +45,18 @@ pub(super) fn register_reload(eal: &Eal, requests: Arc<ReloadRequests>) {
         },
     ) {
         eprintln!("tachyon: WARNING: /tachyon/reload unavailable: {e}");
+    }
+}
+
+/// Registers `/tachyon/limit`, answered by the control loop; a failure only warns.
+pub(super) fn register_limit(eal: &Eal, requests: Arc<LimitRequests>) {
+    if let Err(e) = dpdk::register_telemetry_command(
+        eal,
+        "/tachyon/limit",
+        "Runtime limit: topic|sender,ID,RATE,BURST (msgs/s, msgs) or topic|sender,ID,clear. Kept over reloads.",
+        move |params| crate::control::telemetry::limit_reply(&requests, params, Duration::from_secs(5)),
+    ) {
+        eprintln!("tachyon: WARNING: /tachyon/limit unavailable: {e}");
     }
 }
 
