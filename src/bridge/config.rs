@@ -45,6 +45,9 @@ pub struct BridgeConfig {
     pub destination_ip: Ipv4Addr,
     /// UDP source port of bridge frames (the destination is the Tachyon port).
     pub udp_source_port: u16,
+    /// Send admitted bridge frames out of a port (default). `false`: admitted
+    /// messages reach local subscribers only and no bridge frame leaves.
+    pub to_wire: bool,
 }
 
 /// Ethernet 1500-byte MTU less IPv4 (20), UDP (8), the Tachyon header (32)
@@ -69,6 +72,7 @@ impl Default for BridgeConfig {
             source_ip: Ipv4Addr::new(198, 18, 255, 1),
             destination_ip: Ipv4Addr::new(198, 19, 255, 1),
             udp_source_port: 47000,
+            to_wire: true,
         }
     }
 }
@@ -89,6 +93,7 @@ pub struct BridgeSettings {
     pub source_ip: Ipv4Addr,
     pub destination_ip: Ipv4Addr,
     pub udp_source_port: u16,
+    pub to_wire: bool,
 }
 
 impl BridgeConfig {
@@ -133,6 +138,7 @@ impl BridgeConfig {
             source_ip: self.source_ip,
             destination_ip: self.destination_ip,
             udp_source_port: self.udp_source_port,
+            to_wire: self.to_wire,
         })
     }
 }
@@ -196,6 +202,13 @@ mod tests {
         let s = BridgeConfig::default().settings().unwrap();
         assert_eq!(s.mode, 0o660);
         assert_eq!(s.next_hop, [0xff; 6]);
+    }
+
+    #[test]
+    fn to_wire_defaults_to_true_and_can_be_turned_off() {
+        assert!(BridgeConfig::default().settings().unwrap().to_wire);
+        let c: BridgeConfig = toml::from_str("to_wire = false").unwrap();
+        assert!(!c.settings().unwrap().to_wire);
     }
 
     #[test]

@@ -79,6 +79,8 @@ struct Packer {
     verdicts: Vec<Verdict>,
     /// Messages this worker has framed: the `seq` of the next frame.
     next_seq: u64,
+    /// `[bridge] to_wire`: send admitted frames (else subscribers only).
+    to_wire: bool,
 }
 
 impl BridgeStage {
@@ -106,8 +108,16 @@ impl BridgeStage {
             keys: Vec::with_capacity(STAGED_FRAMES),
             verdicts: Vec::with_capacity(STAGED_FRAMES),
             next_seq: 0,
+            to_wire: true,
         };
         BridgeStage { ingress, budget, paused, packer }
+    }
+
+    /// `[bridge] to_wire = false`: admitted messages go to local subscribers
+    /// only; no bridge frame is sent.
+    pub fn with_to_wire(mut self, to_wire: bool) -> Self {
+        self.packer.to_wire = to_wire;
+        self
     }
 
     /// Re-reads the subscriber table when it changed; once per poll round
@@ -246,6 +256,9 @@ impl Packer {
                 && let Some(frame) = FrameHeader::parse(&mbuf.data()[layout.payload..])
             {
                 self.fanout.deliver(key.topic, key.sender, frame.records());
+            }
+            if !self.to_wire {
+                continue; // subscribers only: the mbuf goes back to its pool
             }
             let hop = match route {
                 None => Some((self.egress.slot, self.egress.port, self.egress.src_mac, self.egress.next_hop)),

@@ -87,6 +87,6 @@ impl BridgePlane {
             seq: 0,
             timestamp_ns: None,
         };
-        Ok(BridgeStage::new(ingress, fanout, pool, egress, template, MAX_FRAME, s.drain_budget))
+        Ok(BridgeStage::new(ingress, fanout, pool, egress, template, MAX_FRAME, s.drain_budget).with_to_wire(s.to_wire))
     }
 }
