@@ -353,6 +353,10 @@ mod tests {
         assert!(c.metrics.enabled);
         assert_eq!(c.metrics.listen, DEFAULT_METRICS_LISTEN);
         assert_eq!(c.control.stats_interval_ms, Control::default().stats_interval_ms);
+        let (shipped, default) =
+            (c.bridge.settings().unwrap(), crate::bridge::BridgeConfig::default().settings().unwrap());
+        assert_eq!(format!("{shipped:?}"), format!("{default:?}"), "[bridge] in default.toml is the defaults");
+        assert!(c.bridge.enabled && c.bridge.path.is_none());
     }
 
     #[test]

@@ -264,14 +264,13 @@ impl Packer {
                 None => Some((self.egress.slot, self.egress.port, self.egress.src_mac, self.egress.next_hop)),
                 Some(r) => cx.routes.egress(r.port).map(|(slot, mac)| (slot, r.port, mac, r.next_hop)),
             };
-            let Some((slot, port, src_mac, next_hop)) = hop.filter(|h| cx.links_up & (1 << h.1) != 0) else {
+            let Some((slot, _port, src_mac, next_hop)) = hop.filter(|h| cx.links_up & (1 << h.1) != 0) else {
                 cx.local.add_bridge_drop(DropReason::NoRoute, msgs);
                 continue;
             };
             if route.is_some() {
                 rewrite_macs(mbuf.data_mut(), &next_hop, &src_mac);
             }
-            let _ = port;
             if let Some(out) = cx.tx[slot].push(mbuf) {
                 count_bridge_tx(cx.local, out);
             }
