@@ -313,6 +313,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_oversized_config_file_is_refused_before_parsing() {
+        let dir = std::env::temp_dir().join(format!("tachyon-config-cap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("huge.toml");
+        // Valid TOML (comments only), 2 MiB: only the size is wrong.
+        let line = format!("#{}\n", "x".repeat(1023));
+        std::fs::write(&path, line.repeat(2048)).unwrap();
+        let err = Config::load(&path).expect_err("a 2 MiB config is refused").to_string();
+        assert!(err.contains(path.to_str().unwrap()) && err.contains("1 MiB"), "{err}");
+        std::fs::write(&path, line.repeat(64)).unwrap();
+        assert!(Config::load(&path).is_ok(), "a small file still loads");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn empty_file_gives_defaults() {
         let c = Config::parse("").unwrap();
         assert_eq!(c.dataplane.tachyon_udp_port, 47000);

@@ -44,6 +44,9 @@ impl Hasher for IdHasher {
 /// Hash map keyed by ids, with [`IdHasher`].
 pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
+/// Hash map keyed by ids that senders choose (the reconciler's index).
+pub type KeyedIdMap<K, V> = IdMap<K, V>;
+
 /// Hashing for the per-worker bucket tables, whose keys senders choose: the
 /// key is xored with a per-table random seed, then mixed (the SplitMix64
 /// finalizer) so that structured ids (sequential, strided) spread evenly
@@ -91,6 +94,34 @@ mod tests {
         // Random placement fills 1 - 1/e ≈ 63 % of the slots (647 ± 15);
         // a hash that clusters sequential ids fills far fewer.
         assert!(used.iter().filter(|&&u| u).count() > 580);
+    }
+
+    /// Keys whose products with the unseeded multiplier share bits 25..63:
+    /// the same hashbrown group and tag for all of them.
+    fn colliding_keys(count: u64) -> Vec<u64> {
+        let mut inv = GOLDEN;
+        for _ in 0..6 {
+            inv = inv.wrapping_mul(2u64.wrapping_sub(GOLDEN.wrapping_mul(inv)));
+        }
+        assert_eq!(inv.wrapping_mul(GOLDEN), 1);
+        (0..count).map(|j| (0x1234_5678_0000_0000 + j).wrapping_mul(inv)).collect()
+    }
+
+    #[test]
+    fn keyed_maps_are_seeded_and_spread_adversarial_keys() {
+        let a: KeyedIdMap<u64, u32> = KeyedIdMap::default();
+        let b: KeyedIdMap<u64, u32> = KeyedIdMap::default();
+        assert!((0..64u64).any(|k| a.hasher().hash_one(k) != b.hasher().hash_one(k)), "two maps hash alike");
+        let keys = colliding_keys(4096);
+        let low: std::collections::HashSet<u64> = keys.iter().map(|k| a.hasher().hash_one(k) & 0xfff).collect();
+        // 4096 random values fill 1 - 1/e of 4096 buckets (≈ 2589).
+        assert!(low.len() > 2300, "adversarial keys land in {} of 4096 buckets", low.len());
+        let mut map: KeyedIdMap<u64, u32> = KeyedIdMap::default();
+        let t = std::time::Instant::now();
+        for (i, k) in colliding_keys(20_000).into_iter().enumerate() {
+            map.insert(k, i as u32);
+        }
+        assert!(t.elapsed() < std::time::Duration::from_millis(200), "20k inserts took {:?}", t.elapsed());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::bucket::FRAC_ONE;
 use super::counters::ShardCounters;
 use super::error::GovernanceConfigError;
 use super::exchange::{BATCH_LEN, Epoch, Report, ShareUpdate, WorkerLink, pool_batches};
-use super::hash::IdMap;
+use super::hash::KeyedIdMap;
 use super::rules::MAX_RULES;
 use super::shard::Shard;
 use super::tables::Tables;
@@ -101,7 +101,7 @@ pub struct Reconciler {
     max_tracked: usize,
     next_tick: Option<u64>,
     closing: Option<Closing>,
-    index: IdMap<u64, u32>,
+    index: KeyedIdMap<u64, u32>,
     ids: Vec<Tracked>,
     free: Vec<u32>,
     /// Per tracked slot and worker (`slot * n + worker`).
@@ -143,7 +143,7 @@ impl Reconciler {
             max_tracked: 0,
             next_tick: None,
             closing: None,
-            index: IdMap::default(),
+            index: KeyedIdMap::default(),
             ids: Vec::new(),
             free: Vec::new(),
             shares: Vec::new(),
@@ -425,5 +425,75 @@ impl Reconciler {
                 link.shares.send(batch);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::GovernanceConfig;
+    use super::*;
+
+    fn reconciler(workers: usize) -> (Tables, Vec<Shard>, Reconciler) {
+        #[derive(serde::Deserialize)]
+        struct Root {
+            governance: GovernanceConfig,
+        }
+        let text = "[governance]\n[[governance.topics]]\nid = 1\nrate = 1000000\nburst = 1000";
+        toml::from_str::<Root>(text).unwrap().governance.compile(1_000_000_000, workers).unwrap()
+    }
+
+    /// Worker 1 stalls (keeps every spare share batch); reports for the
+    /// same `KEYS` limits swing between the workers every period, so every
+    /// period moves every share. The outbox keeps one update per limit.
+    #[test]
+    fn a_stalled_worker_s_outbox_keeps_the_latest_update_per_limit() {
+        const KEYS: u64 = 300;
+        let (tables, _shards, mut r) = reconciler(2);
+        let mut held = Vec::new();
+        while let Some(b) = r.links[1].shares.take_spare() {
+            held.push(b);
+        }
+        let mut now = 0;
+        r.poll(&tables, now);
+        for period in 0..40u64 {
+            now += r.period_ticks;
+            r.poll(&tables, now);
+            let epoch = r.closing.expect("a period is closing").epoch;
+            for (w, link) in r.links.iter().enumerate() {
+                let heavy = (period + w as u64) % 2 == 0;
+                let mut batch = link.reports.take_spare().unwrap();
+                batch.generation = tables.generation;
+                batch.period = epoch;
+                for key in 0..KEYS {
+                    let demand = if heavy { 100_000 } else { 1 };
+                    batch.items.push(Report { key: key + 1000, demand, profile: 0, max_frame: 1 });
+                }
+                link.reports.send(batch);
+                link.reported_period.0.store(epoch, Ordering::Release);
+            }
+            r.poll(&tables, now);
+            // The running worker takes its updates.
+            while let Some(b) = r.links[0].shares.receive() {
+                r.links[0].shares.recycle(b);
+            }
+        }
+        let stats = r.stats();
+        assert!(stats.updates_sent > 20 * KEYS, "shares should move every period: {stats:?}");
+        assert!(stats.updates_waiting <= KEYS as usize, "the outbox grew to {}", stats.updates_waiting);
+        // Once the worker is back it gets the latest share of each limit, once.
+        for b in held {
+            r.links[1].shares.recycle(b);
+        }
+        r.poll(&tables, now + 1);
+        let mut got = std::collections::HashMap::new();
+        while let Some(b) = r.links[1].shares.receive() {
+            for u in &b.items {
+                assert!(got.insert(u.key, u.frac).is_none(), "two updates for {}", u.key);
+            }
+            r.links[1].shares.recycle(b);
+        }
+        assert_eq!(got.len(), KEYS as usize);
+        let slot = r.index[&1000] as usize;
+        assert_eq!(got[&1000], r.shares[slot * 2 + 1].frac, "the latest share");
     }
 }

@@ -145,6 +145,7 @@ fn run_with_eal(
     let started = Instant::now();
     let mut bridge_host = bridge.as_ref().map(|b| b.host.clone());
     control_loop(&dp, options, config, &views, &stop_signal, &mut governance.control, bridge_host.as_mut());
+    hang_point("hang_in_shutdown");
     let teardown = dp.shut_down();
     let bridge_json =
         bridge_host.map_or(serde_json::Value::Null, |b| crate::bridge::host::stats_json(&b.path(), &b.stats()));
@@ -203,6 +204,16 @@ fn write_report(
             .map_err(|e| StartupError::StatsJsonWrite { path: path.clone(), reason: e.to_string() })?;
     }
     Ok(())
+}
+
+/// A hung shutdown injected by the integration tests
+/// (`TACHYON_TEST_FAIL_AT=hang_in_shutdown`): only a second signal ends it.
+fn hang_point(at: &'static str) {
+    if std::env::var("TACHYON_TEST_FAIL_AT").is_ok_and(|v| v == at) {
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
 }
 
 /// A failure injected by the integration tests (`TACHYON_TEST_FAIL_AT=after_ports`
