@@ -44,8 +44,70 @@ impl Hasher for IdHasher {
 /// Hash map keyed by ids, with [`IdHasher`].
 pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
-/// Hash map keyed by ids that senders choose (the reconciler's index).
-pub type KeyedIdMap<K, V> = IdMap<K, V>;
+/// Hash map keyed by ids that senders choose (the reconciler's index and
+/// outboxes, on the control lcore): seeded per map, see [`KeyedIdState`].
+pub type KeyedIdMap<K, V> = HashMap<K, V, KeyedIdState>;
+
+/// A per-map secret for [`KeyedIdHasher`], drawn from std's `RandomState`
+/// (seeded from the OS once per process, varied per instance). With the
+/// unseeded [`IdHasher`], senders who know the multiplier can pick ids that
+/// all land in one probe run and slow the control lcore's inserts to O(n)
+/// each; without the seed they cannot.
+#[derive(Clone, Copy)]
+pub struct KeyedIdState {
+    k0: u64,
+    k1: u64,
+}
+
+impl Default for KeyedIdState {
+    fn default() -> Self {
+        let random = std::collections::hash_map::RandomState::new();
+        KeyedIdState { k0: random.hash_one(1u64), k1: random.hash_one(2u64) | 1 }
+    }
+}
+
+impl BuildHasher for KeyedIdState {
+    type Hasher = KeyedIdHasher;
+
+    fn build_hasher(&self) -> KeyedIdHasher {
+        KeyedIdHasher { state: self.k0, k1: self.k1 }
+    }
+}
+
+/// Folded multiply (the high and low halves of the 128-bit product, xored),
+/// as in foldhash: two of them, keyed, per integer. Not SipHash: cheaper by
+/// several times, and the keys here are integers, not attacker-sized input.
+#[derive(Clone, Copy)]
+pub struct KeyedIdHasher {
+    state: u64,
+    k1: u64,
+}
+
+#[inline(always)]
+fn folded_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+impl Hasher for KeyedIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.state = folded_mul(self.state ^ n, self.k1);
+    }
+
+    fn finish(&self) -> u64 {
+        folded_mul(self.state, self.k1 ^ GOLDEN)
+    }
+}
 
 /// Hashing for the per-worker bucket tables, whose keys senders choose: the
 /// key is xored with a per-table random seed, then mixed (the SplitMix64

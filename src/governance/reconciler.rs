@@ -22,6 +22,7 @@ use super::shard::Shard;
 use super::tables::Tables;
 use super::{MAX_WORKERS, table::MAX_PROFILES};
 use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -88,6 +89,55 @@ struct Closing {
     deadline: u64,
 }
 
+/// Share updates waiting for one worker's spare batches, at most one per
+/// limit: a newer update for a limit replaces its waiting one in place (each
+/// carries the absolute shares), so a stalled worker costs one entry per
+/// tracked limit, not one per limit and period.
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<ShareUpdate>,
+    /// Sequence number of `queue[0]`.
+    head: u64,
+    /// Key → sequence number of its waiting update.
+    waiting: KeyedIdMap<u64, u64>,
+}
+
+impl Outbox {
+    fn push(&mut self, update: ShareUpdate) {
+        let next = self.head + self.queue.len() as u64;
+        match self.waiting.entry(update.key) {
+            Entry::Occupied(e) => self.queue[(*e.get() - self.head) as usize] = update,
+            Entry::Vacant(e) => {
+                e.insert(next);
+                self.queue.push_back(update);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.head += self.queue.len() as u64;
+        self.queue.clear();
+        self.waiting.clear();
+    }
+
+    /// Moves the `take` oldest updates to `out`.
+    fn drain_into(&mut self, out: &mut Vec<ShareUpdate>, take: usize) {
+        for update in self.queue.drain(..take) {
+            self.waiting.remove(&update.key);
+            out.push(update);
+        }
+        self.head += take as u64;
+    }
+}
+
 /// The control side of governance; runs on the control lcore.
 pub struct Reconciler {
     links: Vec<Arc<WorkerLink>>,
@@ -108,7 +158,7 @@ pub struct Reconciler {
     shares: Vec<WorkerShare>,
     active: Vec<u32>,
     sweep_cursor: usize,
-    outbox: Vec<VecDeque<ShareUpdate>>,
+    outbox: Vec<Outbox>,
     stats: ReconcilerStats,
 }
 
@@ -131,7 +181,7 @@ impl Reconciler {
             .map(|(w, link)| Shard::new(w, n_workers, tables, Arc::clone(link), Arc::clone(&epoch_cell)))
             .collect();
         let mut reconciler = Reconciler {
-            outbox: vec![VecDeque::new(); n_workers],
+            outbox: (0..n_workers).map(|_| Outbox::default()).collect(),
             links,
             epoch_cell,
             epoch: 1,
@@ -204,7 +254,7 @@ impl Reconciler {
     pub fn stats(&self) -> ReconcilerStats {
         ReconcilerStats {
             tracked_ids: self.index.len(),
-            updates_waiting: self.outbox.iter().map(VecDeque::len).sum(),
+            updates_waiting: self.outbox.iter().map(Outbox::len).sum(),
             ..self.stats
         }
     }
@@ -355,7 +405,7 @@ impl Reconciler {
             for (w, share) in shares.iter_mut().enumerate() {
                 share.frac = fracs[w];
                 share.burst_frac = burst_fracs[w];
-                self.outbox[w].push_back(ShareUpdate {
+                self.outbox[w].push(ShareUpdate {
                     key: tracked.key,
                     frac: fracs[w],
                     burst_frac: burst_fracs[w],
@@ -396,7 +446,7 @@ impl Reconciler {
         let tracked = self.ids[slot];
         for (w, share) in self.shares[slot * n..(slot + 1) * n].iter().enumerate() {
             if share.frac != self.default_frac || share.burst_frac != self.default_frac {
-                self.outbox[w].push_back(ShareUpdate {
+                self.outbox[w].push(ShareUpdate {
                     key: tracked.key,
                     frac: self.default_frac,
                     burst_frac: self.default_frac,
@@ -421,7 +471,7 @@ impl Reconciler {
                 batch.generation = self.generation;
                 batch.period = self.epoch;
                 let take = queue.len().min(BATCH_LEN);
-                batch.items.extend(queue.drain(..take));
+                queue.drain_into(&mut batch.items, take);
                 link.shares.send(batch);
             }
         }
@@ -460,15 +510,18 @@ mod tests {
             r.poll(&tables, now);
             let epoch = r.closing.expect("a period is closing").epoch;
             for (w, link) in r.links.iter().enumerate() {
-                let heavy = (period + w as u64) % 2 == 0;
-                let mut batch = link.reports.take_spare().unwrap();
-                batch.generation = tables.generation;
-                batch.period = epoch;
-                for key in 0..KEYS {
-                    let demand = if heavy { 100_000 } else { 1 };
-                    batch.items.push(Report { key: key + 1000, demand, profile: 0, max_frame: 1 });
+                let heavy = (period + w as u64).is_multiple_of(2);
+                let keys: Vec<u64> = (1000..1000 + KEYS).collect();
+                for chunk in keys.chunks(BATCH_LEN) {
+                    let mut batch = link.reports.take_spare().unwrap();
+                    batch.generation = tables.generation;
+                    batch.period = epoch;
+                    for &key in chunk {
+                        let demand = if heavy { 100_000 } else { 1 };
+                        batch.items.push(Report { key, demand, profile: 0, max_frame: 1 });
+                    }
+                    link.reports.send(batch);
                 }
-                link.reports.send(batch);
                 link.reported_period.0.store(epoch, Ordering::Release);
             }
             r.poll(&tables, now);
