@@ -130,10 +130,10 @@ fn full_output_pipes_stall_neither_reconciliation_nor_stop() {
     fill(&out_w);
     fill(&err_w);
     let prefix = file_prefix();
-    // Stats every 10 ms: the live line keeps coming on the full pipe.
+    // Stats every 100 ms: the live line keeps coming on the full pipe.
     let dir = scratch_dir("robust-full");
     let cfg = dir.join("c.toml");
-    std::fs::write(&cfg, "[control]\nstats_interval_ms = 10\n").unwrap();
+    std::fs::write(&cfg, "[control]\nstats_interval_ms = 100\n").unwrap();
     let mut app = spawn(&prefix, &["--config", cfg.to_str().unwrap()], out_w.into(), err_w.into(), None);
     runs_answers_and_stops(&mut app, &prefix);
     drop((out_r, err_r));
@@ -148,7 +148,7 @@ fn closed_output_pipes_kill_nothing() {
     let prefix = file_prefix();
     let dir = scratch_dir("robust-closed");
     let cfg = dir.join("c.toml");
-    std::fs::write(&cfg, "[control]\nstats_interval_ms = 10\n").unwrap();
+    std::fs::write(&cfg, "[control]\nstats_interval_ms = 100\n").unwrap();
     let mut app = spawn(&prefix, &["--config", cfg.to_str().unwrap()], out_w.into(), err_w.into(), None);
     runs_answers_and_stops(&mut app, &prefix);
 }
@@ -235,6 +235,8 @@ fn sighup_before_start_up_finishes_is_not_fatal() {
     assert!(app.0.try_wait().unwrap().is_none(), "SIGHUP during start-up killed tachyon");
     let config = "[control]\nstats_interval_ms = 1000\n";
     std::fs::write(&cfg, config).unwrap();
+    // Let start-up finish reading (and close) the FIFO before writing to it again.
+    std::thread::sleep(Duration::from_secs(1));
     // The early SIGHUP asks for a reload once running: it rereads the FIFO.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -13,6 +13,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+/// Replaced tables that may wait for a stalled worker before reloads are refused.
+pub const MAX_RETIRED: usize = 4;
+
+/// Refuses a reload while `waiting` replaced tables cannot be freed yet.
+fn check_retired(waiting: usize) -> Result<(), ReloadError> {
+    if waiting >= MAX_RETIRED { Err(ReloadError::RetiredBacklog(waiting)) } else { Ok(()) }
+}
+
 /// How often rule hits and reconciliation figures are copied for metrics.
 const SNAPSHOT_EVERY: Duration = Duration::from_millis(100);
 
@@ -25,6 +33,10 @@ pub enum ReloadError {
     /// The file cannot be read, parsed or validated.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Too many replaced tables still wait for a worker that has not moved
+    /// on (a stalled worker): each is a full copy of the tables.
+    #[error("{0} replaced table generations still wait for a stalled worker; try again later")]
+    RetiredBacklog(usize),
     /// Its `[governance]` section does not compile at this clock rate.
     #[error("{}: {source}", path.display())]
     Governance { path: PathBuf, source: GovernanceConfigError },
@@ -92,9 +104,8 @@ impl GovernanceControl {
         tsc_hz: u64,
         snapshot: Arc<GovernanceSnapshot>,
     ) -> Result<Self, String> {
-        let sighup = Arc::new(AtomicBool::new(false));
-        signal_hook::flag::register(signal_hook::consts::SIGHUP, sighup.clone())
-            .map_err(|e| format!("cannot install the SIGHUP handler: {e}"))?;
+        // Installed before EAL starts (a SIGHUP then is a reload once running).
+        let sighup = crate::control::signals::sighup()?;
         let period = tables.with_current(|t| Duration::from_secs_f64(t.reconcile_ticks() as f64 / t.tsc_hz() as f64));
         Ok(GovernanceControl {
             reconciler,
@@ -155,20 +166,20 @@ impl GovernanceControl {
     /// Rereads the config file and publishes its governance tables, or keeps
     /// the running ones and says why.
     pub fn reload(&mut self, trigger: &str) -> Result<String, ReloadError> {
-        match self.compile_from_file() {
+        match check_retired(self.tables.reclaim()).and_then(|()| self.compile_from_file()) {
             Ok(tables) => {
                 let text = format!("generation {}, {} rule(s)", tables.generation(), tables.rule_count());
                 self.tables.publish(tables);
                 self.reloads_ok += 1;
                 self.last_error = None;
-                eprintln!("tachyon: reload ({trigger}): {text}");
+                crate::log_err!("tachyon: reload ({trigger}): {text}");
                 self.publish_snapshot();
                 Ok(text)
             }
             Err(e) => {
                 self.reloads_failed += 1;
                 self.last_error = Some(e.to_string());
-                eprintln!("tachyon: reload ({trigger}) refused, the running rules stay: {e}");
+                crate::log_err!("tachyon: reload ({trigger}) refused, the running rules stay: {e}");
                 Err(e)
             }
         }
@@ -203,5 +214,17 @@ impl GovernanceControl {
             "reconcile_periods": stats.periods,
             "reconcile_last_duration_us": self.reconcile.last_duration.as_secs_f64() * 1e6,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reloads_are_refused_while_retired_tables_pile_up() {
+        assert!(check_retired(MAX_RETIRED - 1).is_ok());
+        let e = check_retired(MAX_RETIRED).unwrap_err().to_string();
+        assert!(e.contains("stalled worker"), "{e}");
     }
 }
