@@ -134,6 +134,9 @@ pub struct BadListenAddr(pub String);
 #[error("{0:?} is not a MAC address (want aa:bb:cc:dd:ee:ff)")]
 pub struct BadMac(pub String);
 
+/// Largest config file read: real ones are a few KiB.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// A problem with the appliance's configuration (the TOML file, or the
 /// ports it names against those EAL probed), naming the file and key where
 /// it can. Not [`crate::governance::GovernanceConfigError`], which is one
@@ -143,6 +146,9 @@ pub enum ConfigError {
     /// The file cannot be read.
     #[error("cannot read config {}: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
+    /// The file is larger than [`MAX_CONFIG_BYTES`] (1 MiB).
+    #[error("config {}: larger than 1 MiB, refused before parsing", path.display())]
+    TooLarge { path: PathBuf },
     /// A problem inside the file at `path`.
     #[error("config {}: {source}", path.display())]
     InFile { path: PathBuf, source: Box<ConfigError> },
@@ -179,8 +185,17 @@ impl ConfigError {
 impl Config {
     /// Reads, parses and validates `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        use std::io::Read;
+        let read = |source| ConfigError::Read { path: path.to_path_buf(), source };
+        // Read at most one byte past the cap (also for FIFOs and /proc files,
+        // whose metadata says nothing of their size), before any parsing.
+        let mut bytes = Vec::new();
+        std::fs::File::open(path).and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes)).map_err(read)?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge { path: path.to_path_buf() });
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|e| read(std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error())))?;
         Self::parse(&text).map_err(|e| ConfigError::InFile { path: path.to_path_buf(), source: Box::new(e) })
     }
 
@@ -311,6 +326,21 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_oversized_config_file_is_refused_before_parsing() {
+        let dir = std::env::temp_dir().join(format!("tachyon-config-cap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("huge.toml");
+        // Valid TOML (comments only), 2 MiB: only the size is wrong.
+        let line = format!("#{}\n", "x".repeat(1023));
+        std::fs::write(&path, line.repeat(2048)).unwrap();
+        let err = Config::load(&path).expect_err("a 2 MiB config is refused").to_string();
+        assert!(err.contains(path.to_str().unwrap()) && err.contains("1 MiB"), "{err}");
+        std::fs::write(&path, line.repeat(64)).unwrap();
+        assert!(Config::load(&path).is_ok(), "a small file still loads");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn empty_file_gives_defaults() {

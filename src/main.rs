@@ -24,7 +24,9 @@ fn main() {
         startup::prepare(options, split.eal).and_then(startup::run)
     };
     if let Err(e) = result {
-        eprintln!("tachyon: error: {e}");
+        tachyon::log_err!("tachyon: error: {e}");
+        tachyon::control::log::flush();
         std::process::exit(1);
     }
+    tachyon::control::log::flush();
 }

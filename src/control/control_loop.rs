@@ -9,7 +9,6 @@ use crate::dataplane::control_flags::ControlFlags;
 use crate::dataplane::counters::{Counter, Snapshot};
 use crate::dataplane::reason::DropReason;
 use crate::dpdk::Port;
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -45,7 +44,7 @@ impl ControlLoop<'_> {
             }
             let now = Instant::now();
             if self.stop_signal.load(Ordering::SeqCst) {
-                eprintln!("tachyon: signal received, stopping");
+                crate::log_err!("tachyon: signal received, stopping");
                 return;
             }
             if self.duration.is_some_and(|d| now - start >= d) {
@@ -61,8 +60,7 @@ impl ControlLoop<'_> {
             {
                 let snap = total(self.workers);
                 let secs = (now - last_line.0).as_secs_f64();
-                println!("{}", live_line((now - start).as_secs_f64(), &snap.minus(&last_line.1), secs));
-                let _ = std::io::stdout().flush();
+                crate::log_out!("{}", live_line((now - start).as_secs_f64(), &snap.minus(&last_line.1), secs));
                 last_line = (now, snap);
             }
         }

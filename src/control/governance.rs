@@ -29,6 +29,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+/// Replaced tables that may wait for a stalled worker before reloads are refused.
+pub const MAX_RETIRED: usize = 4;
+
+/// Refuses a reload while `waiting` replaced tables cannot be freed yet.
+fn check_retired(waiting: usize) -> Result<(), ReloadError> {
+    if waiting >= MAX_RETIRED { Err(ReloadError::RetiredBacklog(waiting)) } else { Ok(()) }
+}
+
 /// How often rule hits and reconciliation figures are copied for metrics.
 const SNAPSHOT_EVERY: Duration = Duration::from_millis(100);
 
@@ -41,6 +49,10 @@ pub enum ReloadError {
     /// The file cannot be read, parsed or validated.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Too many replaced tables still wait for a worker that has not moved
+    /// on (a stalled worker): each is a full copy of the tables.
+    #[error("{0} replaced table generations still wait for a stalled worker; try again later")]
+    RetiredBacklog(usize),
     /// Its `[governance]` section does not compile at this clock rate.
     #[error("{}: {source}", path.display())]
     Governance { path: PathBuf, source: GovernanceConfigError },
@@ -282,9 +294,8 @@ impl GovernanceControl {
         tsc_hz: u64,
         snapshot: Arc<GovernanceSnapshot>,
     ) -> Result<Self, String> {
-        let sighup = Arc::new(AtomicBool::new(false));
-        signal_hook::flag::register(signal_hook::consts::SIGHUP, sighup.clone())
-            .map_err(|e| format!("cannot install the SIGHUP handler: {e}"))?;
+        // Installed before EAL starts (a SIGHUP then is a reload once running).
+        let sighup = crate::control::signals::sighup()?;
         let period = tables.with_current(|t| Duration::from_secs_f64(t.reconcile_ticks() as f64 / t.tsc_hz() as f64));
         Ok(GovernanceControl {
             reconciler,
@@ -394,7 +405,7 @@ impl GovernanceControl {
     /// Rereads the config file and publishes its governance tables (with the
     /// runtime limits on top), or keeps the running ones and says why.
     pub fn reload(&mut self, trigger: &str) -> Result<String, ReloadError> {
-        match self.compile_from_file() {
+        match check_retired(self.tables.reclaim()).and_then(|()| self.compile_from_file()) {
             Ok((base, tables)) => {
                 self.base = base;
                 let mut text = format!("generation {}, {} rule(s)", tables.generation(), tables.rule_count());
@@ -404,14 +415,14 @@ impl GovernanceControl {
                 self.tables.publish(tables);
                 self.reloads_ok += 1;
                 self.last_error = None;
-                eprintln!("tachyon: reload ({trigger}): {text}");
+                crate::log_err!("tachyon: reload ({trigger}): {text}");
                 self.publish_snapshot();
                 Ok(text)
             }
             Err(e) => {
                 self.reloads_failed += 1;
                 self.last_error = Some(e.to_string());
-                eprintln!("tachyon: reload ({trigger}) refused, the running rules stay: {e}");
+                crate::log_err!("tachyon: reload ({trigger}) refused, the running rules stay: {e}");
                 Err(e)
             }
         }
@@ -571,5 +582,12 @@ mod tests {
         let late = r.request_and_wait(set(LimitKind::Topic, 2, 1, 1), Duration::from_millis(10));
         assert!(late.unwrap_err().contains("in time"));
         assert!(r.take().is_none(), "a timed-out request is taken back");
+    }
+
+    #[test]
+    fn reloads_are_refused_while_retired_tables_pile_up() {
+        assert!(check_retired(MAX_RETIRED - 1).is_ok());
+        let e = check_retired(MAX_RETIRED).unwrap_err().to_string();
+        assert!(e.contains("stalled worker"), "{e}");
     }
 }

@@ -8,12 +8,16 @@
 //! - [`workers`]: the control side's read-only view of each worker;
 //! - [`metrics`]: Prometheus `/metrics`, computed at scrape time;
 //! - [`telemetry`]: the `/tachyon/*` DPDK telemetry commands;
-//! - [`report`]: the final report and `--stats-json`.
+//! - [`report`]: the final report and `--stats-json`;
+//! - [`log`]: output that never blocks or kills the control lcore;
+//! - [`signals`]: the process's signal handlers, installed first.
 
 pub mod control_loop;
 pub mod governance;
+pub mod log;
 pub mod metrics;
 pub mod report;
+pub mod signals;
 pub mod telemetry;
 pub mod workers;
 

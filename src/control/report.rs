@@ -86,8 +86,8 @@ impl FinalReport {
 pub fn print_final(r: &FinalReport) {
     let t = r.totals();
     let secs = r.duration_secs.max(1e-9);
-    println!("tachyon: final counters after {:.1}s", r.duration_secs);
-    println!(
+    crate::log_out!("tachyon: final counters after {:.1}s", r.duration_secs);
+    crate::log_out!(
         "  total   rx {} tx {} dropped {} | msgs received {} admitted {} | avg {:.3} Mpps in",
         t.get(Counter::RxPackets),
         t.get(Counter::TxPackets),
@@ -98,7 +98,7 @@ pub fn print_final(r: &FinalReport) {
     );
     for w in &r.workers {
         let c = &w.counters;
-        println!(
+        crate::log_out!(
             "  worker {} (lcore {}, socket {}) rx {} tx {} dropped {}",
             w.index,
             w.lcore,
@@ -111,11 +111,11 @@ pub fn print_final(r: &FinalReport) {
     for reason in DropReason::ALL {
         let n = t.drops(reason);
         if n > 0 {
-            println!("  drop {:<15} {n}", reason.name());
+            crate::log_out!("  drop {:<15} {n}", reason.name());
         }
     }
     for p in &r.ports {
-        println!(
+        crate::log_out!(
             "  port {} {} rx {} tx {} missed {} rx_errors {} rx_nombuf {}",
             p.id,
             p.name,
@@ -127,6 +127,6 @@ pub fn print_final(r: &FinalReport) {
         );
     }
     for m in &r.mempools {
-        println!("  mempool socket {} size {} in use after shutdown {}", m.socket, m.size, m.in_use);
+        crate::log_out!("  mempool socket {} size {} in use after shutdown {}", m.socket, m.size, m.in_use);
     }
 }

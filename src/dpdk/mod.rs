@@ -7,6 +7,7 @@ pub mod sys;
 
 mod eal;
 mod error;
+mod log;
 mod mbuf;
 mod mempool;
 mod port;
@@ -15,6 +16,7 @@ mod telemetry;
 
 pub use eal::{Eal, LcoreId, launch_on_lcore, wait_all_lcores};
 pub use error::{EalError, MempoolError, PortError, RcuError, TelemetryError};
+pub use log::route_log;
 pub use mbuf::{FreeBatch, MAX_BURST, Mbuf, RxBurst, TxBuffer};
 pub use mbuf::{TxOutcome, ip_checksum_flags};
 pub use mempool::Mempool;

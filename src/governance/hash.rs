@@ -44,6 +44,71 @@ impl Hasher for IdHasher {
 /// Hash map keyed by ids, with [`IdHasher`].
 pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
+/// Hash map keyed by ids that senders choose (the reconciler's index and
+/// outboxes, on the control lcore): seeded per map, see [`KeyedIdState`].
+pub type KeyedIdMap<K, V> = HashMap<K, V, KeyedIdState>;
+
+/// A per-map secret for [`KeyedIdHasher`], drawn from std's `RandomState`
+/// (seeded from the OS once per process, varied per instance). With the
+/// unseeded [`IdHasher`], senders who know the multiplier can pick ids that
+/// all land in one probe run and slow the control lcore's inserts to O(n)
+/// each; without the seed they cannot.
+#[derive(Clone, Copy)]
+pub struct KeyedIdState {
+    k0: u64,
+    k1: u64,
+}
+
+impl Default for KeyedIdState {
+    fn default() -> Self {
+        let random = std::collections::hash_map::RandomState::new();
+        KeyedIdState { k0: random.hash_one(1u64), k1: random.hash_one(2u64) | 1 }
+    }
+}
+
+impl BuildHasher for KeyedIdState {
+    type Hasher = KeyedIdHasher;
+
+    fn build_hasher(&self) -> KeyedIdHasher {
+        KeyedIdHasher { state: self.k0, k1: self.k1 }
+    }
+}
+
+/// Folded multiply (the high and low halves of the 128-bit product, xored),
+/// as in foldhash: two of them, keyed, per integer. Not SipHash: cheaper by
+/// several times, and the keys here are integers, not attacker-sized input.
+#[derive(Clone, Copy)]
+pub struct KeyedIdHasher {
+    state: u64,
+    k1: u64,
+}
+
+#[inline(always)]
+fn folded_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+impl Hasher for KeyedIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.state = folded_mul(self.state ^ n, self.k1);
+    }
+
+    fn finish(&self) -> u64 {
+        folded_mul(self.state, self.k1 ^ GOLDEN)
+    }
+}
+
 /// Hashing for the per-worker bucket tables, whose keys senders choose: the
 /// key is xored with a per-table random seed, then mixed (the SplitMix64
 /// finalizer) so that structured ids (sequential, strided) spread evenly
@@ -91,6 +156,34 @@ mod tests {
         // Random placement fills 1 - 1/e ≈ 63 % of the slots (647 ± 15);
         // a hash that clusters sequential ids fills far fewer.
         assert!(used.iter().filter(|&&u| u).count() > 580);
+    }
+
+    /// Keys whose products with the unseeded multiplier share bits 25..63:
+    /// the same hashbrown group and tag for all of them.
+    fn colliding_keys(count: u64) -> Vec<u64> {
+        let mut inv = GOLDEN;
+        for _ in 0..6 {
+            inv = inv.wrapping_mul(2u64.wrapping_sub(GOLDEN.wrapping_mul(inv)));
+        }
+        assert_eq!(inv.wrapping_mul(GOLDEN), 1);
+        (0..count).map(|j| (0x1234_5678_0000_0000 + j).wrapping_mul(inv)).collect()
+    }
+
+    #[test]
+    fn keyed_maps_are_seeded_and_spread_adversarial_keys() {
+        let a: KeyedIdMap<u64, u32> = KeyedIdMap::default();
+        let b: KeyedIdMap<u64, u32> = KeyedIdMap::default();
+        assert!((0..64u64).any(|k| a.hasher().hash_one(k) != b.hasher().hash_one(k)), "two maps hash alike");
+        let keys = colliding_keys(4096);
+        let low: std::collections::HashSet<u64> = keys.iter().map(|k| a.hasher().hash_one(k) & 0xfff).collect();
+        // 4096 random values fill 1 - 1/e of 4096 buckets (≈ 2589).
+        assert!(low.len() > 2300, "adversarial keys land in {} of 4096 buckets", low.len());
+        let mut map: KeyedIdMap<u64, u32> = KeyedIdMap::default();
+        let t = std::time::Instant::now();
+        for (i, k) in colliding_keys(20_000).into_iter().enumerate() {
+            map.insert(k, i as u32);
+        }
+        assert!(t.elapsed() < std::time::Duration::from_millis(200), "20k inserts took {:?}", t.elapsed());
     }
 
     #[test]

@@ -16,12 +16,13 @@ use super::bucket::FRAC_ONE;
 use super::counters::ShardCounters;
 use super::error::GovernanceConfigError;
 use super::exchange::{BATCH_LEN, Epoch, Report, ShareUpdate, WorkerLink, pool_batches};
-use super::hash::IdMap;
+use super::hash::KeyedIdMap;
 use super::rules::MAX_RULES;
 use super::shard::Shard;
 use super::tables::Tables;
 use super::{MAX_WORKERS, table::MAX_PROFILES};
 use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -88,6 +89,55 @@ struct Closing {
     deadline: u64,
 }
 
+/// Share updates waiting for one worker's spare batches, at most one per
+/// limit: a newer update for a limit replaces its waiting one in place (each
+/// carries the absolute shares), so a stalled worker costs one entry per
+/// tracked limit, not one per limit and period.
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<ShareUpdate>,
+    /// Sequence number of `queue[0]`.
+    head: u64,
+    /// Key → sequence number of its waiting update.
+    waiting: KeyedIdMap<u64, u64>,
+}
+
+impl Outbox {
+    fn push(&mut self, update: ShareUpdate) {
+        let next = self.head + self.queue.len() as u64;
+        match self.waiting.entry(update.key) {
+            Entry::Occupied(e) => self.queue[(*e.get() - self.head) as usize] = update,
+            Entry::Vacant(e) => {
+                e.insert(next);
+                self.queue.push_back(update);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.head += self.queue.len() as u64;
+        self.queue.clear();
+        self.waiting.clear();
+    }
+
+    /// Moves the `take` oldest updates to `out`.
+    fn drain_into(&mut self, out: &mut Vec<ShareUpdate>, take: usize) {
+        for update in self.queue.drain(..take) {
+            self.waiting.remove(&update.key);
+            out.push(update);
+        }
+        self.head += take as u64;
+    }
+}
+
 /// The control side of governance; runs on the control lcore.
 pub struct Reconciler {
     links: Vec<Arc<WorkerLink>>,
@@ -101,14 +151,14 @@ pub struct Reconciler {
     max_tracked: usize,
     next_tick: Option<u64>,
     closing: Option<Closing>,
-    index: IdMap<u64, u32>,
+    index: KeyedIdMap<u64, u32>,
     ids: Vec<Tracked>,
     free: Vec<u32>,
     /// Per tracked slot and worker (`slot * n + worker`).
     shares: Vec<WorkerShare>,
     active: Vec<u32>,
     sweep_cursor: usize,
-    outbox: Vec<VecDeque<ShareUpdate>>,
+    outbox: Vec<Outbox>,
     stats: ReconcilerStats,
 }
 
@@ -131,7 +181,7 @@ impl Reconciler {
             .map(|(w, link)| Shard::new(w, n_workers, tables, Arc::clone(link), Arc::clone(&epoch_cell)))
             .collect();
         let mut reconciler = Reconciler {
-            outbox: vec![VecDeque::new(); n_workers],
+            outbox: (0..n_workers).map(|_| Outbox::default()).collect(),
             links,
             epoch_cell,
             epoch: 1,
@@ -143,7 +193,7 @@ impl Reconciler {
             max_tracked: 0,
             next_tick: None,
             closing: None,
-            index: IdMap::default(),
+            index: KeyedIdMap::default(),
             ids: Vec::new(),
             free: Vec::new(),
             shares: Vec::new(),
@@ -204,7 +254,7 @@ impl Reconciler {
     pub fn stats(&self) -> ReconcilerStats {
         ReconcilerStats {
             tracked_ids: self.index.len(),
-            updates_waiting: self.outbox.iter().map(VecDeque::len).sum(),
+            updates_waiting: self.outbox.iter().map(Outbox::len).sum(),
             ..self.stats
         }
     }
@@ -355,7 +405,7 @@ impl Reconciler {
             for (w, share) in shares.iter_mut().enumerate() {
                 share.frac = fracs[w];
                 share.burst_frac = burst_fracs[w];
-                self.outbox[w].push_back(ShareUpdate {
+                self.outbox[w].push(ShareUpdate {
                     key: tracked.key,
                     frac: fracs[w],
                     burst_frac: burst_fracs[w],
@@ -396,7 +446,7 @@ impl Reconciler {
         let tracked = self.ids[slot];
         for (w, share) in self.shares[slot * n..(slot + 1) * n].iter().enumerate() {
             if share.frac != self.default_frac || share.burst_frac != self.default_frac {
-                self.outbox[w].push_back(ShareUpdate {
+                self.outbox[w].push(ShareUpdate {
                     key: tracked.key,
                     frac: self.default_frac,
                     burst_frac: self.default_frac,
@@ -421,9 +471,82 @@ impl Reconciler {
                 batch.generation = self.generation;
                 batch.period = self.epoch;
                 let take = queue.len().min(BATCH_LEN);
-                batch.items.extend(queue.drain(..take));
+                queue.drain_into(&mut batch.items, take);
                 link.shares.send(batch);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::GovernanceConfig;
+    use super::*;
+
+    fn reconciler(workers: usize) -> (Tables, Vec<Shard>, Reconciler) {
+        #[derive(serde::Deserialize)]
+        struct Root {
+            governance: GovernanceConfig,
+        }
+        let text = "[governance]\n[[governance.topics]]\nid = 1\nrate = 1000000\nburst = 1000";
+        toml::from_str::<Root>(text).unwrap().governance.compile(1_000_000_000, workers).unwrap()
+    }
+
+    /// Worker 1 stalls (keeps every spare share batch); reports for the
+    /// same `KEYS` limits swing between the workers every period, so every
+    /// period moves every share. The outbox keeps one update per limit.
+    #[test]
+    fn a_stalled_worker_s_outbox_keeps_the_latest_update_per_limit() {
+        const KEYS: u64 = 300;
+        let (tables, _shards, mut r) = reconciler(2);
+        let mut held = Vec::new();
+        while let Some(b) = r.links[1].shares.take_spare() {
+            held.push(b);
+        }
+        let mut now = 0;
+        r.poll(&tables, now);
+        for period in 0..40u64 {
+            now += r.period_ticks;
+            r.poll(&tables, now);
+            let epoch = r.closing.expect("a period is closing").epoch;
+            for (w, link) in r.links.iter().enumerate() {
+                let heavy = (period + w as u64).is_multiple_of(2);
+                let keys: Vec<u64> = (1000..1000 + KEYS).collect();
+                for chunk in keys.chunks(BATCH_LEN) {
+                    let mut batch = link.reports.take_spare().unwrap();
+                    batch.generation = tables.generation;
+                    batch.period = epoch;
+                    for &key in chunk {
+                        let demand = if heavy { 100_000 } else { 1 };
+                        batch.items.push(Report { key, demand, profile: 0, max_frame: 1 });
+                    }
+                    link.reports.send(batch);
+                }
+                link.reported_period.0.store(epoch, Ordering::Release);
+            }
+            r.poll(&tables, now);
+            // The running worker takes its updates.
+            while let Some(b) = r.links[0].shares.receive() {
+                r.links[0].shares.recycle(b);
+            }
+        }
+        let stats = r.stats();
+        assert!(stats.updates_sent > 20 * KEYS, "shares should move every period: {stats:?}");
+        assert!(stats.updates_waiting <= KEYS as usize, "the outbox grew to {}", stats.updates_waiting);
+        // Once the worker is back it gets the latest share of each limit, once.
+        for b in held {
+            r.links[1].shares.recycle(b);
+        }
+        r.poll(&tables, now + 1);
+        let mut got = std::collections::HashMap::new();
+        while let Some(b) = r.links[1].shares.receive() {
+            for u in &b.items {
+                assert!(got.insert(u.key, u.frac).is_none(), "two updates for {}", u.key);
+            }
+            r.links[1].shares.recycle(b);
+        }
+        assert_eq!(got.len(), KEYS as usize);
+        let slot = r.index[&1000] as usize;
+        assert_eq!(got[&1000], r.shares[slot * 2 + 1].frac, "the latest share");
     }
 }

@@ -36,9 +36,12 @@ pub(super) fn create(
     let host = BridgeHost::create(&path, &settings, workers as u32)
         .map_err(|e| StartupError::Bridge(format!("bridge {}: {e}", path.display())))?;
     if host.replaced_stale() {
-        eprintln!("tachyon: bridge: replaced a stale region left at {} by an appliance that is gone", path.display());
+        crate::log_err!(
+            "tachyon: bridge: replaced a stale region left at {} by an appliance that is gone",
+            path.display()
+        );
     }
-    eprintln!("tachyon: bridge at {} ({workers} shard(s), mode {:o})", path.display(), settings.mode);
+    crate::log_err!("tachyon: bridge at {} ({workers} shard(s), mode {:o})", path.display(), settings.mode);
     Ok(Some(BridgePlane { host, settings }))
 }
 

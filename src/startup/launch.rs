@@ -17,7 +17,7 @@ use crate::dataplane::worker::Worker;
 use crate::dpdk::{self, Eal, RcuCell, launch_on_lcore};
 use crate::governance::{Shard, Tables};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 /// The control side's read-only view of each worker's published counters.
 pub(super) fn worker_views(eal: &Eal, layout: &WorkerLayout) -> Vec<WorkerView> {
@@ -64,17 +64,13 @@ pub(super) fn governance(
     Ok(Governance { control, rcu, shards })
 }
 
-/// SIGINT through ctrlc, SIGTERM through signal-hook (ctrlc's own SIGTERM
-/// support would also take SIGHUP, which reloads the rules instead). Installed
-/// before any worker starts, so a failure here leaves nothing running.
+/// SIGINT, SIGTERM (stop; a second one exits at once) and SIGHUP (reload),
+/// see [`crate::control::signals`]. Installed by [`super::prepare`] before the
+/// config is read and EAL starts; later calls return the same stop flag.
 pub(super) fn install_signal_handlers() -> Result<Arc<AtomicBool>, StartupError> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    ctrlc::set_handler(move || s.store(true, Ordering::SeqCst))
-        .map_err(|e| StartupError::Signal { signal: "SIGINT", reason: e.to_string() })?;
-    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())
-        .map_err(|e| StartupError::Signal { signal: "SIGTERM", reason: e.to_string() })?;
-    Ok(stop)
+    crate::control::signals::install()
+        .map(|s| s.stop)
+        .map_err(|(signal, e)| StartupError::Signal { signal, reason: e.to_string() })
 }
 
 /// Builds and launches one worker per layout lcore. The guard is marked

@@ -110,29 +110,32 @@ pub(super) fn choose(
             Ok(p) => {
                 let planned = p.plan.worker_lcores();
                 for l in config.workers.lcores.iter().filter(|l| !planned.contains(l)) {
-                    eprintln!(
+                    crate::log_err!(
                         "tachyon: WARNING: worker lcore {l} from workers.lcores is not in the placement plan \
                          (it shares a core or CPU with another lcore); see `tachyon [EAL args] -- --plan`"
                     );
                 }
             }
-            Err(e) => eprintln!("tachyon: WARNING: placement plan refused ({e}); using workers.lcores as configured"),
+            Err(e) => {
+                crate::log_err!("tachyon: WARNING: placement plan refused ({e}); using workers.lcores as configured")
+            }
         }
         let socket_of = |l| eal.lcore_socket(l) as i32;
         return Ok(WorkerLayout::configured(config.workers.lcores.clone(), placements.len(), socket_of));
     }
     let placement = placement.map_err(|e| StartupError::Placement(e.to_string()))?;
-    eprint!("{}", placement.report(false));
+    crate::log_err!("{}", placement.report(false).trim_end_matches('\n'));
     if placement.plan.workers.is_empty() {
         return Err(StartupError::NoWorkerLcores { main });
     }
     for w in &placement.plan.workers {
         let eal_socket = eal.lcore_socket(w.lcore);
         if eal_socket != w.numa_node {
-            eprintln!(
+            crate::log_err!(
                 "tachyon: WARNING: the plan puts worker lcore {} on node {} but EAL on socket {eal_socket} \
                  (HWLOC_SYNTHETIC or HWLOC_XMLFILE set?); mempools follow the plan",
-                w.lcore, w.numa_node
+                w.lcore,
+                w.numa_node
             );
         }
     }

@@ -62,12 +62,15 @@ pub fn print_plan(options: &Options, eal_args: &[String]) -> Result<(), StartupE
     };
     let text = topology::plan_command(eal_args, &ports, &options.plan_request(), options.plan_json)
         .map_err(StartupError::Plan)?;
-    print!("{text}");
+    print!("{text}"); // --plan: a one-shot command, not the control lcore
     Ok(())
 }
 
 /// Parses the config and checks files and hugepages, touching no hardware.
 pub fn prepare(options: Options, eal_args: Vec<String>) -> Result<Prepared, StartupError> {
+    // First of all: a signal from here on stops the run (or reloads) instead
+    // of killing the process with its default action.
+    launch::install_signal_handlers()?;
     let config = match &options.config {
         Some(path) => Config::load(path).map_err(|e| StartupError::Config(e.to_string()))?,
         None => Config::default(),
@@ -104,6 +107,12 @@ pub fn run(prep: Prepared) -> Result<(), StartupError> {
     } else {
         " (no hugepages? pass --no-huge -m 512, or reserve them with dpdk-hugepages.py)"
     };
+    // EAL's own log lines through the non-blocking sink, from its first one.
+    if !crate::dpdk::route_log(|bytes| {
+        crate::control::log::emit_raw(crate::control::log::Stream::Err, String::from_utf8_lossy(bytes).into_owned())
+    }) {
+        crate::log_err!("tachyon: WARNING: DPDK logs go straight to stderr (cannot make a log stream)");
+    }
     let eal = Eal::init(&eal_args).map_err(|source| StartupError::Eal { source, hint })?;
     let result = run_with_eal(&eal, &options, &config, &eal_args, metrics);
     eal.cleanup();
@@ -119,12 +128,12 @@ fn run_with_eal(
     eal_args: &[String],
     metrics: Option<MetricsListener>,
 ) -> Result<(), StartupError> {
-    // First, so that a signal during start-up stops the run instead of killing it.
+    // Installed by prepare() already; this returns its stop flag.
     let stop_signal = launch::install_signal_handlers()?;
     let mut dp = DataPlane::new(eal);
     ports::open(eal, config, &mut dp)?;
     let layout = layout::choose(eal, config, options, eal_args, &ports::placements(&dp.ports))?;
-    eprintln!("tachyon: {} worker(s) on lcores {:?}", layout.lcores.len(), layout.lcores);
+    crate::log_err!("tachyon: {} worker(s) on lcores {:?}", layout.lcores.len(), layout.lcores);
     dp.pools = pools::create(eal, config, &layout, dp.ports.len())?;
     ports::configure_and_start(&mut dp, &layout, config)?;
     dp.flags.set_links_up(ports::links_mask(&dp.ports));
@@ -149,6 +158,7 @@ fn run_with_eal(
     let started = Instant::now();
     let mut bridge_host = bridge.as_ref().map(|b| b.host.clone());
     control_loop(&dp, options, config, &views, &stop_signal, &mut governance.control, bridge_host.as_mut());
+    hang_point("hang_in_shutdown");
     let teardown = dp.shut_down();
     let bridge_json =
         bridge_host.map_or(serde_json::Value::Null, |b| crate::bridge::host::stats_json(&b.path(), &b.stats()));
@@ -207,6 +217,16 @@ fn write_report(
             .map_err(|e| StartupError::StatsJsonWrite { path: path.clone(), reason: e.to_string() })?;
     }
     Ok(())
+}
+
+/// A hung shutdown injected by the integration tests
+/// (`TACHYON_TEST_FAIL_AT=hang_in_shutdown`): only a second signal ends it.
+fn hang_point(at: &'static str) {
+    if std::env::var("TACHYON_TEST_FAIL_AT").is_ok_and(|v| v == at) {
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
 }
 
 /// A failure injected by the integration tests (`TACHYON_TEST_FAIL_AT=after_ports`

@@ -17,7 +17,7 @@ use std::time::Duration;
 /// failure only warns (the data plane runs without them).
 pub(super) fn register_telemetry(eal: &Eal, views: &[WorkerView], governance: &Arc<GovernanceSnapshot>) {
     if let Err(e) = crate::control::telemetry::register(eal, views.to_vec(), governance.clone()) {
-        eprintln!("tachyon: WARNING: DPDK telemetry commands unavailable: {e}");
+        crate::log_err!("tachyon: WARNING: DPDK telemetry commands unavailable: {e}");
     }
 }
 
@@ -25,7 +25,7 @@ pub(super) fn register_telemetry(eal: &Eal, views: &[WorkerView], governance: &A
 pub(super) fn register_bridge_telemetry(eal: &Eal, bridge: Option<&crate::bridge::BridgeHost>, views: &[WorkerView]) {
     let Some(bridge) = bridge else { return };
     if let Err(e) = crate::control::telemetry::register_bridge(eal, bridge.observer(), views.to_vec()) {
-        eprintln!("tachyon: WARNING: /tachyon/bridge unavailable: {e}");
+        crate::log_err!("tachyon: WARNING: /tachyon/bridge unavailable: {e}");
     }
 }
 
@@ -44,7 +44,7 @@ pub(super) fn register_reload(eal: &Eal, requests: Arc<ReloadRequests>) {
             reply
         },
     ) {
-        eprintln!("tachyon: WARNING: /tachyon/reload unavailable: {e}");
+        crate::log_err!("tachyon: WARNING: /tachyon/reload unavailable: {e}");
     }
 }
 
@@ -87,7 +87,7 @@ pub(super) fn start_metrics(
         bridge: bridge.map(|b| b.observer()),
     };
     let server = serve_on_helper_cpus(listener, Exposition::new(sources), plan)?;
-    eprintln!("tachyon: metrics on http://{}/metrics", server.local_addr());
+    crate::log_err!("tachyon: metrics on http://{}/metrics", server.local_addr());
     Ok(Some(server))
 }
 
@@ -105,7 +105,7 @@ fn serve_on_helper_cpus(
     std::thread::scope(|s| {
         s.spawn(move || {
             if let Err(e) = pin_helper_thread(plan) {
-                eprintln!("tachyon: WARNING: metrics thread stays on the control lcore's CPUs: {e}");
+                crate::log_err!("tachyon: WARNING: metrics thread stays on the control lcore's CPUs: {e}");
             }
             listener.serve(exposition)
         })

@@ -30,7 +30,7 @@ pub(super) fn create(
     for plan in &layout.pools {
         let size = pool_size(config, plan, ports);
         let pool = Mempool::create(eal, &plan.name(), size, MEMPOOL_CACHE, plan.socket)?;
-        eprintln!(
+        crate::log_err!(
             "tachyon: mempool {} on socket {}: {size} mbufs for worker lcore(s) {:?}, RX queues {}",
             plan.name(),
             plan.socket,

@@ -19,11 +19,16 @@ pub(super) struct PortSetup {
 /// Opens every port the config routes (into the guard, so an error closes them).
 pub(super) fn open(eal: &Eal, config: &Config, dp: &mut DataPlane) -> Result<(), StartupError> {
     let routes = config.routes(&Port::probed_ids(eal)).map_err(|e| StartupError::Config(e.to_string()))?;
-    eprintln!("tachyon: {}; control lcore {}, {} port(s)", crate::dpdk::version(), eal.main_lcore(), routes.len());
+    crate::log_err!(
+        "tachyon: {}; control lcore {}, {} port(s)",
+        crate::dpdk::version(),
+        eal.main_lcore(),
+        routes.len()
+    );
     for route in routes {
         let port = Port::open(eal, route.ingress)?;
         let c = port.caps();
-        eprintln!(
+        crate::log_err!(
             "tachyon: port {} {} driver={} mac={} socket={} max_queues=rx{}/tx{} rss_offloads={:#x}",
             port.id(),
             c.name,
@@ -73,7 +78,7 @@ pub(super) fn configure_and_start(
             RssSupport::Hashing(hf) => format!("RSS over IP/UDP (hf {hf:#x})"),
             RssSupport::Unsupported => "several queues, device cannot hash (RSS off)".to_string(),
         };
-        eprintln!(
+        crate::log_err!(
             "tachyon: port {} started: {} RX / {} TX queue(s), {rss_text}; link {} {} Mbps -> egress port {} next hop {}",
             s.port.id(),
             rx_queues,

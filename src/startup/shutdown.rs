@@ -108,9 +108,11 @@ impl Drop for DataPlane<'_> {
         let names: Vec<String> = self.pools.iter().map(|p| p.plan.name()).collect();
         let teardown = self.shut_down();
         for (name, m) in names.iter().zip(&teardown.mempools) {
-            eprintln!(
+            crate::log_err!(
                 "tachyon: shut down after an error: mempool {name} socket {} in_use={} of {}",
-                m.socket, m.in_use, m.size
+                m.socket,
+                m.in_use,
+                m.size
             );
         }
     }

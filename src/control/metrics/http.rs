@@ -1,21 +1,33 @@
-//! A minimal HTTP/1.1 server for `/metrics`: one thread, one request per
-//! connection, answered in turn. Scrapes come every few seconds from a
-//! handful of clients, so std's `TcpListener` is all it takes (no async
-//! runtime, no dependency); every read and write has a timeout so a stuck
-//! client cannot hold the thread for long.
+//! A minimal HTTP/1.1 server for `/metrics`: one request per connection.
+//! Scrapes come every few seconds from a handful of clients, so std's
+//! `TcpListener` is all it takes (no async runtime, no dependency). One
+//! thread accepts; each connection is answered on a short-lived thread of its
+//! own, at most [`MAX_CLIENTS`] at a time, and each request has one deadline
+//! for reading the request and writing the answer, so a client that trickles
+//! bytes holds one slot for at most [`REQUEST_DEADLINE`] and never delays the
+//! others. Stopping waits for the accepting thread only, never for a client.
 
 use super::{Exposition, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Longest a client may take to send its request or read the answer.
-const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest a client may take to send its request and read the answer, in all.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+/// Connections served at once; more are closed unanswered.
+const MAX_CLIENTS: usize = 32;
 /// Largest request head read; scrapers send a few hundred bytes.
 const MAX_HEAD: usize = 8 * 1024;
+
+/// What the accepting thread shares with the connection threads.
+struct Shared {
+    /// None once stopped: nothing reads the ports or mempools any more.
+    exposition: Mutex<Option<Exposition>>,
+    clients: AtomicUsize,
+}
 
 /// Why the metrics endpoint cannot be served.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +77,8 @@ impl MetricsListener {
     pub fn serve(self, exposition: Exposition) -> Result<MetricsServer, MetricsError> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
+        let shared = Arc::new(Shared { exposition: Mutex::new(Some(exposition)), clients: AtomicUsize::new(0) });
+        let serving = shared.clone();
         let MetricsListener { listener, addr } = self;
         let thread = std::thread::Builder::new()
             .name("tachyon-metrics".into())
@@ -74,17 +88,33 @@ impl MetricsListener {
                         return;
                     }
                     match conn {
-                        Ok(stream) => {
-                            // A client that goes away mid-request is its own problem.
-                            let _ = answer(stream, &exposition);
-                        }
+                        Ok(stream) => serve_client(stream, &serving),
                         // E.g. out of file descriptors: do not spin on it.
                         Err(_) => std::thread::sleep(Duration::from_millis(10)),
                     }
                 }
             })
             .map_err(MetricsError::Spawn)?;
-        Ok(MetricsServer { stop, addr, thread })
+        Ok(MetricsServer { stop, addr, thread, shared })
+    }
+}
+
+/// Answers `stream` on a thread of its own, or closes it when
+/// [`MAX_CLIENTS`] are being served already.
+fn serve_client(stream: TcpStream, shared: &Arc<Shared>) {
+    if shared.clients.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
+        shared.clients.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    let mine = shared.clone();
+    let spawned =
+        std::thread::Builder::new().name("tachyon-metrics-conn".into()).stack_size(256 * 1024).spawn(move || {
+            // A client that goes away mid-request is its own problem.
+            let _ = answer(stream, &mine);
+            mine.clients.fetch_sub(1, Ordering::AcqRel);
+        });
+    if spawned.is_err() {
+        shared.clients.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -93,6 +123,7 @@ pub struct MetricsServer {
     stop: Arc<AtomicBool>,
     addr: SocketAddr,
     thread: JoinHandle<()>,
+    shared: Arc<Shared>,
 }
 
 impl MetricsServer {
@@ -100,20 +131,22 @@ impl MetricsServer {
         self.addr
     }
 
-    /// Stops serving and waits for the thread, so nothing reads the ports or
-    /// mempools after this returns.
+    /// Stops serving: the exposition is dropped (after any scrape computing
+    /// it right now), so nothing reads the ports or mempools after this
+    /// returns. Waits for the accepting thread, not for connections.
     pub fn stop(self) {
         self.stop.store(true, Ordering::Release);
+        drop(self.shared.exposition.lock().unwrap_or_else(|e| e.into_inner()).take());
         // accept() blocks: one connection of our own wakes it up to see the flag.
         let ip = match self.addr.ip() {
             IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
             IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
             ip => ip,
         };
-        if TcpStream::connect_timeout(&SocketAddr::new(ip, self.addr.port()), IO_TIMEOUT).is_ok() {
+        if TcpStream::connect_timeout(&SocketAddr::new(ip, self.addr.port()), REQUEST_DEADLINE).is_ok() {
             let _ = self.thread.join();
         } else {
-            eprintln!("tachyon: WARNING: could not wake the metrics thread; leaving it to process exit");
+            crate::log_err!("tachyon: WARNING: could not wake the metrics thread; leaving it to process exit");
         }
     }
 }
@@ -140,14 +173,21 @@ fn parse_request(head: &str) -> Option<Request> {
     Some(Request { method, path, wants_openmetrics })
 }
 
-/// Reads the request head (up to the blank line) of one connection.
-fn read_head(stream: &mut TcpStream) -> io::Result<String> {
+/// Time left before `deadline`, or a timeout error.
+fn remaining(deadline: Instant) -> io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() { Err(io::Error::new(io::ErrorKind::TimedOut, "request deadline passed")) } else { Ok(left) }
+}
+
+/// Reads the request head (up to the blank line) of one connection, by `deadline`.
+fn read_head(stream: &mut TcpStream, deadline: Instant) -> io::Result<String> {
     let mut head = Vec::with_capacity(512);
     let mut chunk = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
         if head.len() >= MAX_HEAD {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "request head too large"));
         }
+        stream.set_read_timeout(Some(remaining(deadline)?))?;
         let n = stream.read(&mut chunk)?;
         if n == 0 {
             break;
@@ -157,10 +197,27 @@ fn read_head(stream: &mut TcpStream) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&head).into_owned())
 }
 
-fn answer(mut stream: TcpStream, exposition: &Exposition) -> io::Result<()> {
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let head = read_head(&mut stream)?;
+/// Writes all of `bytes` by `deadline`.
+fn write_by(stream: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+    while !bytes.is_empty() {
+        stream.set_write_timeout(Some(remaining(deadline)?))?;
+        match stream.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn answer(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
+    let deadline = Instant::now() + REQUEST_DEADLINE;
+    let head = read_head(&mut stream, deadline)?;
+    let exposition = |openmetrics: bool| {
+        let guard = shared.exposition.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().map(|e| if openmetrics { e.openmetrics() } else { e.prometheus_text() })
+    };
     let (status, content_type, body, head_only) = match parse_request(&head) {
         None => ("400 Bad Request", "text/plain", "bad request\n".to_string(), false),
         Some(r) if r.method != "GET" && r.method != "HEAD" => {
@@ -168,10 +225,11 @@ fn answer(mut stream: TcpStream, exposition: &Exposition) -> io::Result<()> {
         }
         Some(r) if r.path == "/metrics" => {
             let head_only = r.method == "HEAD";
-            if r.wants_openmetrics {
-                ("200 OK", OPENMETRICS_CONTENT_TYPE, exposition.openmetrics(), head_only)
-            } else {
-                ("200 OK", PROMETHEUS_TEXT_CONTENT_TYPE, exposition.prometheus_text(), head_only)
+            let content_type =
+                if r.wants_openmetrics { OPENMETRICS_CONTENT_TYPE } else { PROMETHEUS_TEXT_CONTENT_TYPE };
+            match exposition(r.wants_openmetrics) {
+                Some(body) => ("200 OK", content_type, body, head_only),
+                None => ("503 Service Unavailable", "text/plain", "shutting down\n".to_string(), false),
             }
         }
         Some(r) if r.path == "/" => ("200 OK", "text/plain", "Tachyon: metrics at /metrics\n".to_string(), false),
@@ -184,7 +242,7 @@ fn answer(mut stream: TcpStream, exposition: &Exposition) -> io::Result<()> {
     if !head_only {
         response.push_str(&body);
     }
-    stream.write_all(response.as_bytes())?;
+    write_by(&mut stream, response.as_bytes(), deadline)?;
     stream.flush()
 }
 
@@ -242,5 +300,37 @@ mod tests {
         assert!(again.contains("another process uses it"), "{again}");
         server.stop();
         assert!(TcpStream::connect(addr).is_err(), "the listener is closed after stop");
+    }
+
+    #[test]
+    fn trickling_clients_delay_neither_scrapes_nor_stop() {
+        let listener = MetricsListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr();
+        let sources = MetricsSources {
+            workers: Vec::new(),
+            ports: Vec::new(),
+            mempools: Vec::new(),
+            governance: Arc::new(NoGovernance),
+            tsc_hz: 1_000_000_000,
+            dpdk_version: "DPDK test".into(),
+            bridge: None,
+        };
+        let server = listener.serve(Exposition::new(sources)).unwrap();
+        let tricklers: Vec<TcpStream> = (0..10)
+            .map(|_| {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.write_all(b"GET /metrics HTTP/1.1\r\nX: ").unwrap();
+                s
+            })
+            .collect();
+        for _ in 0..5 {
+            let t = Instant::now();
+            assert!(get(addr, "/metrics", "*/*").starts_with("HTTP/1.1 200 OK"));
+            assert!(t.elapsed() < Duration::from_millis(50), "a scrape took {:?}", t.elapsed());
+        }
+        let t = Instant::now();
+        server.stop();
+        assert!(t.elapsed() < Duration::from_secs(1), "stop took {:?}", t.elapsed());
+        drop(tricklers);
     }
 }
