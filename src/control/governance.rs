@@ -391,12 +391,12 @@ impl GovernanceControl {
                     }
                     None => format!("{} {}: runtime limit cleared (generation {generation})", cmd.kind, cmd.id),
                 };
-                eprintln!("tachyon: /tachyon/limit: {text}");
+                crate::log_err!("tachyon: /tachyon/limit: {text}");
                 Ok(text)
             }
             Err(e) => {
                 self.overrides.restore(cmd, previous);
-                eprintln!("tachyon: /tachyon/limit refused, the running limits stay: {e}");
+                crate::log_err!("tachyon: /tachyon/limit refused, the running limits stay: {e}");
                 Err(e.to_string())
             }
         }

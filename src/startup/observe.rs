@@ -56,7 +56,7 @@ pub(super) fn register_limit(eal: &Eal, requests: Arc<LimitRequests>) {
         "Runtime limit: topic|sender,ID,RATE,BURST (msgs/s, msgs) or topic|sender,ID,clear. Kept over reloads.",
         move |params| crate::control::telemetry::limit_reply(&requests, params, Duration::from_secs(5)),
     ) {
-        eprintln!("tachyon: WARNING: /tachyon/limit unavailable: {e}");
+        crate::log_err!("tachyon: WARNING: /tachyon/limit unavailable: {e}");
     }
 }
 
