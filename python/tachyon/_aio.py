@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterable
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ._bridge import Bridge, arrow_columns
+from ._closing import Closing
 from ._tachyon import BackpressureError, Batch, Subscription
 
 __all__ = ["BACKOFF_MAX", "BACKOFF_MIN", "AsyncBridge", "AsyncSubscription"]
@@ -40,7 +40,7 @@ def _subset(
     return topics[keep], senders[keep], payloads[index], new_offsets
 
 
-class AsyncSubscription:
+class AsyncSubscription(Closing):
     """Asynchronous view of a :class:`Subscription`: ``async for batch in sub``.
 
     Polls without blocking the event loop: an empty poll is followed by
@@ -101,25 +101,11 @@ class AsyncSubscription:
         """Release the subscriber slot (async-generator style). Idempotent."""
         self.close()
 
-    def __enter__(self) -> AsyncSubscription:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> AsyncSubscription:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"<tachyon.AsyncSubscription of {self._sub!r}>"
 
 
-class AsyncBridge:
+class AsyncBridge(Closing):
     """asyncio client of the appliance's bridge (works on the default loop and uvloop).
 
     ``AsyncBridge(path=None)`` connects like :class:`Bridge`. :meth:`publish_batch` *waits*
@@ -215,20 +201,6 @@ class AsyncBridge:
     def close(self) -> None:
         """Unmap the region. Idempotent."""
         self._bridge.close()
-
-    def __enter__(self) -> AsyncBridge:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> AsyncBridge:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"

@@ -7,8 +7,9 @@ import json
 import os
 import socket
 import threading
-from types import TracebackType
 from typing import Any
+
+from ._closing import Closing
 
 __all__ = ["AsyncControl", "Control", "ControlError"]
 
@@ -22,7 +23,7 @@ def default_socket_path(file_prefix: str = "rte") -> str:
     return f"/var/run/dpdk/{file_prefix}/dpdk_telemetry.v2"
 
 
-class Control:
+class Control(Closing):
     """Synchronous client of the appliance's telemetry socket (``AF_UNIX``, ``SOCK_SEQPACKET``).
 
     ``Control(file_prefix="rte", socket_path=None)`` connects to
@@ -129,17 +130,11 @@ class Control:
                 self._sock.close()
                 self._sock = None
 
-    def __enter__(self) -> Control:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"<tachyon.Control socket={self.socket_path!r} {'closed' if self.closed else 'open'}>"
 
 
-class AsyncControl:
+class AsyncControl(Closing):
     """asyncio variant of :class:`Control`: every method is a coroutine that runs the
     blocking socket call in the loop's default executor (requests are tiny and rare)."""
 
@@ -186,14 +181,6 @@ class AsyncControl:
     def close(self) -> None:
         """Close the socket. Idempotent."""
         self._ctl.close()
-
-    async def __aenter__(self) -> AsyncControl:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<tachyon.AsyncControl socket={self._ctl.socket_path!r} {'closed' if self._ctl.closed else 'open'}>"
