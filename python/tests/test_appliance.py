@@ -202,7 +202,12 @@ def test_bad_inputs_raise_and_the_appliance_keeps_running(real_appliance: Any) -
 
 
 async def test_async_publisher_waits_for_room_and_everything_arrives(real_appliance: Any) -> None:
-    app = real_appliance(config="[bridge]\ningress_ring_bytes = 65536\nsubscriber_ring_bytes = 16777216\n")
+    # Shard 0's worker holds off for its first 1.5 s (a test hook), so the ring is
+    # full when the publisher starts and room only appears later, whatever the timing.
+    app = real_appliance(
+        config="[bridge]\ningress_ring_bytes = 65536\nsubscriber_ring_bytes = 16777216\n",
+        env={"TACHYON_TEST_PAUSE_BRIDGE_SHARD": "0:1500"},
+    )
     n_batches, per_batch, size = 60, 40, 1200  # ~49 KB a batch on one shard: at most one fits the ring
     sent: list[tuple[int, int, bytes]] = []
     async with tachyon.AsyncBridge(app.path) as bridge, bridge.subscribe() as sub:

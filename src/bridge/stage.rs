@@ -59,8 +59,9 @@ struct OpenFrame {
 pub struct BridgeStage {
     ingress: IngressConsumer,
     budget: usize,
-    /// Test hook: a shard whose worker stops draining (backpressure tests).
-    paused: bool,
+    /// Test hook (`TACHYON_TEST_PAUSE_BRIDGE_SHARD=SHARD[:MS]`): this shard's
+    /// worker does not drain, for good or for MS milliseconds after start.
+    paused: Option<PauseUntil>,
     packer: Packer,
 }
 
@@ -93,10 +94,8 @@ impl BridgeStage {
         max_frame: usize,
         budget: usize,
     ) -> Self {
-        let paused = std::env::var("TACHYON_TEST_PAUSE_BRIDGE_SHARD")
-            .ok()
-            .and_then(|v| v.parse::<u32>().ok())
-            .is_some_and(|s| s == ingress.shard());
+        let paused =
+            std::env::var("TACHYON_TEST_PAUSE_BRIDGE_SHARD").ok().and_then(|v| PauseUntil::parse(&v, ingress.shard()));
         let packer = Packer {
             fanout,
             pool,
@@ -147,13 +146,40 @@ impl BridgeStage {
     pub fn poll(&mut self, cx: &mut RoundContext<'_>) -> usize {
         let packer = &mut self.packer;
         let mut taken = 0;
-        if !self.paused {
+        if self.paused.as_mut().is_some_and(|p| p.holds(cx.now_ns)) {
+            // Test hook only: leave the ring alone.
+        } else {
+            self.paused = None;
             taken = self.ingress.drain(self.budget, cx.now_ns, |m| packer.take(m, cx)).delivered;
             packer.close_open(cx);
             packer.govern_and_send(cx);
         }
         packer.fanout.flush();
         taken
+    }
+}
+
+/// The backpressure tests' pause: for good, or until a time on the stage's clock.
+struct PauseUntil {
+    ms: Option<u64>,
+    /// Set at the first round: the pause runs from the worker's first poll.
+    until_ns: Option<u64>,
+}
+
+impl PauseUntil {
+    /// `SHARD` or `SHARD:MS`, for this shard only.
+    fn parse(text: &str, shard: u32) -> Option<PauseUntil> {
+        let (s, ms) = match text.split_once(':') {
+            Some((s, ms)) => (s, Some(ms.parse::<u64>().ok()?)),
+            None => (text, None),
+        };
+        (s.parse::<u32>().ok()? == shard).then_some(PauseUntil { ms, until_ns: None })
+    }
+
+    fn holds(&mut self, now_ns: u64) -> bool {
+        let Some(ms) = self.ms else { return true };
+        let until = *self.until_ns.get_or_insert(now_ns + ms * 1_000_000);
+        now_ns < until
     }
 }
 
