@@ -172,11 +172,7 @@ pub(crate) fn claim_part<M: RingMem>(
     }
     let mut retries = 0;
     loop {
-        let head = m.head().load(Ordering::Acquire);
-        let tail = m.tail().load(Ordering::Acquire);
-        if tail < head || tail - head > cap || !tail.is_multiple_of(8) {
-            return Err(Refusal::Corrupt);
-        }
+        let (head, tail) = producer_positions(m)?;
         let to_end = cap - (tail & (cap - 1));
         // (bytes of the HEAD block, messages in it); (0, 0) when the part is not split.
         let (mut head_len, mut head_msgs) = (0u64, 0usize);
@@ -229,6 +225,18 @@ pub(crate) fn claim_part<M: RingMem>(
     }
 }
 
+/// The consumer's head and the producers' tail as a producer sees them before
+/// claiming; `Corrupt` when they cannot describe a ring (a hostile write), so
+/// a producer never claims from nonsense.
+fn producer_positions<M: RingMem>(m: &M) -> Result<(u64, u64), Refusal> {
+    let head = m.head().load(Ordering::Acquire);
+    let tail = m.tail().load(Ordering::Acquire);
+    if tail < head || tail - head > m.cap() || !tail.is_multiple_of(8) {
+        return Err(Refusal::Corrupt);
+    }
+    Ok((head, tail))
+}
+
 /// Claim room for a block of `block_len` bytes (8-aligned, incl. headers) with one CAS;
 /// writes a padding record first when the block would straddle the buffer end.
 pub(crate) fn claim<M: RingMem>(m: &M, block_len: u64) -> Result<Claim, Refusal> {
@@ -239,11 +247,7 @@ pub(crate) fn claim<M: RingMem>(m: &M, block_len: u64) -> Result<Claim, Refusal>
     }
     let mut retries = 0;
     loop {
-        let head = m.head().load(Ordering::Acquire);
-        let tail = m.tail().load(Ordering::Acquire);
-        if tail < head || tail - head > cap || !tail.is_multiple_of(8) {
-            return Err(Refusal::Corrupt);
-        }
+        let (head, tail) = producer_positions(m)?;
         let idx = tail & (cap - 1);
         let to_end = cap - idx;
         let (pad, total) = if block_len > to_end { (to_end, to_end + block_len) } else { (0, block_len) };
