@@ -9,6 +9,7 @@ mod eal;
 mod error;
 mod log;
 mod mbuf;
+mod memory;
 mod mempool;
 mod port;
 mod rcu;
@@ -19,6 +20,7 @@ pub use error::{EalError, MempoolError, PortError, RcuError, TelemetryError};
 pub use log::route_log;
 pub use mbuf::{FreeBatch, MAX_BURST, Mbuf, RxBurst, TxBuffer};
 pub use mbuf::{TxOutcome, ip_checksum_flags};
+pub use memory::{HugeArray, prefetch};
 pub use mempool::Mempool;
 pub use port::{
     LinkStatus, Port, PortCaps, PortConfig, PortReader, PortStats, RssSupport, RxQueue, TxQueue, format_mac,

@@ -23,7 +23,7 @@ use super::limits::ProfileId;
 use super::rules::{MAX_RULES, RuleAction};
 use super::table::{BucketTable, Entry, MAX_PROFILES, NOT_LISTED};
 use super::tables::Tables;
-use super::{FrameKey, ShardCounters, Verdict};
+use super::{FrameKey, Route, ShardCounters, Verdict};
 use crate::dataplane::reason::DropReason;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -34,6 +34,36 @@ const REPORTS_PER_BURST: usize = 4 * BATCH_LEN;
 const SHARES_PER_BURST: usize = 4 * BATCH_LEN;
 /// Slots a table under pressure sweeps per burst.
 const SWEEP_PER_BURST: usize = 256;
+/// Frames `decide_burst` plans (rules run, buckets prefetched) ahead of
+/// charging them: enough misses in flight to hide memory latency, few
+/// enough that the first prefetched lines are still in L1 when charged.
+const PLAN_LEN: usize = 32;
+
+/// A frame the rules let through, between the two passes of `decide_burst`.
+#[derive(Clone, Copy)]
+struct Plan {
+    route: Option<Route>,
+    rule_profile: Option<ProfileId>,
+    topic_key: u64,
+    sender_key: u64,
+    /// Home slots of the two keys in their tables.
+    topic_home: usize,
+    sender_home: usize,
+    /// Set on the placeholder of a frame the rules decided.
+    decided_by_rules: bool,
+}
+
+impl Plan {
+    const EMPTY: Plan = Plan {
+        route: None,
+        rule_profile: None,
+        topic_key: 0,
+        sender_key: 0,
+        topic_home: 0,
+        sender_home: 0,
+        decided_by_rules: true,
+    };
+}
 
 /// Maps an epoch to a non-zero 32-bit stamp (0 marks "never touched").
 fn stamp(epoch: u64) -> u32 {
@@ -70,8 +100,6 @@ pub struct Shard {
     share_batch: Option<Batch<ShareUpdate>>,
     share_pos: usize,
     sweep_cursor: [usize; 2],
-    /// Sink of `decide_burst`'s warming loads.
-    warmed: u64,
     rule_hits: Vec<u64>,
     counters: ShardCounters,
     link: Arc<WorkerLink>,
@@ -108,7 +136,6 @@ impl Shard {
             share_batch: None,
             share_pos: 0,
             sweep_cursor: [0; 2],
-            warmed: 0,
             rule_hits: vec![0; MAX_RULES],
             counters: ShardCounters::default(),
             link,
@@ -174,12 +201,61 @@ impl Shard {
     /// both buckets only if both admit the frame.
     #[inline]
     pub fn decide(&mut self, tables: &Tables, key: &FrameKey, now_tsc: u64) -> Verdict {
+        match self.apply_rules(tables, key) {
+            Ok(plan) => self.charge(tables, key, &plan, now_tsc),
+            Err(verdict) => verdict,
+        }
+    }
+
+    /// Decides a whole burst: `verdicts[i]` for `keys[i]`, exactly as
+    /// `decide` would one by one (extra verdicts are left alone). Two
+    /// passes, the `rte_hash_lookup_bulk` pattern: the first runs the
+    /// rules, hashes each frame's keys and prefetches both buckets; the
+    /// second charges them, by then (mostly) in cache. Rules never depend
+    /// on bucket state, so running them first changes no outcome.
+    pub fn decide_burst(&mut self, tables: &Tables, keys: &[FrameKey], now_tsc: u64, verdicts: &mut [Verdict]) {
+        let n = keys.len().min(verdicts.len());
+        let (keys, verdicts) = (&keys[..n], &mut verdicts[..n]);
+        if tables.is_pass_through() {
+            // No rules, no limits: every frame is admitted; count them as
+            // `decide` would, without a call per frame.
+            verdicts.fill(Verdict::Forward(None));
+            self.counters.default_action += n as u64;
+            self.counters.admitted_frames += n as u64;
+            self.counters.admitted_msgs += keys.iter().map(|k| u64::from(k.msg_count)).sum::<u64>();
+            return;
+        }
+        for (keys, verdicts) in keys.chunks(PLAN_LEN).zip(verdicts.chunks_mut(PLAN_LEN)) {
+            let mut plans = [Plan::EMPTY; PLAN_LEN];
+            for ((key, verdict), plan) in keys.iter().zip(verdicts.iter_mut()).zip(&mut plans) {
+                match self.apply_rules(tables, key) {
+                    Ok(planned) => {
+                        *plan = planned;
+                        self.prefetch(tables, plan);
+                    }
+                    Err(decided) => *verdict = decided,
+                }
+            }
+            for ((key, verdict), plan) in keys.iter().zip(verdicts.iter_mut()).zip(&plans) {
+                if plan.decided_by_rules {
+                    continue;
+                }
+                *verdict = self.charge(tables, key, plan, now_tsc);
+            }
+        }
+    }
+
+    /// The first matching rule's verdict if it decides the frame outright
+    /// (drop), else what the buckets need: the route to keep and the
+    /// bucket keys the frame is charged to.
+    #[inline(always)]
+    fn apply_rules(&mut self, tables: &Tables, key: &FrameKey) -> Result<Plan, Verdict> {
         let (route, rule_profile) = match tables.rules.first_match(key) {
             Some(rule) => {
                 self.rule_hits[rule] += 1;
                 match tables.rules.action(rule) {
                     RuleAction::Allow => (None, None),
-                    RuleAction::Drop => return self.rule_drop(),
+                    RuleAction::Drop => return Err(self.rule_drop()),
                     RuleAction::Route(route) => (Some(route), None),
                     RuleAction::Limit(profile) => (None, Some(profile)),
                 }
@@ -187,14 +263,42 @@ impl Shard {
             None => {
                 self.counters.default_action += 1;
                 if tables.default_drop {
-                    return self.rule_drop();
+                    return Err(self.rule_drop());
                 }
                 (None, None)
             }
         };
+        let topic_key = id_key(Dimension::Topic, key.topic, rule_profile);
+        let sender_key = id_key(Dimension::Sender, key.sender, None);
+        Ok(Plan {
+            route,
+            rule_profile,
+            topic_key,
+            sender_key,
+            topic_home: if tables.topic_limits { self.topics.home(topic_key) } else { 0 },
+            sender_home: if tables.sender_limits { self.senders.home(sender_key) } else { 0 },
+            decided_by_rules: false,
+        })
+    }
+
+    /// Starts loading the frame's two buckets.
+    #[inline(always)]
+    fn prefetch(&self, tables: &Tables, plan: &Plan) {
+        if tables.topic_limits {
+            self.topics.prefetch(plan.topic_home);
+        }
+        if tables.sender_limits {
+            self.senders.prefetch(plan.sender_home);
+        }
+    }
+
+    /// Topic bucket, then sender quota, for a frame the rules let through.
+    #[inline(always)]
+    fn charge(&mut self, tables: &Tables, key: &FrameKey, plan: &Plan, now_tsc: u64) -> Verdict {
         let msgs = u64::from(key.msg_count);
         let topic = if tables.topic_limits {
-            self.offer(tables, Dimension::Topic, key.topic, rule_profile, msgs, now_tsc)
+            let at = (plan.topic_key, plan.topic_home);
+            self.offer(tables, Dimension::Topic, at, key.topic, plan.rule_profile, msgs, now_tsc)
         } else {
             None
         };
@@ -205,7 +309,8 @@ impl Shard {
             return Verdict::Drop(DropReason::TopicLimited);
         }
         let sender = if tables.sender_limits {
-            self.offer(tables, Dimension::Sender, key.sender, None, msgs, now_tsc)
+            let at = (plan.sender_key, plan.sender_home);
+            self.offer(tables, Dimension::Sender, at, key.sender, None, msgs, now_tsc)
         } else {
             None
         };
@@ -222,42 +327,7 @@ impl Shard {
         }
         self.counters.admitted_frames += 1;
         self.counters.admitted_msgs += msgs;
-        Verdict::Forward(route)
-    }
-
-    /// Decides a whole burst: `verdicts[i]` for `keys[i]`, exactly as
-    /// `decide` would one by one (extra verdicts are left alone). First
-    /// touches every frame's buckets, so that their cache misses overlap
-    /// instead of stalling each frame in turn; prefer it when the burst
-    /// is parsed up front.
-    pub fn decide_burst(&mut self, tables: &Tables, keys: &[FrameKey], now_tsc: u64, verdicts: &mut [Verdict]) {
-        if tables.is_pass_through() {
-            // No rules, no limits: every frame is admitted; count them as
-            // `decide` would, without a call per frame.
-            for v in verdicts.iter_mut().take(keys.len()) {
-                *v = Verdict::Forward(None);
-            }
-            self.counters.default_action += keys.len() as u64;
-            self.counters.admitted_frames += keys.len() as u64;
-            self.counters.admitted_msgs += keys.iter().map(|k| u64::from(k.msg_count)).sum::<u64>();
-            return;
-        }
-        let mut touched = 0;
-        if tables.topic_limits {
-            for key in keys {
-                touched ^= self.topics.peek(id_key(Dimension::Topic, key.topic, None));
-            }
-        }
-        if tables.sender_limits {
-            for key in keys {
-                touched ^= self.senders.peek(id_key(Dimension::Sender, key.sender, None));
-            }
-        }
-        // Stored so that the loads above cannot be optimised away.
-        self.warmed = touched;
-        for (key, verdict) in keys.iter().zip(verdicts) {
-            *verdict = self.decide(tables, key, now_tsc);
-        }
+        Verdict::Forward(plan.route)
     }
 
     #[inline]
@@ -266,24 +336,26 @@ impl Shard {
         Verdict::Drop(DropReason::RuleDrop)
     }
 
-    /// Finds (or creates) the bucket limiting `id` in `dim`, refills it and
-    /// records `msgs` of demand. None when `id` is unlimited.
-    #[inline]
+    /// Finds (or creates) the bucket `key` (whose home slot is `home`) names
+    /// for `id` in `dim`, refills
+    /// it and records `msgs` of demand. None when `id` is unlimited.
+    #[allow(clippy::too_many_arguments)] // inlined into `charge`, twice
+    #[inline(always)]
     fn offer(
         &mut self,
         tables: &Tables,
         dim: Dimension,
+        (key, home): (u64, usize),
         id: u32,
         rule_profile: Option<ProfileId>,
         msgs: u64,
         now: u64,
     ) -> Option<usize> {
-        let key = id_key(dim, id, rule_profile);
         let (table, ids) = match dim {
             Dimension::Topic => (&mut self.topics, &tables.topics),
             Dimension::Sender => (&mut self.senders, &tables.senders),
         };
-        let index = match table.find(key) {
+        let index = match table.find_from(key, home) {
             Ok(i) => i,
             Err(vacant) => {
                 let profile = rule_profile.or_else(|| ids.profile_of(id))?;
@@ -305,9 +377,16 @@ impl Shard {
         let entry = table.entry_mut(index);
         entry.bucket.refill(now);
         if entry.stamp != self.stamp {
+            // First touch this period (the stamp also tells expiry the
+            // bucket is in use).
             entry.stamp = self.stamp;
             entry.demand = 0;
             entry.listed = NOT_LISTED;
+        }
+        if !self.reconciled {
+            // One worker: its buckets are the global ones, nobody needs
+            // its demand.
+            return Some(index);
         }
         let frame = msgs as u16;
         let msgs = msgs as u32;
@@ -321,10 +400,9 @@ impl Shard {
         // Listed when it nears its default share, holds a reconciled share,
         // or is about to refuse this frame (so a worker whose burst share is
         // too small for its frames gets a bigger one).
-        if self.reconciled
-            && (entry.demand >= self.list_threshold[profile]
-                || entry.bucket.limit() != self.default_limit[profile]
-                || !entry.bucket.covers(u64::from(frame)))
+        if (entry.demand >= self.list_threshold[profile]
+            || entry.bucket.limit() != self.default_limit[profile]
+            || !entry.bucket.covers(u64::from(frame)))
             && self.touched.len() < self.touched.capacity()
         {
             entry.listed = self.touched.len() as u32;

@@ -9,6 +9,7 @@
 
 use super::bucket::TokenBucket;
 use super::hash::SlotHash;
+use crate::dpdk::{HugeArray, prefetch};
 
 /// Limit profiles a table keeps an overflow bucket for.
 pub const MAX_PROFILES: usize = 4096;
@@ -39,8 +40,9 @@ const _: () = assert!(std::mem::size_of::<Entry>() == 64);
 
 /// Fixed-capacity bucket table plus one overflow bucket per profile.
 pub struct BucketTable {
-    /// `slot_mask + 1` hashed slots, then `MAX_PROFILES` overflow entries.
-    entries: Vec<Entry>,
+    /// `slot_mask + 1` hashed slots, then `MAX_PROFILES` overflow entries,
+    /// on huge pages (a random probe then costs no TLB miss).
+    entries: HugeArray<Entry>,
     slot_mask: usize,
     hash: SlotHash,
     generation: u16,
@@ -51,18 +53,25 @@ pub struct BucketTable {
 
 impl BucketTable {
     /// A table that holds up to `limit` keys at a load factor of at most 2/3
-    /// (short probes even when full).
+    /// (short probes even when full). Aborts if memory is short: use
+    /// [`BucketTable::try_with_limit`] where that must be an error.
     pub fn with_limit(limit: usize) -> Self {
-        let slots = (limit + limit / 2 + 1).next_power_of_two().max(8);
-        BucketTable {
-            entries: vec![Entry::default(); slots + MAX_PROFILES],
+        Self::try_with_limit(limit, None).expect("memory for a bucket table")
+    }
+
+    /// Like [`BucketTable::with_limit`], with its pages preferably on NUMA
+    /// `node`; None when the memory cannot be mapped.
+    pub fn try_with_limit(limit: usize, node: Option<u32>) -> Option<Self> {
+        let slots = (limit + limit / 2 + 1).checked_next_power_of_two()?.max(8);
+        Some(BucketTable {
+            entries: HugeArray::new(slots.checked_add(MAX_PROFILES)?, Entry::default(), node)?,
             slot_mask: slots - 1,
             hash: SlotHash::new(slots.trailing_zeros()),
             generation: 1,
             len: 0,
             limit,
             max_limit: limit,
-        }
+        })
     }
 
     /// Keys the table was sized for.
@@ -87,7 +96,7 @@ impl BucketTable {
         if self.generation == 0 {
             // Once per 65535 resets, really clear so that old generations
             // cannot come back to life.
-            for e in &mut self.entries {
+            for e in self.entries.iter_mut() {
                 e.generation = 0;
             }
             self.generation = 1;
@@ -104,7 +113,13 @@ impl BucketTable {
     /// Index of `key`, or `Err` with the vacant slot where it would go.
     #[inline]
     pub fn find(&self, key: u64) -> Result<usize, usize> {
-        let mut i = self.hash.slot(key);
+        self.find_from(key, self.home(key))
+    }
+
+    /// [`BucketTable::find`] with `key`'s home slot already hashed.
+    #[inline(always)]
+    pub fn find_from(&self, key: u64, home: usize) -> Result<usize, usize> {
+        let mut i = home;
         loop {
             if !self.in_use(i) {
                 return Err(i);
@@ -116,12 +131,20 @@ impl BucketTable {
         }
     }
 
-    /// Reads the key in `key`'s home slot: one load, so that a batch of
-    /// peeks overlaps the cache misses a batch of `find`s would take one
+    /// The slot `key`'s probe starts from.
+    #[inline(always)]
+    pub fn home(&self, key: u64) -> usize {
+        self.hash.slot(key)
+    }
+
+    /// Starts fetching slot `home` (from [`BucketTable::home`]), so that a
+    /// burst's lookups take their cache misses side by side instead of one
     /// after another.
     #[inline(always)]
-    pub fn peek(&self, key: u64) -> u64 {
-        self.entries[self.hash.slot(key)].key
+    pub fn prefetch(&self, home: usize) {
+        if let Some(entry) = self.entries.get(home) {
+            prefetch(entry);
+        }
     }
 
     /// Puts `entry` into the vacant slot `find` returned, unless the table
