@@ -20,6 +20,7 @@ import platform
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -65,6 +66,23 @@ def cpu_pressure():
         return float(re.search(r"avg60=([\d.]+)", Path("/proc/pressure/cpu").read_text()).group(1))
     except (OSError, AttributeError):
         return None
+
+
+def telemetry(sock, command):
+    """One DPDK telemetry command over the v2 socket of a running DPDK process."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as c:
+        c.settimeout(5)
+        c.connect(str(sock))
+        c.recv(1 << 16)  # the greeting
+        c.send(command.encode())
+        return json.loads(c.recv(1 << 20))
+
+
+def port_packets(sock):
+    """(packets received on port 0, packets sent on port 1)."""
+    rx = telemetry(sock, "/ethdev/stats,0")["/ethdev/stats"]["ipackets"]
+    tx = telemetry(sock, "/ethdev/stats,1")["/ethdev/stats"]["opackets"]
+    return rx, tx
 
 
 class Bench:
@@ -130,6 +148,37 @@ class Bench:
         if not measured:
             raise RuntimeError(f"testpmd {mode}: no Rx-pps readings ({' '.join(cmd)})")
         return statistics.mean(measured)
+
+    def l3fwd(self, pcap, binary):
+        """Rx pps of DPDK's l3fwd (LPM, one lcore) on port 0, read twice over DPDK telemetry (l3fwd prints
+        no rates). The pcap's destination addresses must route to port 1 (198.18.1.0/24)."""
+        prefix = self.prefix("l3fwd")
+        cmd = [binary, "-l", "1", "-m", "1024", *EAL_COMMON, prefix,
+               "--vdev", f"net_pcap0,rx_pcap={pcap},infinite_rx=1", "--vdev", "net_null0,no-rx=1",
+               "--", "-p", "0x3", "-P", "--config", "(0,0,1),(1,0,1)"]
+        sock = Path("/var/run/dpdk") / prefix.split("=", 1)[1] / "dpdk_telemetry.v2"
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while not sock.exists():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"l3fwd did not start: {proc.stderr.read()[-2000:]}")
+                time.sleep(0.2)
+            time.sleep(1.5)  # start-up, as the first reading of the others is left out
+            (rx0, tx0), t0 = port_packets(sock), time.monotonic()
+            time.sleep(self.args.secs)
+            (rx1, tx1), t1 = port_packets(sock), time.monotonic()
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+        if tx1 - tx0 < (rx1 - rx0) * 0.99:
+            raise RuntimeError(f"l3fwd did not forward to port 1: rx {rx1 - rx0}, tx {tx1 - tx0}")
+        return (rx1 - rx0) / (t1 - t0)
 
     def tachyon(self, lcores, vdevs, config, tag):
         """(rx pps, msgs in/s, msgs admitted/s) from the live lines, the first left out, and the final stats."""
