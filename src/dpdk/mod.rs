@@ -13,6 +13,7 @@ mod mempool;
 mod port;
 mod rcu;
 mod telemetry;
+mod unmap_guard;
 
 pub use eal::{Eal, LcoreId, launch_on_lcore, wait_all_lcores};
 pub use error::{EalError, MempoolError, PortError, RcuError, TelemetryError};
@@ -24,6 +25,7 @@ pub use port::{
     LinkStatus, Port, PortCaps, PortConfig, PortReader, PortStats, RssSupport, RxQueue, TxQueue, format_mac,
 };
 pub use rcu::{RcuCell, RcuReader};
+pub use unmap_guard::{PollerQuiescence, guard_driver_unmaps, unmap_hook_active};
 pub use telemetry::{TelemetryReply, TelemetryValue, register_telemetry_command};
 
 /// Reads DPDK's per-thread `rte_errno` and renders it as text.
