@@ -13,7 +13,8 @@ use crate::dataplane::counters::{Counter, GOVERNANCE_SAMPLE_EVERY, LocalCounters
 use crate::dataplane::reason::DropReason;
 use crate::dataplane::routes::{Hop, MAX_PORTS, NO_SLOT, RouteTable};
 use crate::dpdk::{
-    FreeBatch, MAX_BURST, Mbuf, PollerQuiescence, RcuReader, RxBurst, RxQueue, TxBuffer, TxOutcome, TxQueue, ip_checksum_flags, tsc,
+    FreeBatch, MAX_BURST, Mbuf, PollerQuiescence, RcuReader, RxBurst, RxQueue, TxBuffer, TxOutcome, TxQueue,
+    ip_checksum_flags, tsc,
 };
 use crate::governance::{FrameKey, Shard, Tables, Verdict};
 use crate::wire::ethernet::rewrite_macs;

@@ -25,8 +25,8 @@ pub use port::{
     LinkStatus, Port, PortCaps, PortConfig, PortReader, PortStats, RssSupport, RxQueue, TxQueue, format_mac,
 };
 pub use rcu::{RcuCell, RcuReader};
-pub use unmap_guard::{PollerQuiescence, guard_driver_unmaps, unmap_hook_active};
 pub use telemetry::{TelemetryReply, TelemetryValue, register_telemetry_command};
+pub use unmap_guard::{PollerQuiescence, guard_driver_unmaps, unmap_hook_active};
 
 /// Reads DPDK's per-thread `rte_errno` and renders it as text.
 pub fn last_error() -> String {
