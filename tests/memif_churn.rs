@@ -131,7 +131,11 @@ fn memif_peer_churn_under_load_neither_crashes_nor_leaks() {
     eprintln!("memif churn: {n} peer cycles survived");
     let stopped = Command::new("kill").args(["-INT", &tachyon.id().to_string()]).status().unwrap();
     let out = tachyon.wait_with_output().unwrap();
-    assert!(stopped.success() && out.status.success(), "tachyon: {}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stopped.success() && out.status.success(), "tachyon: {stderr}");
+    // A file socket (no abstract-socket warning) without a secret (warned about).
+    assert!(stderr.contains("WARNING: net_memif0 has no secret"), "{stderr}");
+    assert!(!stderr.contains("abstract socket"), "{stderr}");
 
     // The peers really exchanged traffic with tachyon, both ways.
     assert!(peer_sent > 0 && peer_received > 0, "peers sent {peer_sent}, received {peer_received}");
