@@ -108,10 +108,14 @@ for _ in $(seq 600); do
   kill -0 "$TPID" 2>/dev/null || { echo "soak: tachyon did not start:" >&2; cat "$DIR/tachyon.err" >&2; exit 1; }
   sleep 0.1
 done
-START_NS=$(date +%s%N)
-END_NS=$((START_NS + DURATION * 1000000000))
-remaining_ms() { echo $(((END_NS - $(date +%s%N)) / 1000000)); }
-running() { [ ! -e "$STOP" ] && [ "$(date +%s%N)" -lt "$END_NS" ]; }
+# Clock and naps without a fork (the reload loop runs every 100 ms on a busy machine).
+now_us() { echo "${EPOCHREALTIME/./}"; }
+START_US=$(now_us)
+END_US=$((START_US + DURATION * 1000000))
+remaining_ms() { echo $(((END_US - ${EPOCHREALTIME/./}) / 1000)); }
+running() { [ ! -e "$STOP" ] && [ "${EPOCHREALTIME/./}" -lt "$END_US" ]; }
+exec {NAP_FD}<> <(:)
+nap() { read -rt "$1" -u "$NAP_FD" || :; }
 echo "soak: $DURATION s, tachyon pid $TPID, metrics http://$METRICS/metrics, files in $DIR"
 
 # RSS every second.
@@ -120,18 +124,19 @@ echo "soak: $DURATION s, tachyon pid $TPID, metrics http://$METRICS/metrics, fil
     sleep 1
   done ) & PIDS+=($!)
 
-# Reloads: SIGHUP every 100 ms, config swapped each time; /tachyon/reload every 2 s.
+# Reloads: SIGHUP every 100 ms, the config swapped every second; /tachyon/reload every 2 s.
 ( n=0
   while running; do
     n=$((n + 1))
-    if [ $((n % 2)) = 0 ]; then cp "$DIR/a.toml" "$DIR/soak.next"; else cp "$DIR/b.toml" "$DIR/soak.next"; fi
-    mv "$DIR/soak.next" "$DIR/soak.toml"
+    if [ $((n % 10)) = 0 ]; then
+      cp "$DIR/$([ $((n % 20)) = 0 ] && echo a || echo b).toml" "$DIR/soak.next" && mv "$DIR/soak.next" "$DIR/soak.toml"
+    fi
     if [ $((n % 20)) = 0 ]; then
       echo /tachyon/reload | dpdk-telemetry.py -f "$PREFIX" >/dev/null 2>&1 && echo telemetry >> "$DIR/reloads.txt"
     else
       kill -HUP "$TPID" 2>/dev/null && echo sighup >> "$DIR/reloads.txt"
     fi
-    sleep 0.1
+    nap 0.1
   done ) & PIDS+=($!)
 
 # Scrapes every 500 ms.
@@ -176,9 +181,12 @@ PIDS=()
 ALIVE=1; kill -0 "$TPID" 2>/dev/null || ALIVE=0
 TRC=0
 if [ "$ALIVE" = 1 ]; then kill -INT "$TPID"; fi
+# A shutdown that hangs is a failure too: SIGKILL after 60 s (status 137).
+for _ in $(seq 600); do kill -0 "$TPID" 2>/dev/null || break; nap 0.1; done
+kill -KILL "$TPID" 2>/dev/null || true
 wait "$TPID" || TRC=$?
 TPID=""
-ELAPSED=$((($(date +%s%N) - START_NS) / 1000000000))
+ELAPSED=$(((${EPOCHREALTIME/./} - START_US) / 1000000))
 
 "$PY" - "$DIR" "$DURATION" "$ELAPSED" "$ALIVE" "$TRC" <<'EOF'
 import json, os, sys
