@@ -9,6 +9,10 @@ fn main() {
     println!("cargo:rerun-if-changed=src/dpdk/wrapper.h");
     println!("cargo:rerun-if-changed=src/dpdk/shim.h");
     println!("cargo:rerun-if-changed=src/dpdk/shim.c");
+    // The driver plugins EAL loads bind `munmap` to the executable's own
+    // (src/dpdk/unmap_guard.rs: a memif peer that leaves must not unmap
+    // rings under a worker's burst).
+    println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic-symbol=munmap");
 
     let dpdk = match pkg_config::Config::new().atleast_version("22.11").probe("libdpdk") {
         Ok(lib) => lib,

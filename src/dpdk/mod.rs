@@ -14,6 +14,7 @@ mod mempool;
 mod port;
 mod rcu;
 mod telemetry;
+mod unmap_guard;
 
 pub use eal::{Eal, LcoreId, launch_on_lcore, wait_all_lcores};
 pub use error::{EalError, MempoolError, PortError, RcuError, TelemetryError};
@@ -27,6 +28,7 @@ pub use port::{
 };
 pub use rcu::{RcuCell, RcuReader};
 pub use telemetry::{TelemetryReply, TelemetryValue, register_telemetry_command};
+pub use unmap_guard::{PollerQuiescence, guard_driver_unmaps, unmap_hook_active};
 
 /// Reads DPDK's per-thread `rte_errno` and renders it as text.
 pub fn last_error() -> String {

@@ -90,6 +90,14 @@ impl<T: Send + Sync> RcuCell<T> {
         retired.len()
     }
 
+    /// Waits until every online reader has reported a quiescent state since
+    /// the call began. Any thread; used by [`super::unmap_guard`].
+    pub fn synchronize(&self) {
+        // SAFETY: the QSBR variable is valid; RTE_QSBR_THRID_INVALID says the
+        // caller is not a registered reader, so it waits for all of them.
+        unsafe { sys::rte_rcu_qsbr_synchronize(self.qsbr.as_ptr(), u32::MAX) }
+    }
+
     /// The current value, for the control side (the only writer, so it cannot
     /// be freed while this borrow lives: `publish` and `reclaim` run on the
     /// same thread).

@@ -14,6 +14,7 @@ mod bridge;
 mod error;
 mod launch;
 mod layout;
+mod memif;
 mod observe;
 mod pools;
 mod ports;
@@ -84,6 +85,9 @@ pub fn prepare(options: Options, eal_args: Vec<String>) -> Result<Prepared, Star
         return Err(StartupError::NoHugepages);
     }
     let metrics = metrics_listener(&options, &config)?;
+    for warning in memif::exposure_warnings(&eal_args) {
+        crate::log_err!("{warning}");
+    }
     Ok(Prepared { options, config, eal_args, metrics })
 }
 
