@@ -153,20 +153,29 @@ const LAST_RULE_BAD: &str = "[[governance.rules]]\ntopic = 7\naction = \"drop\"\
     [[governance.rules]]\ntopic = 10\naction = \"drop\"\n\n\
     [[governance.rules]]\ntopic = 11\naction = \"limit\"\nprofile = \"nope\"\n";
 
+/// Rules that would drop everything, then a bad key in a later section.
+const LAST_SECTION_BAD: &str = "[[governance.rules]]\ntopics = \"7-8\"\naction = \"drop\"\n\n\
+    [bridge]\nmode = \"0666\"\n";
+
+/// Bad files, each with what its error must name.
+const BAD_FILES: [(&str, &str); 2] = [(LAST_RULE_BAD, "governance.rules[4]"), (LAST_SECTION_BAD, "bridge.mode")];
+
 #[test]
-fn a_config_whose_last_rule_is_bad_stops_start_up_before_eal() {
+fn a_config_bad_at_its_end_stops_start_up_before_eal() {
     let dir = scratch_dir("safe-last-rule-start");
-    let cfg = dir.join("c.toml");
-    std::fs::write(&cfg, LAST_RULE_BAD).unwrap();
-    let eal = eal_args(&["net_null0,no-rx=1".into()]);
-    let app = strings(&["--config", cfg.to_str().unwrap(), "--duration", "1"]);
-    let out = run_tachyon(&eal, &app);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a bad last rule must stop start-up: {err}");
-    assert!(err.contains("governance.rules[4]"), "names the bad rule: {err}");
-    assert!(!err.contains("EAL:"), "nothing of EAL ran: {err}");
-    let runtime = Path::new("/var/run/dpdk").join(prefix_of(&eal));
-    assert!(!runtime.exists(), "EAL created {}", runtime.display());
+    for (i, (text, names)) in BAD_FILES.iter().enumerate() {
+        let cfg = dir.join(format!("c{i}.toml"));
+        std::fs::write(&cfg, text).unwrap();
+        let eal = eal_args(&["net_null0,no-rx=1".into()]);
+        let app = strings(&["--config", cfg.to_str().unwrap(), "--duration", "1"]);
+        let out = run_tachyon(&eal, &app);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "a bad end must stop start-up: {err}");
+        assert!(err.contains(names), "names {names}: {err}");
+        assert!(!err.contains("EAL:"), "nothing of EAL ran: {err}");
+        let runtime = Path::new("/var/run/dpdk").join(prefix_of(&eal));
+        assert!(!runtime.exists(), "EAL created {}", runtime.display());
+    }
 }
 
 #[test]
@@ -187,14 +196,16 @@ fn a_reload_whose_last_rule_is_bad_leaves_the_running_rules_acting() {
     let window = Duration::from_millis(600);
     let before = rule_drop_share(&app.prefix, window);
     assert!((before - 0.5).abs() < 0.05, "the running rule drops topic 7 (half): {before}");
-    // Applied even in part, the new file would drop topic 8 too (everything).
-    std::fs::write(&cfg, LAST_RULE_BAD).unwrap();
-    let answer = app.wait_for("/tachyon/reload");
-    let refused = answer["refused"].as_str().unwrap_or_else(|| panic!("expected a refusal: {answer}"));
-    assert!(refused.contains("governance.rules[4]"), "{refused}");
-    std::thread::sleep(Duration::from_millis(300));
-    let after = rule_drop_share(&app.prefix, window);
-    assert!((after - 0.5).abs() < 0.05, "the refused file changed the rules: {after} of packets dropped by rule");
+    // Applied even in part, either file would drop topic 8 too (everything).
+    for (text, names) in BAD_FILES {
+        std::fs::write(&cfg, text).unwrap();
+        let answer = app.wait_for("/tachyon/reload");
+        let refused = answer["refused"].as_str().unwrap_or_else(|| panic!("expected a refusal: {answer}"));
+        assert!(refused.contains(names), "{refused}");
+        std::thread::sleep(Duration::from_millis(300));
+        let after = rule_drop_share(&app.prefix, window);
+        assert!((after - 0.5).abs() < 0.05, "a refused file changed the rules: {after} of packets dropped by rule");
+    }
     let (status, err) = app.stop("-INT");
     assert!(status.success(), "{err}");
     assert!(err.contains("refused, the running rules stay"), "{err}");
