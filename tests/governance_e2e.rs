@@ -75,20 +75,6 @@ fn a_topic_limit_holds_globally_across_two_workers() {
     }
 }
 
-/// The fraction of the packets processed between two `/tachyon/stats`
-/// readings that were dropped by a rule.
-fn rule_drop_share(prefix: &str, window: Duration) -> f64 {
-    let read = || {
-        let r = &telemetry(prefix, &["/tachyon/stats"])[0]["/tachyon/stats"];
-        (counter(r, "rx_packets"), r["drops"]["rule_drop"].as_u64().unwrap())
-    };
-    let (rx0, d0) = read();
-    std::thread::sleep(window);
-    let (rx1, d1) = read();
-    assert!(rx1 > rx0 + 1000, "traffic stalled: {rx0} -> {rx1}");
-    (d1 - d0) as f64 / (rx1 - rx0) as f64
-}
-
 fn sighup(child: &Child) {
     assert!(Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap().success());
 }

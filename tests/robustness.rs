@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -65,22 +64,8 @@ impl Drop for Reaper {
     }
 }
 
-/// One telemetry command, or None when the appliance does not answer (yet).
-fn try_telemetry(prefix: &str, command: &str) -> Option<Value> {
-    let mut child = Command::new("dpdk-telemetry.py")
-        .args(["-f", prefix])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dpdk-telemetry.py (Debian package dpdk) runs");
-    child.stdin.take().unwrap().write_all(format!("{command}\n").as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| serde_json::from_str(l).ok())
-}
-
 fn reconcile_periods(prefix: &str) -> Option<u64> {
-    try_telemetry(prefix, "/tachyon/rules")?["/tachyon/rules"]["reconcile"]["periods"].as_u64()
+    try_telemetry(prefix, "/tachyon/rules")?["reconcile"]["periods"].as_u64()
 }
 
 fn spawn(prefix: &str, app: &[&str], stdout: Stdio, stderr: Stdio, env: Option<(&str, &str)>) -> Reaper {

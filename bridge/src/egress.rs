@@ -3,6 +3,8 @@
 //! Egress record (8-aligned, never straddling the buffer end):
 //! `len u32` (total, incl. this 16-byte header), `topic u32`, `sender u32`,
 //! `payload_len u32` (`u32::MAX` marks padding up to the buffer end), payload, pad to 8.
+//! A gap at the buffer end shorter than a header (8 bytes) is padding without
+//! a header: the reader skips it by its size.
 
 use std::sync::Arc;
 
@@ -128,8 +130,13 @@ impl EgressWriter {
         }
         let mut at = idx;
         if rec > to_end {
-            // SAFETY: [idx, cap) is free ring space owned by this (single) producer.
-            unsafe { write_hdr(self.data.add(idx as usize), to_end as u32, 0, 0, PAD_MARK) };
+            // A gap shorter than a header (8 bytes) is padding without one: the
+            // reader skips it by its size alone. Writing a header there would
+            // run past the ring's end.
+            if to_end >= EGRESS_HDR {
+                // SAFETY: [idx, cap) is free ring space owned by this (single) producer, at least a header long.
+                unsafe { write_hdr(self.data.add(idx as usize), to_end as u32, 0, 0, PAD_MARK) };
+            }
             at = 0;
         }
         // SAFETY: [at, at + rec) is free ring space owned by this producer and in bounds.
@@ -199,7 +206,12 @@ pub(crate) fn read_ring(map: &Arc<Mapping>, h: &Header, off: u64, out: &mut Colu
     while head < tail {
         let idx = (head & (cap - 1)) as usize;
         let r = |o: usize| u32::from_le_bytes(data[idx + o..idx + o + 4].try_into().unwrap());
-        let avail = (tail - head).min(cap - idx as u64);
+        let to_end = cap - idx as u64;
+        if to_end < EGRESS_HDR && tail - head > to_end {
+            head += to_end; // a gap too short for a header: headerless padding
+            continue;
+        }
+        let avail = (tail - head).min(to_end);
         if avail < EGRESS_HDR {
             ok = false;
             head = tail;

@@ -1,7 +1,9 @@
 //! EAL start-up, lcore enumeration and launching work on lcores.
 
 use super::{EalError, sys};
-use std::ffi::{CString, c_int, c_void};
+use std::ffi::{CStr, CString, c_int, c_void};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 /// A DPDK logical core id.
 pub type LcoreId = u32;
@@ -31,7 +33,17 @@ impl Eal {
         if rc < 0 {
             return Err(EalError::Init(super::last_error()));
         }
-        Ok(Eal { _private: () })
+        let eal = Eal { _private: () };
+        restrict_sockets(&eal.runtime_dir());
+        Ok(eal)
+    }
+
+    /// EAL's runtime directory (`/var/run/dpdk/<file-prefix>`), where its
+    /// telemetry and multi-process sockets live.
+    pub fn runtime_dir(&self) -> PathBuf {
+        // SAFETY: EAL is initialised; it returns a NUL-terminated string it owns for the process's life.
+        let dir = unsafe { CStr::from_ptr(sys::rte_eal_get_runtime_dir()) };
+        PathBuf::from(dir.to_string_lossy().into_owned())
     }
 
     /// The lcore that runs `main` (the control lcore).
@@ -118,4 +130,24 @@ pub fn launch_on_lcore(_eal: &Eal, lcore: LcoreId, job: impl FnOnce() -> i32 + S
 pub fn wait_all_lcores(_eal: &Eal) {
     // SAFETY: EAL is initialised; the call blocks the main lcore only.
     unsafe { sys::rte_eal_mp_wait_lcore() }
+}
+
+/// Owner and group only: the mode EAL's sockets get, as the bridge region does.
+const SOCKET_MODE: u32 = 0o660;
+
+/// Tightens every socket EAL created in `dir` (telemetry, multi-process) to
+/// [`SOCKET_MODE`]. EAL binds them with the process umask, so under umask 0
+/// anyone who can reach the directory could drive `/tachyon/reload` or
+/// read counters; the directory is usually 0700, but that is not ours to
+/// rely on (it may predate this run). A failure only warns.
+fn restrict_sockets(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let is_socket = entry.file_type().is_ok_and(|t| t.is_socket());
+        if is_socket
+            && let Err(e) = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(SOCKET_MODE))
+        {
+            crate::log_err!("tachyon: WARNING: cannot restrict {} to {SOCKET_MODE:o}: {e}", entry.path().display());
+        }
+    }
 }

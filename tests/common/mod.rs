@@ -193,3 +193,145 @@ pub fn telemetry(prefix: &str, commands: &[&str]) -> Vec<serde_json::Value> {
     );
     replies
 }
+
+/// What every run must show at exit (issue 13, item 6): each worker and the
+/// totals conserved (rx = tx + every drop reason), the workers adding up to
+/// the totals, and every mbuf back in its pool.
+pub fn assert_run_consistent(stats: &Value) {
+    let totals = &stats["totals"];
+    assert_conserved(totals);
+    let workers = stats["workers"].as_array().unwrap_or_else(|| panic!("no workers in {stats}"));
+    assert!(!workers.is_empty(), "no worker in the report: {stats}");
+    for w in workers {
+        assert_conserved(w);
+    }
+    for name in ["rx_packets", "tx_packets", "dropped", "bridge_msgs_received", "bridge_msgs_admitted"] {
+        let sum: u64 = workers.iter().map(|w| counter(w, name)).sum();
+        assert_eq!(sum, counter(totals, name), "workers' {name} do not add up to the total");
+    }
+    assert_no_mbuf_leak(stats);
+}
+
+/// No message the bridge accepted is lost: every message a shard accepted
+/// was taken by its worker or is still in the ring, and every message taken
+/// was admitted or dropped for a counted reason — per worker and in total.
+pub fn assert_bridge_conserved(stats: &Value) {
+    let shards = stats["bridge"]["shards"].as_array().unwrap_or_else(|| panic!("no bridge shards in {stats}"));
+    let accepted: u64 = shards.iter().map(|s| counter(s, "accepted_msgs")).sum();
+    let in_rings: u64 = shards.iter().map(|s| counter(s, "ring_depth_msgs")).sum();
+    let totals = &stats["totals"];
+    assert_eq!(
+        accepted,
+        counter(totals, "bridge_msgs_received") + in_rings,
+        "accepted != taken + left in rings: {stats}"
+    );
+    for v in stats["workers"].as_array().unwrap().iter().chain([totals]) {
+        let dropped: u64 = DropReason::ALL
+            .iter()
+            .map(|r| v["bridge_drops"][r.name()].as_u64().unwrap_or_else(|| panic!("no bridge drop {r} in {v}")))
+            .sum();
+        let lost = counter(v, "bridge_msgs_no_mbuf") + counter(v, "bridge_msgs_oversize");
+        assert_eq!(
+            counter(v, "bridge_msgs_received"),
+            counter(v, "bridge_msgs_admitted") + dropped + lost,
+            "bridge messages taken != admitted + counted drops in {v}"
+        );
+    }
+}
+
+/// The `--file-prefix` of EAL arguments made by [`eal_args`].
+pub fn prefix_of(eal: &[String]) -> String {
+    let p = eal.iter().position(|a| a == "--file-prefix").expect("eal_args sets --file-prefix");
+    eal[p + 1].clone()
+}
+
+/// One telemetry command, or None when the appliance does not answer (yet).
+pub fn try_telemetry(prefix: &str, command: &str) -> Option<Value> {
+    let mut child = Command::new("dpdk-telemetry.py")
+        .args(["-f", prefix])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dpdk-telemetry.py (Debian package dpdk) runs");
+    child.stdin.take().unwrap().write_all(format!("{command}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let reply: Value = String::from_utf8_lossy(&out.stdout).lines().find_map(|l| serde_json::from_str(l).ok())?;
+    Some(reply[command].clone()).filter(|v| !v.is_null())
+}
+
+/// The fraction of the packets processed between two `/tachyon/stats`
+/// readings that were dropped by a rule.
+pub fn rule_drop_share(prefix: &str, window: std::time::Duration) -> f64 {
+    let read = || {
+        let r = &telemetry(prefix, &["/tachyon/stats"])[0]["/tachyon/stats"];
+        (counter(r, "rx_packets"), r["drops"]["rule_drop"].as_u64().unwrap())
+    };
+    let (rx0, d0) = read();
+    std::thread::sleep(window);
+    let (rx1, d1) = read();
+    assert!(rx1 > rx0 + 1000, "traffic stalled: {rx0} -> {rx1}");
+    (d1 - d0) as f64 / (rx1 - rx0) as f64
+}
+
+/// A running appliance, killed if the test fails half-way.
+pub struct Running {
+    pub child: std::process::Child,
+    pub prefix: String,
+}
+
+impl Running {
+    /// Starts `tachyon EAL -- APP` with `env`; stderr is kept for [`Running::stop`].
+    pub fn start(eal: &[String], app: &[String], env: &[(&str, &str)]) -> Running {
+        let child = Command::new(tachyon_bin())
+            .args(eal)
+            .arg("--")
+            .args(app_args(app))
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tachyon");
+        Running { child, prefix: prefix_of(eal) }
+    }
+
+    /// Waits until `command` answers through telemetry (the run is up).
+    pub fn wait_for(&mut self, command: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("tachyon exited early ({status}): {}", self.stderr());
+            }
+            if let Some(v) = try_telemetry(&self.prefix, command) {
+                return v;
+            }
+            assert!(std::time::Instant::now() < deadline, "telemetry never answered {command}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    pub fn stderr(&mut self) -> String {
+        let mut s = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut s);
+        }
+        s
+    }
+
+    /// Sends `signal` (e.g. "-TERM") and waits for the exit; returns the
+    /// status and everything written to stderr.
+    pub fn stop(mut self, signal: &str) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args([signal, &pid]).status().unwrap().success());
+        let err = self.stderr();
+        (self.child.wait().unwrap(), err)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
