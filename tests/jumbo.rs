@@ -165,3 +165,84 @@ fn an_mtu_above_9000_is_refused_before_eal_starts() {
         assert!(!stats.exists(), "ran anyway");
     }
 }
+
+/// Waits for a memif server's socket file (created when tachyon probes its port).
+fn wait_for_socket(path: &Path, tachyon: &mut std::process::Child) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !path.exists() {
+        assert!(tachyon.try_wait().unwrap().is_none(), "tachyon exited before creating {}", path.display());
+        assert!(std::time::Instant::now() < deadline, "no memif socket {} after 60 s", path.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn jumbo_frames_received_over_memif_come_out_byte_for_byte() {
+    let _g = dpdk_lock();
+    let dir = scratch_dir("jumbo-memif");
+    let sizes = [3000, 9000, 1600, 5000, 2100, 100];
+    let frames: Vec<Vec<u8>> = (0..30)
+        .map(|i| frame_of_size(sizes[i % sizes.len()], 7, i as u64, (i % 4 == 3).then_some(5)).build())
+        .collect();
+    let chained = frames.iter().filter(|f| f.len() > SEGMENT).count() as u64;
+    let (input, empty, output) = (dir.join("in.pcap"), dir.join("empty.pcap"), dir.join("out.pcap"));
+    let (sock, stats_path, cfg) = (dir.join("memif.sock"), dir.join("stats.json"), dir.join("c.toml"));
+    write_pcap(&input, &frames);
+    write_pcap(&empty, &[]);
+    std::fs::write(&cfg, JUMBO_CONFIG).unwrap();
+
+    // Tachyon: port 0 = memif server (frames come in here), port 1 = pcap out.
+    let eal = eal_args(&[
+        format!("net_memif0,role=server,socket={},socket-abstract=no", sock.display()),
+        format!("net_pcap1,rx_pcap={},tx_pcap={}", empty.display(), output.display()),
+    ]);
+    let app = app_args(&strings(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--duration",
+        "8",
+        "--quiet",
+        "--no-bridge",
+        "--stats-json",
+        stats_path.to_str().unwrap(),
+    ]));
+    let mut tachyon = std::process::Command::new(tachyon_bin())
+        .args(&eal)
+        .arg("--")
+        .args(&app)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_socket(&sock, &mut tachyon);
+    // The peer: testpmd replays the capture (net_pcap chains the jumbo frames)
+    // into its memif client port, which carries them in several memif buffers.
+    let mut peer = std::process::Command::new("dpdk-testpmd")
+        .args(["-l", "0-1", "--no-huge", "-m", "512", "--no-pci", "--log-level", "lib.eal:error"])
+        .args(["--file-prefix", &file_prefix()])
+        .args(["--vdev", &format!("net_pcap0,rx_pcap={}", input.display())])
+        .args(["--vdev", &format!("net_memif0,role=client,socket={},socket-abstract=no", sock.display())])
+        .args(["--", "--forward-mode=io", "--no-flush-rx", "--stats-period", "1", "--total-num-mbufs", "8192"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start dpdk-testpmd");
+    let out = tachyon.wait_with_output().unwrap();
+    // Only after tachyon has stopped polling: net_memif unmaps the rings of the side that leaves.
+    let _ = peer.kill();
+    let _ = peer.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "tachyon failed: {stderr}");
+    let stats = read_json(&stats_path);
+    let totals = &stats["totals"];
+    eprintln!("memif jumbo totals: {totals}");
+    assert_conserved(totals);
+    assert_no_mbuf_leak(&stats);
+    assert_eq!(counter(totals, "rx_packets"), frames.len() as u64, "every frame arrived over memif");
+    for reason in DropReason::ALL {
+        assert_eq!(drops(totals, reason), 0, "dropped as {reason}");
+    }
+    assert_eq!(counter(totals, "rx_multi_segment"), chained, "memif handed the frames over 2 KiB as chains");
+    let port_mac = mac(stats["ports"][1]["mac"].as_str().unwrap());
+    let expected: Vec<Vec<u8>> = frames.iter().map(|p| with_macs(p, [2, 0, 0, 0, 0, 1], port_mac)).collect();
+    assert!(read_pcap(&output) == expected, "frames over memif differ from the input past the MACs");
+}
