@@ -453,3 +453,64 @@ impl Drop for Port {
 pub fn format_mac(mac: &[u8; 6]) -> String {
     mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(max_mtu: u16, rx_offloads: u64, tx_offloads: u64) -> PortCaps {
+        PortCaps {
+            driver: "net_test".into(),
+            name: "test0".into(),
+            max_rx_queues: 1,
+            max_tx_queues: 1,
+            rss_offloads: 0,
+            rx_offloads,
+            tx_offloads,
+            max_mtu,
+            min_mtu: 68,
+            socket: 0,
+            mac: [0; 6],
+        }
+    }
+
+    #[test]
+    fn the_default_mtu_fits_one_mbuf_and_needs_no_offload() {
+        let scatter = sys::RTE_ETH_RX_OFFLOAD_SCATTER as u64;
+        let s = caps(9000, scatter, 0).mtu_setup(1500, 2048);
+        assert_eq!(
+            s,
+            MtuSetup { mtu: 1500, refused: None, needs_chains: false, rx_scatter: false, tx_multi_segs: false }
+        );
+    }
+
+    #[test]
+    fn a_jumbo_mtu_turns_on_the_offloads_a_port_offers() {
+        let (scatter, multi) = (sys::RTE_ETH_RX_OFFLOAD_SCATTER as u64, sys::RTE_ETH_TX_OFFLOAD_MULTI_SEGS as u64);
+        let both = caps(9600, scatter, multi).mtu_setup(9000, 2048);
+        assert_eq!(
+            (both.mtu, both.refused, both.needs_chains, both.rx_scatter, both.tx_multi_segs),
+            (9000, None, true, true, true)
+        );
+        let neither = caps(u16::MAX, 0, 0).mtu_setup(9000, 2048);
+        assert_eq!((neither.needs_chains, neither.rx_scatter, neither.tx_multi_segs), (true, false, false));
+        // Buffers as large as the frame: no chains, so no offload is asked for.
+        assert!(!caps(9600, scatter, multi).mtu_setup(9000, 9216).needs_chains);
+    }
+
+    #[test]
+    fn a_port_below_the_mtu_is_configured_at_its_maximum() {
+        let s = caps(1500, 0, 0).mtu_setup(9000, 2048);
+        assert_eq!((s.mtu, s.refused, s.needs_chains), (1500, Some(9000), false));
+    }
+
+    #[test]
+    fn the_port_maximum_follows_ethdev_from_max_mtu_and_max_rx_pktlen() {
+        let mut info = sys::rte_eth_dev_info { max_mtu: u16::MAX, max_rx_pktlen: 1518, ..Default::default() };
+        assert_eq!(port_max_mtu(&info), 1500, "net_memif: 1518-byte frames less Ethernet header and CRC");
+        info.max_rx_pktlen = u32::MAX;
+        assert_eq!(port_max_mtu(&info), u16::MAX, "net_pcap: no limit");
+        (info.max_mtu, info.max_rx_pktlen) = (9600, 9626);
+        assert_eq!(port_max_mtu(&info), 9600, "a NIC stating its own overhead");
+    }
+}
