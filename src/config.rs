@@ -40,7 +40,17 @@ pub struct Dataplane {
     pub non_tachyon: NonTachyon,
     /// Verify IPv4 header checksums the NIC did not vouch for.
     pub verify_ip_checksum: bool,
+    /// Ethernet MTU (largest IP packet) every port is configured for; jumbo
+    /// frames up to [`MAX_MTU`]. Frames larger than an mbuf arrive as chains.
+    pub mtu: u16,
 }
+
+/// The standard Ethernet MTU, the default.
+pub const DEFAULT_MTU: u16 = 1500;
+/// The largest MTU accepted: jumbo frames of 9,000-byte IP packets.
+pub const MAX_MTU: u16 = 9000;
+/// The smallest MTU IPv4 allows (RFC 791), as DPDK's `RTE_ETHER_MIN_MTU`.
+pub const MIN_MTU: u16 = 68;
 
 impl Default for Dataplane {
     fn default() -> Self {
@@ -52,6 +62,7 @@ impl Default for Dataplane {
             tachyon_udp_port: 47000,
             non_tachyon: NonTachyon::Drop,
             verify_ip_checksum: true,
+            mtu: DEFAULT_MTU,
         }
     }
 }
@@ -217,6 +228,7 @@ impl Config {
         check_range("dataplane.rx_descriptors", d.rx_descriptors as u64, 32, 32768)?;
         check_range("dataplane.tx_descriptors", d.tx_descriptors as u64, 32, 32768)?;
         check_range("dataplane.tachyon_udp_port", d.tachyon_udp_port as u64, 1, 65535)?;
+        check_range("dataplane.mtu", d.mtu as u64, MIN_MTU as u64, MAX_MTU as u64)?;
         if d.mbufs_per_pool != 0 {
             check_range("dataplane.mbufs_per_pool", d.mbufs_per_pool as u64, 1024, 1 << 26)?;
         }
@@ -387,6 +399,19 @@ mod tests {
             (c.bridge.settings().unwrap(), crate::bridge::BridgeConfig::default().settings().unwrap());
         assert_eq!(format!("{shipped:?}"), format!("{default:?}"), "[bridge] in default.toml is the defaults");
         assert!(c.bridge.enabled && c.bridge.path.is_none());
+        assert_eq!(c.dataplane.mtu, Dataplane::default().mtu);
+    }
+
+    #[test]
+    fn mtu_defaults_to_1500_and_takes_jumbo_up_to_9000() {
+        assert_eq!(Config::parse("").unwrap().dataplane.mtu, 1500);
+        assert_eq!(Config::parse("[dataplane]\nmtu = 9000\n").unwrap().dataplane.mtu, 9000);
+        for bad in ["10000", "9001", "67", "0"] {
+            let e = Config::parse(&format!("[dataplane]\nmtu = {bad}\n")).unwrap_err().to_string();
+            assert!(e.contains("dataplane.mtu") && e.contains("9000"), "{e}");
+        }
+        let e = Config::parse("[dataplane]\nmtu = 70000\n").unwrap_err().to_string();
+        assert!(e.contains("mtu"), "{e}");
     }
 
     #[test]

@@ -254,6 +254,7 @@ fn scrapes_match_the_stats_json_written_at_exit() {
         ("frames_received", "tachyon_frames_received_total"),
         ("frames_admitted", "tachyon_frames_admitted_total"),
         ("other_forwarded", "tachyon_packets_other_forwarded_total"),
+        ("rx_multi_segment", "tachyon_packets_multi_segment_total"),
         ("full_bursts", "tachyon_rx_full_bursts_total"),
         ("polls_busy", "tachyon_polls_total"),
         ("governance_frames", "tachyon_governance_duration_seconds_count"),

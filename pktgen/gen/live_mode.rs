@@ -213,6 +213,7 @@ fn open_port(eal: &Eal, id: u16, pool: &Mempool) -> Result<Port, String> {
         rx_desc: DESCRIPTORS,
         tx_desc: DESCRIPTORS,
         rx_ip_checksum_offload: false,
+        mtu: port.caps().mtu_setup(tachyon::config::DEFAULT_MTU, pool.data_room()),
     };
     port.configure(&cfg, pool)?;
     port.start()?;

@@ -216,6 +216,64 @@ pub fn classify_general(pkt: &[u8], nic: NicChecksum, cfg: &ParseConfig) -> Resu
     }))
 }
 
+/// The longest prefix of a frame that classification can depend on: an
+/// IPv4 packet of the largest total length (65,535) behind Ethernet and one
+/// VLAN tag. Bytes past it can only be padding, which the parser ignores, so
+/// gathering a chain of any length up to this bound classifies it exactly.
+pub const MAX_CLASSIFIED_FRAME: usize = ethernet::HEADER_LEN + ethernet::VLAN_TAG_LEN + u16::MAX as usize;
+
+/// A buffer that a frame received in several segments (a jumbo frame as an
+/// mbuf chain) is copied into, so the contiguous parsers can read it. A
+/// worker makes one at start with [`Linearizer::preallocated`]; gathering
+/// then never allocates.
+#[derive(Debug, Default)]
+pub struct Linearizer {
+    buf: Vec<u8>,
+}
+
+impl Linearizer {
+    /// A linearizer that holds any frame without growing (64 KiB).
+    pub fn preallocated() -> Self {
+        Linearizer { buf: Vec::with_capacity(MAX_CLASSIFIED_FRAME) }
+    }
+
+    /// Copies the segments, in order, into one slice: at most
+    /// [`MAX_CLASSIFIED_FRAME`] bytes, the rest being padding at best.
+    pub fn gather<'s>(&mut self, segments: impl IntoIterator<Item = &'s [u8]>) -> &[u8] {
+        self.buf.clear();
+        for seg in segments {
+            let room = MAX_CLASSIFIED_FRAME - self.buf.len();
+            self.buf.extend_from_slice(&seg[..seg.len().min(room)]);
+            if room <= seg.len() {
+                break;
+            }
+        }
+        &self.buf
+    }
+
+    /// Classifies the frame made of `segments`, exactly as [`classify`]
+    /// would the same bytes in one piece.
+    pub fn classify<'s>(
+        &mut self,
+        segments: impl IntoIterator<Item = &'s [u8]>,
+        nic: NicChecksum,
+        cfg: &ParseConfig,
+    ) -> Result<Accepted, DropReason> {
+        classify(self.gather(segments), nic, cfg)
+    }
+}
+
+/// Classifies a frame given as a list of byte segments (as an mbuf chain
+/// holds it): the same answer as [`classify`] on their concatenation. For
+/// tests and fuzzing; it allocates when there is more than one segment.
+pub fn classify_segments(segments: &[&[u8]], nic: NicChecksum, cfg: &ParseConfig) -> Result<Accepted, DropReason> {
+    match segments {
+        [] => classify(&[], nic, cfg),
+        [one] => classify(one, nic, cfg),
+        many => Linearizer::default().classify(many.iter().copied(), nic, cfg),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -547,6 +605,68 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `frame` cut in two at every point, and in three at many pairs of
+    /// points (empty pieces included).
+    fn splits(frame: &[u8]) -> Vec<Vec<&[u8]>> {
+        let mut out = vec![vec![frame]];
+        for a in 0..=frame.len() {
+            out.push(vec![&frame[..a], &frame[a..]]);
+        }
+        for a in (0..=frame.len()).step_by(61) {
+            for b in (a..=frame.len()).step_by(97) {
+                out.push(vec![&frame[..a], &frame[a..b], &frame[b..], &[]]);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_frame_split_anywhere_classifies_as_the_contiguous_frame() {
+        let jumbo: Vec<Vec<u8>> = (0..120).map(|i| vec![i as u8; 20 + i % 50]).collect();
+        let frames = [
+            Pkt { msg_count: 120, records: jumbo.clone(), ..Pkt::default() }.bytes(),
+            Pkt { vlan: Some(9), msg_count: 120, records: jumbo.clone(), eth_padding: 5, ..Pkt::default() }.bytes(),
+            Pkt { msg_count: 121, records: jumbo.clone(), ..Pkt::default() }.bytes(), // truncated
+            Pkt { msg_count: 120, records: jumbo, extra_payload: vec![1], ..Pkt::default() }.bytes(),
+            Pkt { ip_total_len_delta: 1, ..Pkt::default() }.bytes(),
+            Pkt::default().bytes()[..30].to_vec(),
+        ];
+        assert!(frames[0].len() > 4000, "a jumbo frame: {} bytes", frames[0].len());
+        let cfg = ParseConfig::default();
+        for frame in &frames {
+            let whole = classify(frame, NicChecksum::Unknown, &cfg);
+            for segs in splits(frame) {
+                assert_eq!(classify_segments(&segs, NicChecksum::Unknown, &cfg), whole, "split {:?}", lens(&segs));
+            }
+        }
+        assert!(matches!(
+            classify_segments(&[&frames[0][..100], &frames[0][100..]], NicChecksum::Unknown, &cfg),
+            Ok(Accepted::Tachyon(FrameInfo { msg_count: 120, .. }))
+        ));
+        // The first segment alone is what the old parser saw: not a frame.
+        assert_eq!(classify(&frames[0][..2048], NicChecksum::Unknown, &cfg), Err(DropReason::IpMalformed));
+    }
+
+    fn lens(segs: &[&[u8]]) -> Vec<usize> {
+        segs.iter().map(|s| s.len()).collect()
+    }
+
+    #[test]
+    fn a_preallocated_linearizer_never_grows_and_ignores_bytes_past_any_ip_packet() {
+        let mut lin = Linearizer::preallocated();
+        let capacity = lin.buf.capacity();
+        let frame = Pkt { msg_count: 1, records: vec![vec![7; 1000]], ..Pkt::default() }.bytes();
+        let padding = vec![0u8; MAX_CLASSIFIED_FRAME];
+        let expected = classify(&frame, NicChecksum::Unknown, &ParseConfig::default());
+        assert!(expected.is_ok());
+        // A chain longer than any IPv4 packet: the tail is padding.
+        let got = lin.classify([&frame[..], &padding[..], &padding[..]], NicChecksum::Unknown, &ParseConfig::default());
+        assert_eq!(got, expected);
+        assert_eq!(lin.buf.len(), MAX_CLASSIFIED_FRAME);
+        assert_eq!(lin.buf.capacity(), capacity, "gathering reallocated");
+        assert_eq!(classify_segments(&[], NicChecksum::Unknown, &ParseConfig::default()), Err(DropReason::NotIpv4));
     }
 
     #[test]

@@ -45,10 +45,12 @@ pub enum Counter {
     BridgeMsgsNoMbuf,
     /// Bridge messages larger than one frame at the egress MTU (a client past the region's limit).
     BridgeMsgsOversize,
+    /// Packets received as a chain of several mbufs (jumbo frames), parsed from a copy.
+    RxMultiSegment,
 }
 
 impl Counter {
-    pub const COUNT: usize = 22;
+    pub const COUNT: usize = 23;
     pub const ALL: [Counter; Self::COUNT] = [
         Counter::RxPackets,
         Counter::RxBytes,
@@ -72,6 +74,7 @@ impl Counter {
         Counter::BridgeFramesTxFull,
         Counter::BridgeMsgsNoMbuf,
         Counter::BridgeMsgsOversize,
+        Counter::RxMultiSegment,
     ];
 
     /// Stable snake_case name used in JSON and telemetry.
@@ -99,6 +102,7 @@ impl Counter {
             Counter::BridgeFramesTxFull => "bridge_frames_tx_full",
             Counter::BridgeMsgsNoMbuf => "bridge_msgs_no_mbuf",
             Counter::BridgeMsgsOversize => "bridge_msgs_oversize",
+            Counter::RxMultiSegment => "rx_multi_segment",
         }
     }
 }

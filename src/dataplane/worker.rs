@@ -7,7 +7,9 @@
 //! per-period reports.
 
 use crate::bridge::{BridgeStage, RoundContext};
-use crate::dataplane::classify::{Accepted, FrameInfo, NicChecksum, ParseConfig, accept_fast, classify_general};
+use crate::dataplane::classify::{
+    Accepted, FrameInfo, Linearizer, NicChecksum, ParseConfig, accept_fast, classify_general,
+};
 use crate::dataplane::control_flags::ControlFlags;
 use crate::dataplane::counters::{Counter, GOVERNANCE_SAMPLE_EVERY, LocalCounters, PublishedCounters};
 use crate::dataplane::reason::DropReason;
@@ -73,6 +75,9 @@ struct LoopState {
     verdicts: [Verdict; MAX_BURST],
     /// Cycles two back-to-back TSC reads take, subtracted from each timed call.
     tsc_read_cost: u64,
+    /// Where a frame that arrived as an mbuf chain (a jumbo frame) is copied
+    /// to be parsed: allocated once here, never per packet.
+    linear: Linearizer,
 }
 
 impl Worker {
@@ -104,6 +109,7 @@ impl Worker {
             keys: [FrameKey::default(); MAX_BURST],
             verdicts: [Verdict::Forward(None); MAX_BURST],
             tsc_read_cost: tsc_read_cost(),
+            linear: Linearizer::preallocated(),
         };
         let mut idle_polls = 0u64;
         // One TSC read per round serves as governance's clock and, between
@@ -207,7 +213,15 @@ fn process_burst(n: usize, cx: BurstContext<'_>, governance: &mut Shard, now: u6
             frames += 1;
             Classified::Frame
         } else {
-            match classify_general(data, nic, parse) {
+            // The first segment alone fails the fast path for a chain, so
+            // chains cost single-segment packets nothing but this branch.
+            let verdict = if pkt.nb_segs() > 1 {
+                st.local.add(Counter::RxMultiSegment, 1);
+                st.linear.classify(pkt.segments(), nic, parse)
+            } else {
+                classify_general(data, nic, parse)
+            };
+            match verdict {
                 Err(reason) => Classified::Drop(reason),
                 Ok(Accepted::Other) => Classified::Other,
                 Ok(Accepted::Tachyon(f)) => {
@@ -253,7 +267,8 @@ fn process_burst(n: usize, cx: BurstContext<'_>, governance: &mut Shard, now: u6
                         st.local.add(Counter::FramesAdmitted, 1);
                         st.local.add(Counter::MsgsAdmitted, msgs);
                         if let Some(b) = subscribers.as_deref_mut() {
-                            b.deliver_wire_packet(m.data());
+                            let whole = if m.nb_segs() > 1 { st.linear.gather(m.segments()) } else { m.data() };
+                            b.deliver_wire_packet(whole);
                         }
                         route.map(|r| Hop { egress: r.port, next_hop: r.next_hop })
                     }

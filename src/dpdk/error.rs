@@ -28,8 +28,8 @@ pub enum PortError {
          (one queue per worker; use fewer workers or a device with more queues)"
     )]
     TooManyQueues { id: u16, name: String, rx: u16, tx: u16, max_rx: u16, max_tx: u16 },
-    #[error("port {id}: configure with {rx} RX / {tx} TX queue(s) failed: {reason}")]
-    Configure { id: u16, rx: u16, tx: u16, reason: String },
+    #[error("port {id}: configure with {rx} RX / {tx} TX queue(s) and MTU {mtu} failed: {reason}")]
+    Configure { id: u16, rx: u16, tx: u16, mtu: u16, reason: String },
     #[error("port {id}: descriptor counts rejected: {reason}")]
     Descriptors { id: u16, reason: String },
     #[error("port {id}: RX queue {queue} has no mempool (given {pools} for {queues} queue(s))")]

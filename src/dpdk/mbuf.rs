@@ -20,7 +20,8 @@ pub struct Mbuf {
 unsafe impl Send for Mbuf {}
 
 impl Mbuf {
-    /// The packet bytes of the first segment (Tachyon frames fit one segment).
+    /// The packet bytes of the first segment (the whole packet unless
+    /// [`nb_segs`](Self::nb_segs) > 1: a jumbo frame arrives as a chain).
     #[inline(always)]
     pub fn data(&self) -> &[u8] {
         // SAFETY: the mbuf is owned and valid; buf_addr + data_off points at
@@ -56,6 +57,19 @@ impl Mbuf {
     pub fn pkt_len(&self) -> u32 {
         // SAFETY: the mbuf is valid; plain field read.
         unsafe { self.raw.as_ref().pkt_len }
+    }
+
+    /// Number of segments in the chain (1 for a packet that fits one mbuf).
+    #[inline(always)]
+    pub fn nb_segs(&self) -> u16 {
+        // SAFETY: the mbuf is valid; plain field read.
+        unsafe { self.raw.as_ref().nb_segs }
+    }
+
+    /// The data of every segment, in order.
+    pub fn segments(&self) -> Segments<'_> {
+        // SAFETY: the mbuf is owned and valid for the borrow of self.
+        Segments { next: Some(unsafe { self.raw.as_ref() }) }
     }
 
     /// Appends `bytes` after the packet's data (a fresh mbuf is empty).
@@ -162,6 +176,38 @@ impl PacketRef<'_> {
 
     pub fn is_empty(&self) -> bool {
         self.m.pkt_len == 0
+    }
+
+    /// Number of segments in the chain (1 for a packet that fits one mbuf).
+    #[inline(always)]
+    pub fn nb_segs(&self) -> u16 {
+        self.m.nb_segs
+    }
+
+    /// The data of every segment, in order.
+    pub fn segments(&self) -> Segments<'_> {
+        Segments { next: Some(self.m) }
+    }
+}
+
+/// The data of each segment of an mbuf chain, first to last.
+pub struct Segments<'a> {
+    next: Option<&'a sys::rte_mbuf>,
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let m = self.next?;
+        // SAFETY: a segment's `next` is NULL or the following segment of the
+        // same chain, which its head's owner keeps alive for 'a; buf_addr +
+        // data_off points at data_len initialised bytes of that segment.
+        unsafe {
+            self.next = m.next.as_ref();
+            let start = (m.buf_addr as *const u8).add(m.data_off as usize);
+            Some(std::slice::from_raw_parts(start, m.data_len as usize))
+        }
     }
 }
 

@@ -4,6 +4,12 @@ use super::{Eal, MempoolError, sys};
 use std::ffi::CString;
 use std::ptr::NonNull;
 
+/// Data bytes of each mbuf (after the headroom): DPDK's default, 2 KiB. A
+/// frame longer than this arrives as a chain rather than every mbuf being
+/// jumbo-sized (9 KiB each would quadruple the pools' memory for frames that
+/// are mostly small).
+pub const MBUF_DATA_ROOM: u16 = sys::RTE_MBUF_DEFAULT_DATAROOM as u16;
+
 /// An `rte_pktmbuf` pool. DPDK's mempool is thread-safe (per-lcore caches plus
 /// a lock-free ring), so the handle is `Send + Sync`.
 pub struct Mempool {
@@ -45,6 +51,11 @@ impl Mempool {
     pub fn available(&self) -> u32 {
         // SAFETY: as in in_use().
         unsafe { sys::tachyon_mempool_avail(self.raw.as_ptr()) }
+    }
+
+    /// Data bytes each mbuf of the pool holds.
+    pub fn data_room(&self) -> u16 {
+        MBUF_DATA_ROOM
     }
 
     pub fn size(&self) -> u32 {

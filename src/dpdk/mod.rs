@@ -20,11 +20,12 @@ pub use eal::{Eal, LcoreId, launch_on_lcore, wait_all_lcores};
 pub use error::{EalError, MempoolError, PortError, RcuError, TelemetryError};
 pub use log::route_log;
 pub use mbuf::{FreeBatch, MAX_BURST, Mbuf, RxBurst, TxBuffer};
-pub use mbuf::{TxOutcome, ip_checksum_flags};
+pub use mbuf::{Segments, TxOutcome, ip_checksum_flags};
 pub use memory::{HugeArray, prefetch};
-pub use mempool::Mempool;
+pub use mempool::{MBUF_DATA_ROOM, Mempool};
 pub use port::{
-    LinkStatus, Port, PortCaps, PortConfig, PortReader, PortStats, RssSupport, RxQueue, TxQueue, format_mac,
+    LinkStatus, MtuSetup, Port, PortCaps, PortConfig, PortReader, PortStats, RssSupport, RxQueue, TxQueue, format_mac,
+    max_frame_len,
 };
 pub use rcu::{RcuCell, RcuReader};
 pub use telemetry::{TelemetryReply, TelemetryValue, register_telemetry_command};

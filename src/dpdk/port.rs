@@ -14,8 +14,70 @@ pub struct PortCaps {
     pub max_tx_queues: u16,
     pub rss_offloads: u64,
     pub rx_offloads: u64,
+    pub tx_offloads: u64,
+    /// The largest MTU the port takes by its own account (`max_mtu`, bounded
+    /// by `max_rx_pktlen` less the L2 overhead, as ethdev checks it).
+    pub max_mtu: u16,
+    pub min_mtu: u16,
     pub socket: i32,
     pub mac: [u8; 6],
+}
+
+/// Ethernet header and CRC: what ethdev adds to an MTU to get a frame
+/// length when the driver does not say otherwise.
+const DEFAULT_L2_OVERHEAD: u32 = 18;
+
+/// Longest frame at `mtu` the port may hand over: Ethernet header, one VLAN
+/// tag and the CRC around the IP packet.
+pub const fn max_frame_len(mtu: u16) -> u32 {
+    mtu as u32 + DEFAULT_L2_OVERHEAD + 4
+}
+
+/// How a port is set up for the configured MTU, decided from its
+/// capabilities (see [`PortCaps::mtu_setup`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MtuSetup {
+    /// The MTU the port is configured with: the one asked, or the port's
+    /// own maximum when that is lower.
+    pub mtu: u16,
+    /// The MTU asked, when the port could not take it.
+    pub refused: Option<u16>,
+    /// A frame at this MTU can be longer than one RX buffer: it arrives as
+    /// an mbuf chain, if the port delivers it at all.
+    pub needs_chains: bool,
+    /// RX scatter turned on (the port offers it and chains are needed).
+    pub rx_scatter: bool,
+    /// TX of mbuf chains turned on (offered and needed).
+    pub tx_multi_segs: bool,
+}
+
+impl PortCaps {
+    /// The MTU setup for `mtu` with RX buffers of `rx_buf_len` data bytes.
+    pub fn mtu_setup(&self, mtu: u16, rx_buf_len: u16) -> MtuSetup {
+        let configured = mtu.min(self.max_mtu).max(self.min_mtu);
+        let needs_chains = max_frame_len(configured) > rx_buf_len as u32;
+        let scatter = sys::RTE_ETH_RX_OFFLOAD_SCATTER as u64;
+        let multi_segs = sys::RTE_ETH_TX_OFFLOAD_MULTI_SEGS as u64;
+        MtuSetup {
+            mtu: configured,
+            refused: (configured != mtu).then_some(mtu),
+            needs_chains,
+            rx_scatter: needs_chains && self.rx_offloads & scatter != 0,
+            tx_multi_segs: needs_chains && self.tx_offloads & multi_segs != 0,
+        }
+    }
+}
+
+/// The port's largest MTU from its device info, as `rte_eth_dev_configure`
+/// validates it: `max_mtu`, and `max_rx_pktlen` less the L2 overhead.
+fn port_max_mtu(info: &sys::rte_eth_dev_info) -> u16 {
+    let overhead = if info.max_mtu != u16::MAX && info.max_rx_pktlen > info.max_mtu as u32 {
+        info.max_rx_pktlen - info.max_mtu as u32
+    } else {
+        DEFAULT_L2_OVERHEAD
+    };
+    let by_frame = info.max_rx_pktlen.saturating_sub(overhead).min(u16::MAX as u32) as u16;
+    info.max_mtu.min(by_frame)
 }
 
 /// How RSS ended up configured on a port.
@@ -39,6 +101,8 @@ pub struct PortConfig {
     pub tx_desc: u16,
     /// Let the NIC verify IPv4 header checksums when it can.
     pub rx_ip_checksum_offload: bool,
+    /// MTU, RX scatter and TX chains, from [`PortCaps::mtu_setup`].
+    pub mtu: MtuSetup,
 }
 
 /// Link state as reported without waiting.
@@ -201,6 +265,9 @@ impl Port {
             max_tx_queues: info.max_tx_queues,
             rss_offloads: info.flow_type_rss_offloads,
             rx_offloads: info.rx_offload_capa,
+            tx_offloads: info.tx_offload_capa,
+            max_mtu: port_max_mtu(&info),
+            min_mtu: info.min_mtu,
             socket,
             mac: addr.addr_bytes,
         };
@@ -263,6 +330,13 @@ impl Port {
         if cfg.rx_ip_checksum_offload && caps.rx_offloads & cksum != 0 {
             conf.rxmode.offloads |= cksum;
         }
+        conf.rxmode.mtu = cfg.mtu.mtu as u32;
+        if cfg.mtu.rx_scatter {
+            conf.rxmode.offloads |= sys::RTE_ETH_RX_OFFLOAD_SCATTER as u64;
+        }
+        if cfg.mtu.tx_multi_segs {
+            conf.txmode.offloads |= sys::RTE_ETH_TX_OFFLOAD_MULTI_SEGS as u64;
+        }
         // SAFETY: id is valid and stopped; conf is fully initialised.
         let rc = unsafe { sys::rte_eth_dev_configure(id, cfg.rx_queues, cfg.tx_queues, &conf) };
         if rc != 0 {
@@ -270,6 +344,7 @@ impl Port {
                 id,
                 rx: cfg.rx_queues,
                 tx: cfg.tx_queues,
+                mtu: cfg.mtu.mtu,
                 reason: super::error_text(rc),
             });
         }
@@ -377,4 +452,65 @@ impl Drop for Port {
 /// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(mac: &[u8; 6]) -> String {
     mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(max_mtu: u16, rx_offloads: u64, tx_offloads: u64) -> PortCaps {
+        PortCaps {
+            driver: "net_test".into(),
+            name: "test0".into(),
+            max_rx_queues: 1,
+            max_tx_queues: 1,
+            rss_offloads: 0,
+            rx_offloads,
+            tx_offloads,
+            max_mtu,
+            min_mtu: 68,
+            socket: 0,
+            mac: [0; 6],
+        }
+    }
+
+    #[test]
+    fn the_default_mtu_fits_one_mbuf_and_needs_no_offload() {
+        let scatter = sys::RTE_ETH_RX_OFFLOAD_SCATTER as u64;
+        let s = caps(9000, scatter, 0).mtu_setup(1500, 2048);
+        assert_eq!(
+            s,
+            MtuSetup { mtu: 1500, refused: None, needs_chains: false, rx_scatter: false, tx_multi_segs: false }
+        );
+    }
+
+    #[test]
+    fn a_jumbo_mtu_turns_on_the_offloads_a_port_offers() {
+        let (scatter, multi) = (sys::RTE_ETH_RX_OFFLOAD_SCATTER as u64, sys::RTE_ETH_TX_OFFLOAD_MULTI_SEGS as u64);
+        let both = caps(9600, scatter, multi).mtu_setup(9000, 2048);
+        assert_eq!(
+            (both.mtu, both.refused, both.needs_chains, both.rx_scatter, both.tx_multi_segs),
+            (9000, None, true, true, true)
+        );
+        let neither = caps(u16::MAX, 0, 0).mtu_setup(9000, 2048);
+        assert_eq!((neither.needs_chains, neither.rx_scatter, neither.tx_multi_segs), (true, false, false));
+        // Buffers as large as the frame: no chains, so no offload is asked for.
+        assert!(!caps(9600, scatter, multi).mtu_setup(9000, 9216).needs_chains);
+    }
+
+    #[test]
+    fn a_port_below_the_mtu_is_configured_at_its_maximum() {
+        let s = caps(1500, 0, 0).mtu_setup(9000, 2048);
+        assert_eq!((s.mtu, s.refused, s.needs_chains), (1500, Some(9000), false));
+    }
+
+    #[test]
+    fn the_port_maximum_follows_ethdev_from_max_mtu_and_max_rx_pktlen() {
+        let mut info = sys::rte_eth_dev_info { max_mtu: u16::MAX, max_rx_pktlen: 1518, ..Default::default() };
+        assert_eq!(port_max_mtu(&info), 1500, "net_memif: 1518-byte frames less Ethernet header and CRC");
+        info.max_rx_pktlen = u32::MAX;
+        assert_eq!(port_max_mtu(&info), u16::MAX, "net_pcap: no limit");
+        (info.max_mtu, info.max_rx_pktlen) = (9600, 9626);
+        assert_eq!(port_max_mtu(&info), 9600, "a NIC stating its own overhead");
+    }
 }

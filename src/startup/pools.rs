@@ -51,7 +51,10 @@ fn pool_size(config: &Config, plan: &PoolPlan, ports: usize) -> u32 {
     let d = &config.dataplane;
     let workers = plan.workers.len();
     let rings = plan.rx_queues.len() * d.rx_descriptors as usize + workers * ports * d.tx_descriptors as usize;
-    let in_flight = workers * (dpdk::MAX_BURST * (2 + ports) + MEMPOOL_CACHE as usize);
+    // A frame at the MTU may be a chain of several mbufs; each ring
+    // descriptor holds one segment, but a burst in flight holds whole chains.
+    let segments = dpdk::max_frame_len(d.mtu).div_ceil(dpdk::MBUF_DATA_ROOM as u32) as usize;
+    let in_flight = workers * (dpdk::MAX_BURST * (2 + ports) * segments + MEMPOOL_CACHE as usize);
     let wanted = (rings + in_flight + 4096).max(MIN_POOL_MBUFS as usize);
     // DPDK's mempool is most memory-efficient at 2^k - 1 elements.
     ((wanted + 1).next_power_of_two() - 1) as u32

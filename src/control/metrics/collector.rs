@@ -161,6 +161,11 @@ impl TachyonCollector {
             (Counter::FramesAdmitted, "frames_admitted", "Tachyon frames governance admitted."),
             (Counter::OtherForwarded, "packets_other_forwarded", "Non-Tachyon packets forwarded as configured."),
             (
+                Counter::RxMultiSegment,
+                "packets_multi_segment",
+                "Packets received as a chain of several mbufs (jumbo frames), parsed from a per-worker copy.",
+            ),
+            (
                 Counter::FullBursts,
                 "rx_full_bursts",
                 "RX polls that returned a whole burst: the queue held at least a burst (backlog).",
