@@ -3,8 +3,9 @@
 # prints the executions and crashes per target.
 #   usage: bash scripts/fuzz.sh [SECONDS] [TARGET...]
 # Seeds come from fuzz/corpus/<target> (committed, written by
-# `cargo run --example fuzz_seeds`); what the fuzzer finds beyond them goes to
-# fuzz/work/<target> (not committed), crashes to fuzz/artifacts/<target>/.
+# `cargo run --example fuzz_seeds`) and fuzz/regressions/<target>; what the
+# fuzzer finds beyond them goes to fuzz/work/<target> (not committed), crashes
+# to fuzz/artifacts/<target>/.
 # A crash input belongs in fuzz/regressions/<target>/ once fixed: the normal
 # `cargo test` (tests/fuzz_regressions.rs) replays it.
 # FUZZ_SANITIZER=none|address|... overrides the sanitizer (default address).
@@ -25,11 +26,11 @@ cargo fuzz build --sanitizer "$sanitizer"
 status=0
 summary=()
 for t in "${targets[@]}"; do
-    mkdir -p "work/$t" "artifacts/$t"
+    mkdir -p "work/$t" "artifacts/$t" "regressions/$t"
     log=$(mktemp)
     before=$(find "artifacts/$t" -type f | wc -l)
     set +e
-    cargo fuzz run --sanitizer "$sanitizer" "$t" "work/$t" "corpus/$t" -- \
+    cargo fuzz run --sanitizer "$sanitizer" "$t" "work/$t" "corpus/$t" "regressions/$t" -- \
         -max_total_time="$secs" -timeout=10 -print_final_stats=1 >"$log" 2>&1
     rc=$?
     set -e
