@@ -218,6 +218,15 @@ mod tests {
     }
 
     #[test]
+    fn positions_a_claim_would_overflow_are_refused_as_corrupt() {
+        // A hostile client wrote head and tail just below u64::MAX (as in
+        // fuzz/regressions/bridge_ring/): claims refuse, they do not overflow.
+        let r = HeapRing::at(CAP, u64::MAX - 15);
+        assert_eq!(r.publish(&msgs(&payloads(1, 1))), Err("Corrupt".into()));
+        assert_eq!(r.publish_part(&msgs(&payloads(2, 7))), Err("Corrupt".into()));
+    }
+
+    #[test]
     fn budget_stop_between_head_and_cont_still_delivers_cont() {
         let big = payloads(1, 7);
         let r = HeapRing::at(CAP, BASE + 200); // HEAD: 1 message, pad 16, CONT: 6 messages

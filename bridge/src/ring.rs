@@ -231,7 +231,12 @@ pub(crate) fn claim_part<M: RingMem>(
 fn producer_positions<M: RingMem>(m: &M) -> Result<(u64, u64), Refusal> {
     let head = m.head().load(Ordering::Acquire);
     let tail = m.tail().load(Ordering::Acquire);
-    if tail < head || tail - head > m.cap() || !tail.is_multiple_of(8) {
+    // Why the last test: a claim adds up to two ring lengths to the tail
+    // (padding to the end plus a block); a hostile client that writes a tail
+    // near u64::MAX would make that sum overflow (a panic with overflow
+    // checks; input in fuzz/regressions/bridge_ring/). Honest positions never get there:
+    // 2^64 bytes is centuries of traffic.
+    if tail < head || tail - head > m.cap() || !tail.is_multiple_of(8) || tail > u64::MAX - 2 * m.cap() {
         return Err(Refusal::Corrupt);
     }
     Ok((head, tail))
