@@ -198,10 +198,10 @@ fn reloads_every_100ms_under_full_load_keep_a_topic_within_2_percent_of_its_limi
     let _g = dpdk_lock();
     let dir = scratch_dir("reload-limit");
     write_pcap(&dir.join("in.pcap"), &frames(2000, &[7], 4));
-    // A burst of half a second of the rate: a worker descheduled for less
-    // than that on this shared machine loses no tokens, and each refill
-    // by a reload would add up to 50 %.
-    let (rate, burst) = (100_000u64, 50_000u64);
+    // A burst of 200 ms of the rate: a worker descheduled for less than
+    // that loses no tokens, what the bucket holds at either reading is at
+    // most 2.5 % of the window, and each refill by a reload would add 20 %.
+    let (rate, burst) = (100_000u64, 20_000u64);
     let cfg = dir.join("limit.toml");
     std::fs::write(&cfg, format!("[[governance.topics]]\nid = 7\nrate = {rate}\nburst = {burst}\n")).unwrap();
     let prefix = file_prefix();
@@ -212,7 +212,7 @@ fn reloads_every_100ms_under_full_load_keep_a_topic_within_2_percent_of_its_limi
     let p = eal.iter().position(|a| a == "--file-prefix").unwrap();
     eal[p + 1] = prefix.clone();
     let stats_path = dir.join("stats.json");
-    let app = ["--config", cfg.to_str().unwrap(), "--duration", "12", "--quiet", "--stats-json"];
+    let app = ["--config", cfg.to_str().unwrap(), "--quiet", "--stats-json"];
     let mut child = Command::new(tachyon_bin())
         .args(&eal)
         .arg("--")
@@ -227,31 +227,38 @@ fn reloads_every_100ms_under_full_load_keep_a_topic_within_2_percent_of_its_limi
     while !socket.exists() && started.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The socket comes with EAL, the command once the appliance runs.
+    while telemetry(&prefix, &["/tachyon/stats"])[0]["/tachyon/stats"].is_null() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the appliance never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     std::thread::sleep(Duration::from_millis(1000));
     let (first, t0) = admitted_now(&prefix);
     let mut reloads = 0;
-    while t0.elapsed() < Duration::from_secs(6) {
+    while t0.elapsed() < Duration::from_secs(8) {
         sighup(&child);
         reloads += 1;
         std::thread::sleep(Duration::from_millis(100));
     }
     let (last, t1) = admitted_now(&prefix);
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(child.wait().unwrap().success(), "{stderr}");
     let stats = read_json(&stats_path);
     let totals = &stats["totals"];
     assert_conserved(totals);
-    // SIGHUPs that arrive between two control ticks make one reload.
+    // SIGHUPs that arrive between two control ticks make one reload (many,
+    // when the control lcore shares its CPU with a busy machine).
     let reloaded = stats["governance"]["reloads_ok"].as_u64().unwrap();
-    assert!(reloaded >= reloads * 2 / 3, "{reloaded} of {reloads} SIGHUPs reloaded: {}", stats["governance"]);
+    assert!(reloaded >= 20, "{reloaded} of {reloads} SIGHUPs reloaded: {}", stats["governance"]);
     assert!(counter(totals, "msgs_received") > 5 * counter(totals, "msgs_admitted"), "offered load too low: {totals}");
     let secs = (t1 - t0).as_secs_f64();
     let admitted = (last - first) as f64;
     let expected = rate as f64 * secs;
     let error = (admitted - expected) / expected;
     eprintln!(
-        "{reloads} reloads: admitted {admitted} msgs in {secs:.3} s, expected {expected:.0}: error {:+.2} %",
+        "{reloads} SIGHUPs: admitted {admitted} msgs in {secs:.3} s, expected {expected:.0}: error {:+.2} %",
         error * 100.0
     );
     assert!(error.abs() <= 0.02, "admitted {admitted} vs {expected:.0} ({:+.2} %)", error * 100.0);
