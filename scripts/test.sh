@@ -9,6 +9,7 @@ bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo fmt --all -- --check
 cargo fmt --manifest-path python/Cargo.toml -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 CARGO_TARGET_DIR=target/python cargo clippy --manifest-path python/Cargo.toml --all-targets --quiet -- -D warnings
 # Python: the package's own ruff settings (python/pyproject.toml), also for the benchmark.

@@ -147,7 +147,7 @@ pub mod segments {
     //! Input: byte 0 gives the number of cuts (`% 8`), then one
     //! little-endian u16 per cut (taken modulo the frame length + 1), then
     //! the frame's bytes.
-    use tachyon::dataplane::classify::{NicChecksum, classify};
+    use tachyon::dataplane::classify::{Linearizer, NicChecksum, classify, classify_segments};
 
     /// Most cuts one input makes.
     pub const MAX_CUTS: usize = 7;
@@ -182,20 +182,17 @@ pub mod segments {
     /// The segments classify exactly as the contiguous frame does.
     pub fn check(data: &[u8]) {
         let Some((segs, frame)) = decode(data) else { return };
-        let contiguous = super::classify::check(frame);
-        // TODO(jumbo): branch `jumbo` adds the multi-segment entry points
-        // (`classify::classify_segments(&[&[u8]], nic, cfg)` and a reusable
-        // `Linearizer`). Once it is merged, classify `segs` with both here,
-        // in place of `segs.concat()` below, and keep comparing with `frame`.
-        // Until then this checks the linearising path a worker would take:
-        // gather the segments into one buffer, then classify.
-        let gathered = segs.concat();
+        let _ = super::classify::check(frame);
+        // Both multi-segment entry points: the one-shot function and the
+        // worker's reusable buffer (which must not remember a last frame).
+        let mut linear = Linearizer::preallocated();
         for cfg in super::classify::configs() {
             for nic in [NicChecksum::Unknown, NicChecksum::Good, NicChecksum::Bad] {
-                assert_eq!(classify(&gathered, nic, &cfg), classify(frame, nic, &cfg), "segments disagree");
+                let whole = classify(frame, nic, &cfg);
+                assert_eq!(classify_segments(&segs, nic, &cfg), whole, "classify_segments disagrees");
+                assert_eq!(linear.classify(segs.iter().copied(), nic, &cfg), whole, "Linearizer disagrees");
             }
         }
-        let _ = contiguous;
     }
 }
 

@@ -1,7 +1,9 @@
 //! The control lcore's side of governance: polls the reconciler, reclaims
 //! retired tables, and reloads rules and limits on SIGHUP or the
 //! `/tachyon/reload` telemetry command. A file that fails to read, parse or
-//! compile is refused with the reason, and the running tables stay.
+//! compile, or whose bigger bucket tables cannot be allocated, is refused
+//! with the reason, and the running tables stay. `/tachyon/reload` answers
+//! once every worker runs the new tables, like `/tachyon/limit`.
 //!
 //! `/tachyon/limit,topic,ID,RATE,BURST` (or `sender,...`) sets one id's limit
 //! at run time, `/tachyon/limit,topic,ID,clear` removes that runtime limit. Runtime
@@ -270,6 +272,8 @@ pub struct GovernanceControl {
     limit_requests: Arc<LimitRequests>,
     /// Applied limits whose answer waits until every worker has left the old tables.
     limit_answers: Vec<(u64, Result<String, String>)>,
+    /// The same for a `/tachyon/reload` that succeeded.
+    reload_answer: Option<(u64, String)>,
     tables: Arc<RcuCell<Tables>>,
     config_path: Option<PathBuf>,
     tsc_hz: u64,
@@ -303,6 +307,7 @@ impl GovernanceControl {
             overrides: LimitOverrides::default(),
             limit_requests: Arc::new(LimitRequests::default()),
             limit_answers: Vec::new(),
+            reload_answer: None,
             tables,
             config_path,
             tsc_hz,
@@ -352,9 +357,13 @@ impl GovernanceControl {
             // The outcome is logged; SIGHUP has nobody to answer.
             let _ = self.reload("SIGHUP");
         }
-        if let Some(ticket) = self.requests.pending() {
-            let result = self.reload("/tachyon/reload").map_err(|e| e.to_string());
-            self.requests.answer(ticket, result);
+        if self.reload_answer.is_none()
+            && let Some(ticket) = self.requests.pending()
+        {
+            match self.reload("/tachyon/reload") {
+                Ok(text) => self.reload_answer = Some((ticket, text)),
+                Err(e) => self.requests.answer(ticket, Err(e.to_string())),
+            }
         }
         while let Some((ticket, cmd)) = self.limit_requests.take() {
             match self.set_limit(&cmd) {
@@ -364,9 +373,12 @@ impl GovernanceControl {
         }
         // "applied" means in force: answered once no worker can still be
         // deciding with the tables from before (every retired table freed).
-        if !self.limit_answers.is_empty() && self.tables.reclaim() == 0 {
+        if (!self.limit_answers.is_empty() || self.reload_answer.is_some()) && self.tables.reclaim() == 0 {
             for (ticket, result) in self.limit_answers.drain(..) {
                 self.limit_requests.answer(ticket, result);
+            }
+            if let Some((ticket, text)) = self.reload_answer.take() {
+                self.requests.answer(ticket, Ok(text));
             }
         }
         if started - self.last_snapshot >= SNAPSHOT_EVERY {
@@ -380,7 +392,8 @@ impl GovernanceControl {
     /// does not compile, the runtime limits and the running tables stay.
     pub fn set_limit(&mut self, cmd: &LimitCommand) -> Result<String, String> {
         let previous = self.overrides.apply(cmd);
-        match self.overrides.merged(&self.base).compile_tables(self.tsc_hz) {
+        let compiled = self.overrides.merged(&self.base).compile_tables(self.tsc_hz);
+        match compiled.and_then(|tables| self.reconciler.prepare_buckets(&tables).map(|()| tables)) {
             Ok(tables) => {
                 let generation = tables.generation();
                 self.tables.publish(tables);
@@ -428,14 +441,14 @@ impl GovernanceControl {
         }
     }
 
-    fn compile_from_file(&self) -> Result<(GovernanceConfig, Tables), ReloadError> {
+    /// Compiles the file's tables and gets the workers' bucket tables ready
+    /// for them (allocated here if they must grow).
+    fn compile_from_file(&mut self) -> Result<(GovernanceConfig, Tables), ReloadError> {
         let path = self.config_path.as_ref().ok_or(ReloadError::NoConfigFile)?;
         let config = Config::load(path)?;
-        let tables = self
-            .overrides
-            .merged(&config.governance)
-            .compile_tables(self.tsc_hz)
-            .map_err(|source| ReloadError::Governance { path: path.clone(), source })?;
+        let governance = |source| ReloadError::Governance { path: path.clone(), source };
+        let tables = self.overrides.merged(&config.governance).compile_tables(self.tsc_hz).map_err(governance)?;
+        self.reconciler.prepare_buckets(&tables).map_err(governance)?;
         Ok((config.governance, tables))
     }
 

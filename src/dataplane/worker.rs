@@ -120,11 +120,8 @@ impl Worker {
         while !control.stop_requested() {
             st.links_up = control.links_up();
             let current = tables.read();
-            if !governance.fits(current) {
-                // Only after a reload that raised the table sizes: the one allocation.
-                governance.reserve_for(current, round_start);
-            }
-            // Every round, busy or not: reports and new shares move here.
+            // Every round, busy or not: reports and new shares move here, and
+            // new tables are adopted (bigger bucket tables come ready-made).
             governance.begin_burst(current, round_start);
             for q in rx.iter_mut() {
                 let n = st.burst.receive(q, burst_size);

@@ -8,6 +8,7 @@
 //! 256 records, never per packet; workers never block (an empty spare
 //! queue just defers the work).
 
+use super::buckets::BucketHandoff;
 use super::counters::PublishedShardCounters;
 use crossbeam_queue::ArrayQueue;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,6 +100,8 @@ pub struct WorkerLink {
     /// once per period).
     pub reported_period: Padded<AtomicU64>,
     pub published: PublishedShardCounters,
+    /// Bigger bucket tables for a reload that raises the sizes, and back.
+    pub buckets: BucketHandoff,
 }
 
 impl WorkerLink {
@@ -108,6 +111,7 @@ impl WorkerLink {
             shares: Pipe::new(batches),
             reported_period: Padded(AtomicU64::new(0)),
             published: PublishedShardCounters::new(max_rules),
+            buckets: BucketHandoff::default(),
         }
     }
 }

@@ -39,6 +39,13 @@ pub fn overflow_key(dim: Dimension, profile: u16) -> u64 {
     OVERFLOW_BIT | dim.bit() | (u64::from(profile) << OVERRIDE_SHIFT)
 }
 
+/// The profile a `limit` rule imposed on an id key, None for the id's own
+/// configured profile.
+pub fn imposed_profile(key: u64) -> Option<u16> {
+    let imposed = (key >> OVERRIDE_SHIFT) as u16;
+    imposed.checked_sub(1)
+}
+
 /// The dimension `key` belongs to.
 pub fn dimension(key: u64) -> Dimension {
     if key & SENDER_BIT != 0 { Dimension::Sender } else { Dimension::Topic }
@@ -67,6 +74,8 @@ mod tests {
         assert_eq!(overflow_profile(overflow), Some(3));
         assert_eq!(dimension(overflow), Dimension::Sender);
         assert_eq!(overflow_profile(ruled), None);
+        assert_eq!(imposed_profile(ruled), Some(0));
+        assert_eq!(imposed_profile(plain), None);
         assert_eq!(id_key(Dimension::Topic, u32::MAX, None) as u32, u32::MAX);
     }
 }

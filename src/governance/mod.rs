@@ -16,11 +16,13 @@
 
 mod allocate;
 mod bucket;
+mod buckets;
 mod compile;
 mod config;
 mod counters;
 mod error;
 mod exchange;
+mod generations;
 mod hash;
 mod key;
 mod limits;

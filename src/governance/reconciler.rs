@@ -13,6 +13,7 @@
 
 use super::allocate::{max_min_fair, split_burst, want};
 use super::bucket::FRAC_ONE;
+use super::buckets::Buckets;
 use super::counters::ShardCounters;
 use super::error::GovernanceConfigError;
 use super::exchange::{BATCH_LEN, Epoch, Report, ShareUpdate, WorkerLink, pool_batches};
@@ -159,6 +160,9 @@ pub struct Reconciler {
     active: Vec<u32>,
     sweep_cursor: usize,
     outbox: Vec<Outbox>,
+    /// Bucket table sizes (topics, senders) each worker has or has been
+    /// handed.
+    bucket_sizes: (usize, usize),
     stats: ReconcilerStats,
 }
 
@@ -199,10 +203,47 @@ impl Reconciler {
             shares: Vec::new(),
             active: Vec::new(),
             sweep_cursor: 0,
+            bucket_sizes: (tables.max_topics, tables.max_senders),
             stats: ReconcilerStats::default(),
         };
         reconciler.adopt(tables);
         Ok((shards, reconciler))
+    }
+
+    /// Call before publishing `tables`: if they need bigger bucket tables
+    /// than the workers have, allocates them here (off the workers) and
+    /// hands one set to each worker, which swaps it in when it adopts
+    /// `tables`. An allocation that fails refuses the reload (nothing is
+    /// handed over); the running tables stay.
+    pub fn prepare_buckets(&mut self, tables: &Tables) -> Result<(), GovernanceConfigError> {
+        let (topics, senders) = self.bucket_sizes;
+        if tables.max_topics <= topics && tables.max_senders <= senders {
+            return Ok(());
+        }
+        let size = (tables.max_topics.max(topics), tables.max_senders.max(senders));
+        let refuse = |why: String| {
+            GovernanceConfigError::new(
+                "governance.max_topics",
+                format!("bucket tables for {} topics and {} senders per worker: {why}", size.0, size.1),
+            )
+        };
+        for link in &self.links {
+            link.buckets.free_returned();
+            if !link.buckets.has_room() {
+                return Err(refuse("the workers have not taken the last ones yet; try again later".into()));
+            }
+        }
+        let mut sets = Vec::with_capacity(self.links.len());
+        for _ in &self.links {
+            let set = Buckets::try_new(size.0, size.1).map_err(|e| refuse(format!("cannot allocate ({e})")))?;
+            sets.push(Box::new(set));
+        }
+        for (link, set) in self.links.iter().zip(sets) {
+            // Room was checked above and only this thread adds.
+            let _ = link.buckets.offer(set);
+        }
+        self.bucket_sizes = size;
+        Ok(())
     }
 
     /// Call often on the control lcore (every few microseconds up to once
@@ -247,6 +288,10 @@ impl Reconciler {
             reconciled = true;
         }
         self.flush_outbox();
+        for link in &self.links {
+            // Tables a worker replaced are freed here, not on the worker.
+            link.buckets.free_returned();
+        }
         reconciled
     }
 

@@ -12,13 +12,20 @@
 //! side nothing: with every worker on the default share their sum is the
 //! global limit anyway.
 //!
+//! Reload: buckets stay; each is revalidated at its first touch after the
+//! reload (see `generations.rs`), so an unchanged limit keeps its tokens and
+//! its reconciled share. Bigger tables come ready-made from the control
+//! lcore (see `buckets.rs`); the worker never allocates.
+//!
 //! Expiry: only when a table is 7/8 full does each burst sweep a few slots,
 //! removing buckets idle for a whole period that a fresh bucket would
 //! reproduce exactly (default share, full).
 
 use super::bucket::{FRAC_ONE, FixedLimit, TokenBucket};
+use super::buckets::list_capacity;
 use super::exchange::{BATCH_LEN, Batch, Epoch, Report, ShareUpdate, WorkerLink};
-use super::key::{Dimension, dimension, id_key, overflow_key, overflow_profile};
+use super::generations::Generations;
+use super::key::{Dimension, dimension, id_key, imposed_profile, overflow_key, overflow_profile};
 use super::limits::ProfileId;
 use super::rules::{MAX_RULES, RuleAction};
 use super::table::{BucketTable, Entry, MAX_PROFILES, NOT_LISTED};
@@ -65,9 +72,10 @@ impl Plan {
     };
 }
 
-/// Maps an epoch to a non-zero 32-bit stamp (0 marks "never touched").
-fn stamp(epoch: u64) -> u32 {
-    (epoch % u64::from(u32::MAX)) as u32 + 1
+/// The stamp after `stamp`: a new period, or new tables (never 0, which
+/// marks "not touched yet").
+fn next_stamp(stamp: u32) -> u32 {
+    stamp.checked_add(1).unwrap_or(1)
 }
 
 /// One worker's mutable governance state.
@@ -84,9 +92,13 @@ pub struct Shard {
     /// puts an id on the report list.
     default_limit: Vec<FixedLimit>,
     list_threshold: Vec<u32>,
-    /// Period being counted, and its stamp.
+    /// Period being counted. Its stamp changes with each period and each
+    /// adopted generation; `previous_stamp` is the one before.
     epoch: u64,
     stamp: u32,
+    previous_stamp: u32,
+    /// The limits the buckets' stamps were validated under.
+    generations: Generations,
     topics: BucketTable,
     senders: BucketTable,
     /// Report list of the current period.
@@ -125,7 +137,9 @@ impl Shard {
             default_limit: Vec::with_capacity(MAX_PROFILES),
             list_threshold: Vec::with_capacity(MAX_PROFILES),
             epoch,
-            stamp: stamp(epoch),
+            stamp: 1,
+            previous_stamp: 1,
+            generations: Generations::new(1),
             topics: BucketTable::with_limit(tables.max_topics),
             senders: BucketTable::with_limit(tables.max_senders),
             touched: list(),
@@ -160,23 +174,10 @@ impl Shard {
         &self.rule_hits[..self.rule_count]
     }
 
-    /// Whether the bucket tables are big enough for `tables`; if not, a
-    /// reload keeps the old sizes until [`Shard::reserve_for`] is called.
+    /// Whether the bucket tables are big enough for `tables`; if not, the
+    /// control lcore hands bigger ones over (see `buckets.rs`).
     pub fn fits(&self, tables: &Tables) -> bool {
         self.topics.max_limit() >= tables.max_topics && self.senders.max_limit() >= tables.max_senders
-    }
-
-    /// Reallocates the tables for `tables`' sizes, dropping all buckets.
-    /// The only allocating call: make it outside the burst loop, after a
-    /// reload for which [`Shard::fits`] is false.
-    pub fn reserve_for(&mut self, tables: &Tables, now_tsc: u64) {
-        self.topics = BucketTable::with_limit(tables.max_topics);
-        self.senders = BucketTable::with_limit(tables.max_senders);
-        let capacity = list_capacity(tables.max_topics, tables.max_senders);
-        self.touched = Vec::with_capacity(capacity);
-        self.reporting = Vec::with_capacity(capacity);
-        self.generation = 0;
-        self.adopt(tables, now_tsc);
     }
 
     /// Called once at the start of each burst, including empty polls:
@@ -194,7 +195,7 @@ impl Shard {
             self.send_reports();
         }
         self.apply_shares(tables, now_tsc);
-        self.expire_idle(now_tsc);
+        self.expire_idle(tables, now_tsc);
     }
 
     /// Rules, then topic bucket, then sender quota. Charges `msg_count` to
@@ -378,7 +379,15 @@ impl Shard {
         entry.bucket.refill(now);
         if entry.stamp != self.stamp {
             // First touch this period (the stamp also tells expiry the
-            // bucket is in use).
+            // bucket is in use); if the tables changed since the last one,
+            // the id's profile is looked up once more.
+            if !self.generations.is_current(self.stamp, entry.stamp) {
+                let profile = rule_profile.or_else(|| ids.profile_of(id));
+                if !self.generations.revalidate(entry, self.stamp, profile, &self.default_limit, now) {
+                    table.remove(index);
+                    return None;
+                }
+            }
             entry.stamp = self.stamp;
             entry.demand = 0;
             entry.listed = NOT_LISTED;
@@ -432,13 +441,19 @@ impl Shard {
         }
     }
 
-    /// Starts over with `tables`: all buckets fresh, lists empty.
+    /// Adopts `tables`: buckets stay and are revalidated at their first
+    /// touch (a new stamp), overflow buckets right away; lists empty. Takes
+    /// the bigger tables the control lcore prepared if `tables` needs them.
     fn adopt(&mut self, tables: &Tables, now: u64) {
+        let fresh = self.take_prepared(tables);
         self.generation = tables.generation;
         self.rule_count = tables.rules.len();
         self.rule_hits.fill(0);
-        self.topics.reset(tables.max_topics);
-        self.senders.reset(tables.max_senders);
+        self.topics.set_limit(tables.max_topics);
+        self.senders.set_limit(tables.max_senders);
+        self.previous_stamp = self.stamp;
+        self.stamp = next_stamp(self.stamp);
+        self.generations.adopt(tables, self.stamp);
         self.default_limit.clear();
         self.list_threshold.clear();
         for (i, profile) in tables.profiles.iter().enumerate().take(MAX_PROFILES) {
@@ -448,15 +463,28 @@ impl Shard {
             let per_period = (u128::from(default.rate) * u128::from(tables.reconcile_ticks)) >> 48;
             self.list_threshold.push((per_period / 2).clamp(1, u128::from(u32::MAX)) as u32);
             let profile_id = i as ProfileId;
+            let kept = (!fresh).then(|| self.generations.profile_unchanged(profile_id)).flatten();
             for dim in [Dimension::Topic, Dimension::Sender] {
+                let key = overflow_key(dim, profile_id);
+                let table = self.table(key);
+                if let Some(unchanged) = kept {
+                    // Revalidated now, like an id's bucket at its first touch;
+                    // stamp 0: its demand starts afresh at its next touch.
+                    let entry = table.entry_mut(table.overflow_index(profile_id));
+                    if !unchanged {
+                        entry.bucket.set_limit(default, now);
+                    }
+                    entry.stamp = 0;
+                    continue;
+                }
                 let entry = Entry {
-                    key: overflow_key(dim, profile_id),
+                    key,
                     bucket: TokenBucket::full(default, now),
                     profile: profile_id,
                     listed: NOT_LISTED,
                     ..Entry::default()
                 };
-                self.table(entry.key).init_overflow(profile_id, entry);
+                table.init_overflow(profile_id, entry);
             }
         }
         self.touched.clear();
@@ -469,6 +497,28 @@ impl Shard {
         if let Some(batch) = self.share_batch.take() {
             self.link.shares.recycle(batch);
         }
+    }
+
+    /// Swaps in the bigger tables the control lcore allocated if `tables`
+    /// needs them (pointer swaps only); the replaced ones go back to be
+    /// freed off the worker. Returns whether the tables are new (empty).
+    /// Without prepared tables (not expected) the old sizes stay.
+    fn take_prepared(&mut self, tables: &Tables) -> bool {
+        let mut swapped = false;
+        while !self.fits(tables) {
+            let Some(mut next) = self.link.buckets.take() else {
+                break;
+            };
+            if next.fits(tables.max_topics, tables.max_senders) {
+                std::mem::swap(&mut self.topics, &mut next.topics);
+                std::mem::swap(&mut self.senders, &mut next.senders);
+                std::mem::swap(&mut self.touched, &mut next.touched);
+                std::mem::swap(&mut self.reporting, &mut next.reporting);
+                swapped = true;
+            }
+            self.link.buckets.give_back(next);
+        }
+        swapped
     }
 
     /// The control lcore started period `epoch`: the list just counted
@@ -485,7 +535,8 @@ impl Shard {
         self.report_pos = 0;
         self.report_epoch = self.reconciled.then_some(self.epoch);
         self.epoch = epoch;
-        self.stamp = stamp(epoch);
+        self.previous_stamp = self.stamp;
+        self.stamp = next_stamp(self.stamp);
         self.link.published.publish(&self.counters, self.generation, &self.rule_hits[..self.rule_count]);
     }
 
@@ -534,21 +585,36 @@ impl Shard {
     }
 
     /// Sweeps a few slots of each table that is 7/8 full.
-    fn expire_idle(&mut self, now: u64) {
-        let current = self.stamp;
-        let previous = stamp(self.epoch.wrapping_sub(1));
-        let defaults = &self.default_limit;
-        let mut expired = |entry: &mut Entry| {
-            if entry.stamp == current || entry.stamp == previous {
-                return false;
+    fn expire_idle(&mut self, tables: &Tables, now: u64) {
+        let (current, previous) = (self.stamp, self.previous_stamp);
+        let (defaults, generations) = (&self.default_limit, &self.generations);
+        let swept = [(&mut self.topics, &tables.topics), (&mut self.senders, &tables.senders)];
+        for ((table, ids), cursor) in swept.into_iter().zip(&mut self.sweep_cursor) {
+            if table.len() * 8 < table.limit() * 7 {
+                continue;
             }
-            entry.bucket.refill(now);
-            entry.bucket.is_full() && entry.bucket.limit() == defaults[usize::from(entry.profile)]
-        };
-        for (table, cursor) in [&mut self.topics, &mut self.senders].into_iter().zip(&mut self.sweep_cursor) {
-            if table.len() * 8 >= table.limit() * 7 {
-                self.counters.evicted += table.sweep(cursor, SWEEP_PER_BURST, &mut expired);
-            }
+            let mut expired = |entry: &mut Entry| {
+                if entry.stamp == current || entry.stamp == previous {
+                    return false;
+                }
+                if !generations.is_current(current, entry.stamp) {
+                    // Judged under the limits in force, as a fresh bucket would be.
+                    let profile = imposed_profile(entry.key).or_else(|| ids.profile_of(entry.key as u32));
+                    if !generations.revalidate(entry, current, profile, defaults, now) {
+                        return true;
+                    }
+                    // Still idle, now valid: stamped as of the adoption, no
+                    // demand, and at the default share, as the reconciler
+                    // (which forgot it at the reload) would release it.
+                    entry.stamp = generations.adopted_at();
+                    entry.demand = 0;
+                    entry.listed = NOT_LISTED;
+                    entry.bucket.set_limit(defaults[usize::from(entry.profile)], now);
+                }
+                entry.bucket.refill(now);
+                entry.bucket.is_full() && entry.bucket.limit() == defaults[usize::from(entry.profile)]
+            };
+            self.counters.evicted += table.sweep(cursor, SWEEP_PER_BURST, &mut expired);
         }
     }
 
@@ -598,7 +664,16 @@ impl Shard {
         // full one at the default share, so start from that.
         let mut bucket = TokenBucket::full(self.default_limit[usize::from(update.profile)], now);
         bucket.set_limit(limit, now);
-        let entry = Entry { key: update.key, bucket, profile: update.profile, listed: NOT_LISTED, ..Entry::default() };
+        // Stamped now: made under the current tables (a later reload must
+        // revalidate it), with no demand yet this period.
+        let entry = Entry {
+            key: update.key,
+            bucket,
+            profile: update.profile,
+            listed: NOT_LISTED,
+            stamp: self.stamp,
+            ..Entry::default()
+        };
         let table = self.table(update.key);
         let inserted = match table.find(update.key) {
             Err(vacant) => table.insert_at(vacant, entry),
@@ -626,11 +701,10 @@ impl Shard {
 
 fn share(tables: &Tables, table: &BucketTable, key: u64) -> Option<f64> {
     let entry = table.entry(table.find(key).ok()?);
+    // A bucket not touched since a reload may name a profile that is gone.
+    if usize::from(entry.profile) >= tables.profiles.len() {
+        return None;
+    }
     let global = tables.profile(entry.profile).fixed.rate;
     Some(entry.bucket.limit().rate as f64 / global as f64)
-}
-
-/// Length of each report list: every bucket, overflow buckets included.
-fn list_capacity(max_topics: usize, max_senders: usize) -> usize {
-    max_topics + max_senders + 2 * MAX_PROFILES
 }

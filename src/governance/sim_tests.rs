@@ -69,6 +69,15 @@ impl Sim {
         admitted
     }
 
+    /// A reload as the control lcore does it: compile, get the workers'
+    /// bucket tables ready, publish.
+    fn reload(&mut self, config: &str) -> Result<(), GovernanceConfigError> {
+        let tables = parse(config).compile_tables(HZ)?;
+        self.reconciler.prepare_buckets(&tables)?;
+        self.tables = tables;
+        Ok(())
+    }
+
     /// Advances time with no traffic.
     fn idle(&mut self, until: u64) {
         self.drive(0, &[], until);
@@ -329,19 +338,153 @@ fn a_split_limit_goes_back_to_the_default_after_a_second_idle() {
     assert_eq!(sim.reconciler.stats().tracked_ids, 0);
 }
 
+fn one_topic(rate: u64, burst: u64) -> String {
+    format!("[governance]\n[[governance.topics]]\nid = 1\nrate = {rate}\nburst = {burst}")
+}
+
 #[test]
-fn reload_starts_every_bucket_afresh() {
-    let mut sim = Sim::new("[governance]\n[[governance.topics]]\nid = 1\nrate = 1\nburst = 5", 1);
+fn a_drained_bucket_is_still_drained_after_a_reload_of_the_same_config() {
+    let mut sim = Sim::new(&one_topic(1, 5), 1);
     sim.tick();
     assert_eq!(sim.decide(0, &frame(1, 0, 5)), Verdict::Forward(None));
-    assert_eq!(sim.decide(0, &frame(1, 0, 1)), Verdict::Drop(DropReason::TopicLimited));
-    let reloaded =
-        parse("[governance]\n[[governance.topics]]\nid = 1\nrate = 1\nburst = 8").compile_tables(HZ).unwrap();
-    assert!(sim.shards[0].fits(&reloaded));
-    sim.tables = reloaded;
+    sim.reload(&one_topic(1, 5)).unwrap();
     sim.tick();
-    assert_eq!(sim.decide(0, &frame(1, 0, 8)), Verdict::Forward(None));
     assert_eq!(sim.decide(0, &frame(1, 0, 1)), Verdict::Drop(DropReason::TopicLimited));
+    // It refills at the rate as before: one token per second.
+    sim.now += 1000 * MS;
+    assert_eq!(sim.decide(0, &frame(1, 0, 1)), Verdict::Forward(None));
+    assert_eq!(sim.decide(0, &frame(1, 0, 1)), Verdict::Drop(DropReason::TopicLimited));
+}
+
+#[test]
+fn a_changed_limit_clips_the_tokens_and_never_refills_them() {
+    let mut sim = Sim::new(&one_topic(1, 10), 1);
+    sim.tick();
+    assert_eq!(sim.decide(0, &frame(1, 0, 3)), Verdict::Forward(None));
+    // 7 tokens left; a burst of 5 clips them to 5.
+    sim.reload(&one_topic(1, 5)).unwrap();
+    sim.tick();
+    assert_eq!(sim.decide(0, &frame(1, 0, 6)), Verdict::Drop(DropReason::TopicLimited));
+    assert_eq!(sim.decide(0, &frame(1, 0, 5)), Verdict::Forward(None));
+    // A bigger burst and rate apply from now on but add no tokens.
+    sim.reload(&one_topic(2, 20)).unwrap();
+    sim.tick();
+    assert_eq!(sim.decide(0, &frame(1, 0, 1)), Verdict::Drop(DropReason::TopicLimited));
+    sim.now += 1000 * MS; // 2 tokens at the new rate
+    assert_eq!(sim.decide(0, &frame(1, 0, 2)), Verdict::Forward(None));
+    assert_eq!(sim.decide(0, &frame(1, 0, 1)), Verdict::Drop(DropReason::TopicLimited));
+}
+
+#[test]
+fn an_id_moved_to_another_profile_gets_its_limit_without_a_refill() {
+    let named = |id_profile: &str| {
+        format!(
+            "[governance.profiles]\nslow = {{ rate = 1, burst = 10 }}\nfast = {{ rate = 1, burst = 10 }}\n\
+             [[governance.topics]]\nid = 1\nprofile = \"{id_profile}\"\n"
+        )
+    };
+    let mut sim = Sim::new(&named("slow"), 1);
+    sim.tick();
+    assert_eq!(sim.decide(0, &frame(1, 0, 10)), Verdict::Forward(None));
+    sim.reload(&named("fast")).unwrap();
+    sim.tick();
+    assert_eq!(sim.decide(0, &frame(1, 0, 1)), Verdict::Drop(DropReason::TopicLimited));
+    // An id no longer limited loses its bucket.
+    sim.reload("[governance]\n[[governance.topics]]\nid = 2\nrate = 1\nburst = 1\n").unwrap();
+    sim.tick();
+    for _ in 0..3 {
+        assert_eq!(sim.decide(0, &frame(1, 0, 10)), Verdict::Forward(None));
+    }
+}
+
+#[test]
+fn a_reconciled_share_survives_reloads() {
+    let mut sim = Sim::new(&one_topic_limit(), 2);
+    sim.drive(1, &[5.0 * RATE as f64, 0.0], 10 * MS);
+    let before = sim.shards[0].topic_share(&sim.tables, 1).unwrap();
+    assert!(before > 0.99, "share {before}");
+    for _ in 0..5 {
+        sim.reload(&one_topic_limit()).unwrap();
+        // Traffic goes on through the reloads.
+        let until = sim.now + MS;
+        sim.drive(1, &[5.0 * RATE as f64, 0.0], until);
+        let share = sim.shards[0].topic_share(&sim.tables, 1).unwrap();
+        assert!(share > 0.99, "share after a reload {share}");
+        let floor = sim.shards[1].topic_share(&sim.tables, 1).unwrap();
+        assert!(floor < 0.01, "the idle worker's floor after a reload {floor}");
+    }
+}
+
+#[test]
+fn reloads_under_load_do_not_loosen_a_split_limit() {
+    let mut sim = Sim::new(&one_topic_limit(), 2);
+    let start = sim.now;
+    let mut admitted = 0;
+    // A reload every 2 ms for 100 ms, both workers far above the limit.
+    while sim.now < start + 100 * MS {
+        let until = sim.now + 2 * MS;
+        admitted += sim.drive(1, &[3.0 * RATE as f64, 3.0 * RATE as f64], until).iter().sum::<u64>();
+        sim.reload(&one_topic_limit()).unwrap();
+    }
+    let expected = RATE as f64 * 0.1 + BURST as f64;
+    let error = (admitted as f64 - expected) / expected;
+    eprintln!("admitted {admitted} vs {expected} ({:+.2} %)", error * 100.0);
+    assert!(error.abs() < 0.02, "admitted {admitted} vs {expected} ({:+.2} %)", error * 100.0);
+}
+
+/// Every topic limited, at most `size` of them with a bucket of their own.
+fn sized(size: u32) -> String {
+    format!("[governance]\nmax_topics = {size}\n[governance.topic_defaults]\nrate = 1\nburst = 10")
+}
+
+#[test]
+fn raising_the_table_sizes_takes_the_tables_the_control_allocated() {
+    let mut sim = Sim::new(&sized(2), 1);
+    sim.tick();
+    for topic in 1..=2 {
+        assert_eq!(sim.decide(0, &frame(topic, 0, 1)), Verdict::Forward(None));
+    }
+    sim.reload(&sized(64)).unwrap();
+    sim.tick();
+    assert!(sim.shards[0].fits(&sim.tables));
+    for topic in 1..=64 {
+        assert_eq!(sim.decide(0, &frame(topic, 0, 1)), Verdict::Forward(None), "topic {topic}");
+    }
+    assert_eq!(sim.shards[0].counters().overflow_frames, 0, "every topic got a bucket of its own");
+}
+
+#[test]
+fn bigger_tables_nobody_allocated_are_not_allocated_by_the_worker() {
+    let mut sim = Sim::new(&sized(2), 1);
+    sim.tick();
+    // Published without `prepare_buckets`: the worker keeps its size.
+    sim.tables = parse(&sized(64)).compile_tables(HZ).unwrap();
+    sim.tick();
+    assert!(!sim.shards[0].fits(&sim.tables));
+    for topic in 1..=3 {
+        assert_eq!(sim.decide(0, &frame(topic, 0, 1)), Verdict::Forward(None), "topic {topic}");
+    }
+    assert_eq!(sim.shards[0].counters().overflow_frames, 1, "the third topic shares the overflow bucket");
+}
+
+#[test]
+fn tables_too_big_to_allocate_refuse_the_reload_and_keep_the_rules() {
+    let mut sim = Sim::new(&one_topic(1, 5), 2);
+    sim.tick();
+    assert_eq!(sim.decide(0, &frame(1, 0, 2)), Verdict::Forward(None));
+    let mut huge = parse(&one_topic(1, 100)).compile_tables(HZ).unwrap();
+    huge.max_topics = usize::MAX / 4;
+    let err = sim.reconciler.prepare_buckets(&huge).unwrap_err();
+    assert!(err.to_string().contains("cannot allocate"), "{err}");
+    // Refused: the running tables (burst 5, 2 tokens taken... of the
+    // worker's half) stay, and the workers go on.
+    sim.tick();
+    assert_eq!(sim.decide(0, &frame(1, 0, 1)), Verdict::Drop(DropReason::TopicLimited));
+    assert_eq!(sim.decide(1, &frame(1, 1, 2)), Verdict::Forward(None));
+    // A reload that fits still works afterwards.
+    sim.reload(&one_topic(1, 5)).unwrap();
+    sim.tick();
+    assert_eq!(sim.decide(1, &frame(1, 1, 1)), Verdict::Drop(DropReason::TopicLimited));
 }
 
 #[test]

@@ -10,6 +10,16 @@
 use super::bucket::TokenBucket;
 use super::hash::SlotHash;
 use crate::dpdk::{HugeArray, prefetch};
+use std::collections::TryReserveError;
+
+/// Memory for a worker's bucket tables or report lists could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum AllocError {
+    #[error("no memory for a bucket table of {0} slots")]
+    Table(usize),
+    #[error(transparent)]
+    List(#[from] TryReserveError),
+}
 
 /// Limit profiles a table keeps an overflow bucket for.
 pub const MAX_PROFILES: usize = 4096;
@@ -60,11 +70,12 @@ impl BucketTable {
     }
 
     /// Like [`BucketTable::with_limit`], with its pages preferably on NUMA
-    /// `node`; None when the memory cannot be mapped.
-    pub fn try_with_limit(limit: usize, node: Option<u32>) -> Option<Self> {
-        let slots = (limit + limit / 2 + 1).checked_next_power_of_two()?.max(8);
-        Some(BucketTable {
-            entries: HugeArray::new(slots.checked_add(MAX_PROFILES)?, Entry::default(), node)?,
+    /// `node`, and a failed allocation an error instead of an abort.
+    pub fn try_with_limit(limit: usize, node: Option<u32>) -> Result<Self, AllocError> {
+        let slots = limit.saturating_add(limit / 2 + 1).checked_next_power_of_two().unwrap_or(usize::MAX).max(8);
+        let len = slots.saturating_add(MAX_PROFILES);
+        Ok(BucketTable {
+            entries: HugeArray::new(len, Entry::default(), node).ok_or(AllocError::Table(len))?,
             slot_mask: slots - 1,
             hash: SlotHash::new(slots.trailing_zeros()),
             generation: 1,
@@ -89,19 +100,9 @@ impl BucketTable {
         self.limit
     }
 
-    /// Empties the table in O(1) by starting a new generation, and sets the
-    /// key limit (at most what it was sized for).
-    pub fn reset(&mut self, limit: usize) {
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            // Once per 65535 resets, really clear so that old generations
-            // cannot come back to life.
-            for e in self.entries.iter_mut() {
-                e.generation = 0;
-            }
-            self.generation = 1;
-        }
-        self.len = 0;
+    /// Sets the key limit (at most what the table was sized for). Keys
+    /// beyond a lowered limit stay until they expire.
+    pub fn set_limit(&mut self, limit: usize) {
         self.limit = limit.min(self.max_limit);
     }
 
@@ -290,24 +291,18 @@ mod tests {
     }
 
     #[test]
-    fn reset_empties_in_one_step() {
+    fn a_lowered_limit_refuses_new_keys_and_keeps_the_old_ones() {
         let mut t = BucketTable::with_limit(10);
         insert(&mut t, 1).unwrap();
-        t.reset(5);
-        assert!(t.find(1).is_err());
-        for k in 0..5 {
-            insert(&mut t, k).unwrap();
-        }
-        assert_eq!(insert(&mut t, 9), None, "new limit applies");
+        t.set_limit(1);
+        assert!(t.find(1).is_ok());
+        assert_eq!(insert(&mut t, 2), None, "new limit applies");
+        t.set_limit(100);
+        assert_eq!(t.limit(), 10, "never above what the table was sized for");
     }
 
     #[test]
-    fn many_resets_never_revive_old_entries() {
-        let mut t = BucketTable::with_limit(10);
-        insert(&mut t, 42).unwrap();
-        for _ in 0..70_000 {
-            t.reset(10);
-        }
-        assert!(t.find(42).is_err());
+    fn an_impossible_size_is_an_error_not_an_abort() {
+        assert!(BucketTable::try_with_limit(usize::MAX / 2, None).is_err());
     }
 }

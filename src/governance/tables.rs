@@ -7,8 +7,9 @@ use super::rules::RuleSet;
 /// Compiled rules, limit profiles and id → profile mappings.
 #[derive(Debug)]
 pub struct Tables {
-    /// Unique per compile: shards and the reconciler reset their per-id
-    /// state when it changes (profile indices mean something else then).
+    /// Unique per compile: the reconciler resets its per-id state when it
+    /// changes, shards revalidate each bucket (profile indices may mean
+    /// something else then).
     pub(crate) generation: u64,
     pub(crate) tsc_hz: u64,
     pub(crate) reconcile_ticks: u64,
