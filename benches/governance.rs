@@ -2,9 +2,13 @@
 //! amortised per-burst work) and the control lcore's time per
 //! reconciliation period.
 //!
-//! Traffic: 100,000 topics and 10,000 senders drawn from Zipf(1.1), one
-//! worker at 10 Mpps of simulated time (TSC = 1 GHz, 100 ns per frame,
-//! bursts of 32), realistic limits and ten rules.
+//! Traffic (benches/workload): 100,000 topics and 10,000 senders drawn
+//! from Zipf(1.1) or uniformly, one worker at 10 Mpps of simulated time
+//! (TSC = 1 GHz, 100 ns per frame, bursts of 32), a bucket per topic and
+//! per sender, ten rules, tables at their default sizes. The sweep varies
+//! the topics in use (1k to 1M) and the records per frame (1 to 32).
+//! `examples/governance_cost.rs` runs the same workload outside criterion
+//! (median of short chunks: steadier on a busy machine).
 
 #![deny(unsafe_code)]
 
@@ -12,7 +16,10 @@ use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use std::time::{Duration, Instant};
 use tachyon::governance::{FrameKey, GovernanceConfig, Reconciler, Shard, Tables, Verdict};
 
-const TSC_HZ: u64 = 1_000_000_000;
+#[path = "workload/mod.rs"]
+mod workload;
+use workload::{Popularity, Rng, TSC_HZ, topic_id};
+
 const TOPICS: usize = 100_000;
 const SENDERS: usize = 10_000;
 const BURST: usize = 32;
@@ -20,153 +27,13 @@ const TICKS_PER_FRAME: u64 = 100;
 /// Bursts timed between two (untimed) reconciler polls.
 const BURSTS_PER_POLL: usize = 8;
 
-/// SplitMix64: a small, fast, reproducible generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut x = self.0;
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        x ^ (x >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// Samples ranks 0..n with P(rank k) ∝ 1/(k+1)^s.
-struct Zipf {
-    cdf: Vec<f64>,
-}
-
-impl Zipf {
-    fn new(n: usize, s: f64) -> Self {
-        let mut total = 0.0;
-        let mut cdf: Vec<f64> = (1..=n)
-            .map(|k| {
-                total += 1.0 / (k as f64).powf(s);
-                total
-            })
-            .collect();
-        for c in &mut cdf {
-            *c /= total;
-        }
-        Zipf { cdf }
-    }
-
-    fn sample(&self, rng: &mut Rng) -> usize {
-        let u = rng.unit();
-        self.cdf.partition_point(|&c| c < u).min(self.cdf.len() - 1)
-    }
-}
-
-/// Spreads ranks over the id space (a bijection on u32).
-fn topic_id(rank: usize) -> u32 {
-    (rank as u32).wrapping_mul(0x9E37_79B1)
-}
-
-fn sender_id(rank: usize) -> u32 {
-    (rank as u32).wrapping_mul(0x85EB_CA77) ^ 0x5555
-}
-
+/// The default table sizes (1M topics, 128k senders), as a new user has them.
 fn config() -> GovernanceConfig {
-    let text = format!(
-        r#"
-        [governance]
-        reconcile_us = 1000
-        [governance.profiles.gold]
-        rate = 2000000
-        burst = 20000
-        [governance.profiles.bronze]
-        rate = 50000
-        burst = 1000
-        [governance.topic_defaults]
-        rate = 200000
-        burst = 4000
-        [[governance.topics]]
-        id = {t1}
-        profile = "gold"
-        [[governance.topics]]
-        ids = "3000000000-3100000000"
-        profile = "bronze"
-        [governance.sender_defaults]
-        rate = 500000
-        burst = 10000
-        [[governance.senders]]
-        id = {s0}
-        rate = 3000000
-        burst = 30000
-        [[governance.rules]]
-        topic = {t5}
-        action = "route"
-        port = 1
-        next_hop = "02:00:00:00:00:01"
-        [[governance.rules]]
-        topic = {t50}
-        action = "drop"
-        [[governance.rules]]
-        topic = {t500}
-        sender = {s3}
-        action = "drop"
-        [[governance.rules]]
-        topics = "100000000-200000000"
-        src = "10.1.0.0/16"
-        action = "route"
-        port = 2
-        next_hop = "02:00:00:00:00:02"
-        [[governance.rules]]
-        topics = "300000000-310000000"
-        action = "limit"
-        profile = "bronze"
-        [[governance.rules]]
-        sender = {s7}
-        action = "drop"
-        [[governance.rules]]
-        src = "192.168.0.0/16"
-        action = "drop"
-        [[governance.rules]]
-        dst_port = 47001
-        action = "drop"
-        [[governance.rules]]
-        topics = "4000000000-4294967295"
-        dst_port = 47000
-        action = "allow"
-        [[governance.rules]]
-        topic = {t1}
-        action = "limit"
-        profile = "gold"
-        "#,
-        t1 = topic_id(1),
-        t5 = topic_id(5),
-        t50 = topic_id(50),
-        t500 = topic_id(500),
-        s0 = sender_id(0),
-        s3 = sender_id(3),
-        s7 = sender_id(7),
-    );
-    #[derive(serde::Deserialize)]
-    struct Root {
-        governance: GovernanceConfig,
-    }
-    toml::from_str::<Root>(&text).expect("bench config").governance
+    workload::config(GovernanceConfig::default().max_topics as usize)
 }
 
-fn zipf_frames(count: usize) -> Vec<FrameKey> {
-    let mut rng = Rng(42);
-    let topics = Zipf::new(TOPICS, 1.1);
-    let senders = Zipf::new(SENDERS, 1.1);
-    (0..count)
-        .map(|_| FrameKey {
-            topic: topic_id(topics.sample(&mut rng)),
-            sender: sender_id(senders.sample(&mut rng)),
-            msg_count: 1 + (rng.next() % 8) as u16,
-            src_ip: 0x0A01_0000 | (rng.next() as u32 & 0xFFFF),
-            dst_port: 47000,
-        })
-        .collect()
+fn frames(topics: usize, popularity: Popularity, records: u16) -> Vec<FrameKey> {
+    workload::frames(1 << 20, topics, SENDERS, popularity, records)
 }
 
 /// Worker 0 (timed) and its reconciler, plus idle workers that take part
@@ -227,14 +94,20 @@ impl Plane {
 }
 
 fn per_frame(c: &mut Criterion) {
-    let frames = zipf_frames(1 << 20);
+    let zipf = frames(TOPICS, Popularity::Zipf(1.1), 0);
+    let uniform = frames(TOPICS, Popularity::Uniform, 0);
     let mut group = c.benchmark_group("governance_per_frame");
-    let planes = [("1_worker", 1, false), ("1_worker_burst", 1, true), ("1_busy_worker_of_2_burst", 2, true)];
-    for (name, workers, per_burst) in planes {
+    let planes = [
+        ("zipf_1_worker", &zipf, 1, false),
+        ("zipf_1_worker_burst", &zipf, 1, true),
+        ("uniform_1_worker_burst", &uniform, 1, true),
+        ("zipf_1_busy_worker_of_2_burst", &zipf, 2, true),
+    ];
+    for (name, frames, workers, per_burst) in planes {
         let mut plane = Plane::new(&config(), workers);
         // Warm the tables with a few simulated seconds of traffic first.
-        plane.run(&frames, 4 << 20, per_burst);
-        group.bench_function(format!("zipf_{name}"), |b| b.iter_custom(|iters| plane.run(&frames, iters, per_burst)));
+        plane.run(frames, 4 << 20, per_burst);
+        group.bench_function(name, |b| b.iter_custom(|iters| plane.run(frames, iters, per_burst)));
         let c = plane.shards[0].counters();
         let stats = plane.reconciler.stats();
         println!(
@@ -244,7 +117,32 @@ fn per_frame(c: &mut Criterion) {
         );
     }
     let mut pass = Plane::new(&GovernanceConfig::default(), 1);
-    group.bench_function("pass_through", |b| b.iter_custom(|iters| pass.run(&frames, iters, false)));
+    group.bench_function("pass_through", |b| b.iter_custom(|iters| pass.run(&zipf, iters, false)));
+    group.finish();
+}
+
+/// How the per-frame cost grows with the ids in use (1k to 1M topics, the
+/// tables always at their default size) and with the records a frame
+/// carries (charged at once, so the cost per message falls).
+fn cost_sweep(c: &mut Criterion) {
+    let mut group = c.benchmark_group("governance_sweep");
+    group.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2));
+    let mut points = Vec::new();
+    for topics in [1_000, 100_000, 1_000_000] {
+        for popularity in [Popularity::Zipf(1.1), Popularity::Uniform] {
+            points.push((topics, popularity, 1));
+        }
+    }
+    for records in [4, 16, 32] {
+        points.push((TOPICS, Popularity::Zipf(1.1), records));
+    }
+    for (topics, popularity, records) in points {
+        let frames = frames(topics, popularity, records);
+        let mut plane = Plane::new(&config(), 1);
+        plane.run(&frames, 4 << 20, true);
+        let name = format!("{}_topics_{}_records_{records}", topics, popularity.name());
+        group.bench_function(name, |b| b.iter_custom(|iters| plane.run(&frames, iters, true)));
+    }
     group.finish();
 }
 
@@ -314,5 +212,5 @@ fn reconcile_period(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, per_frame, reconcile_period);
+criterion_group!(benches, per_frame, cost_sweep, reconcile_period);
 criterion_main!(benches);

@@ -10,6 +10,13 @@ Cases, each as medians over alternating runs:
               one pcap RX queue per worker (same load per worker)
   latency     tachyon-gen live <-> tachyon over net_memif: capacity, then
               P50/P99/P99.9 transit at 10 %, 50 % and 90 % of it
+  line_rate   minimum-size frames (one 8-byte record, 100,000 topics uniform,
+              10,000 senders): testpmd io, DPDK's l3fwd (scripts/build-l3fwd.sh;
+              left out of --short), tachyon pass-through and governed
+              (bench-governance.toml), one forwarding lcore; and governed
+              scaling, 1 and 2 workers
+  governance  the governance cost per frame (examples/governance_cost) at 1k,
+              100k and 1M topics, Zipf 1.1 and uniform, and at 1-32 records
 Only the Python standard library is needed; the chart wants matplotlib.
 """
 
@@ -34,6 +41,12 @@ PASS_THROUGH_CONFIG = ROOT / "dpdk-config" / "bench-pass-through.toml"
 # The traffic of every case: 100,000 topics (Zipf 1.1), 10,000 senders, 1-8 records.
 TRAFFIC = ["--topics", "100000", "--dist", "zipf", "--zipf-s", "1.1", "--senders", "10000",
            "--records", "1-8", "--payload", "64", "--src-ips", "64", "--sticky-flows"]
+# Minimum-size frames, addressed so that l3fwd's LPM routes them to port 1.
+MIN_FRAMES = ["--topics", "100000", "--dist", "uniform", "--senders", "10000", "--records", "1",
+              "--payload", "8", "--src-ips", "64", "--dst-ip", "198.18.1.1"]
+# The governance sweep: (topics, popularity, records per frame).
+SWEEP = [(t, d, 1) for t in (1000, 100000, 1000000) for d in ("zipf", "uniform")] + \
+        [(100000, "zipf", r) for r in (4, 16, 32)]
 # net_pcap keeps the whole capture in mbufs; this leaves room in a 32k pool.
 PCAP_FRAMES = 16384
 LOADS = [0.1, 0.5, 0.9]
@@ -114,6 +127,12 @@ class Bench:
         s = json.loads(summary.read_text())
         return path, s["messages"] / max(s["valid_frames"], 1)
 
+    def make_min_pcap(self, name, seed):
+        path = self.work / f"{name}.pcap"
+        subprocess.run([str(self.bin / "tachyon-gen"), "pcap", "--out", str(path), "--frames", str(PCAP_FRAMES),
+                        "--seed", str(seed), *MIN_FRAMES], check=True, stdout=subprocess.DEVNULL)
+        return path
+
     # ---- one run of each program -----------------------------------------------
     def testpmd(self, mode, pcap):
         """Mean Rx-pps of port 0 over the measured seconds (the first reading is start-up)."""
@@ -151,11 +170,12 @@ class Bench:
 
     def l3fwd(self, pcap, binary):
         """Rx pps of DPDK's l3fwd (LPM, one lcore) on port 0, read twice over DPDK telemetry (l3fwd prints
-        no rates). The pcap's destination addresses must route to port 1 (198.18.1.0/24)."""
+        no rates). The pcap's destination addresses must route to port 1 (198.18.1.0/24). `--parse-ptype`: the
+        virtual devices report no packet types, so l3fwd parses them in software, as it would on such a NIC."""
         prefix = self.prefix("l3fwd")
         cmd = [binary, "-l", "1", "-m", "1024", *EAL_COMMON, prefix,
                "--vdev", f"net_pcap0,rx_pcap={pcap},infinite_rx=1", "--vdev", "net_null0,no-rx=1",
-               "--", "-p", "0x3", "-P", "--config", "(0,0,1),(1,0,1)"]
+               "--", "-p", "0x3", "-P", "--parse-ptype", "--config", "(0,0,1),(1,0,1)"]
         sock = Path("/var/run/dpdk") / prefix.split("=", 1)[1] / "dpdk_telemetry.v2"
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 text=True)
@@ -343,6 +363,69 @@ class Bench:
                        "loss_ratio": statistics.median(x[1]["loss"]["loss_ratio"] for x in rs),
                        "reordered": sum(x[1]["rx"]["reordered"] for x in rs)})
 
+    def line_rate(self):
+        pcap = self.make_min_pcap("min", 7)
+        vdevs = [f"net_pcap0,rx_pcap={pcap},infinite_rx=1", "net_null0,no-rx=1"]
+        cases = {
+            "min-testpmd-io": lambda: self.testpmd("io", pcap),
+            "min-tachyon-pass-through": lambda: self.tachyon("0@0,1@1", vdevs, self.config_off(), "min-off")[0][0],
+            "min-tachyon-governed": lambda: self.tachyon("0@0,1@1", vdevs, GOVERNANCE_CONFIG, "min-on")[0][0],
+        }
+        if self.args.short:
+            self.emit({"kind": "line_rate", "case": "min-l3fwd", "skipped": "not in --short (builds l3fwd)"})
+        else:
+            l3fwd = subprocess.run(["bash", str(ROOT / "scripts" / "build-l3fwd.sh")], check=True,
+                                   capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            cases["min-l3fwd"] = lambda: self.l3fwd(pcap, l3fwd)
+        runs = {name: [] for name in cases}
+        for r in range(self.args.runs):
+            for name, run in cases.items():
+                runs[name].append(run())
+                log(f"line-rate run {r + 1}/{self.args.runs} {name}: {runs[name][-1] / 1e6:.3f} Mpps")
+        io = statistics.median(runs["min-testpmd-io"])
+        for name, rs in runs.items():
+            pps = statistics.median(rs)
+            self.emit({"kind": "line_rate", "case": name, "mpps": pps / 1e6, "ns_per_packet": 1e9 / pps,
+                       "ratio_vs_testpmd_io": pps / io, "runs_mpps": [x / 1e6 for x in rs], "lcores": 1})
+        self.governed_scaling()
+
+    def governed_scaling(self):
+        """Governed, 1 and 2 workers, each with its own pcap RX queue of minimum-size frames."""
+        pcaps = [self.make_min_pcap(f"min-scale-{i}", 20 + i) for i in range(2)]
+        results = {1: [], 2: []}
+        for r in range(self.args.runs):
+            for n in results:
+                cfg = self.work / f"gov-scale-{n}.toml"
+                cfg.write_text(GOVERNANCE_CONFIG.read_text() + f"\n[workers]\nlcores = {list(range(1, n + 1))}\n\n"
+                               "[dataplane]\nmbufs_per_pool = 65535\n")
+                lcores = ",".join(f"{k}@{k % (os.cpu_count() or 2)}" for k in range(n + 1))
+                rx = ",".join(f"rx_pcap={p}" for p in pcaps[:n])
+                vdevs = [f"net_pcap0,{rx},infinite_rx=1", "net_null0,no-rx=1"]
+                (pps, _, _), _ = self.tachyon(lcores, vdevs, cfg, f"govscale{n}")
+                results[n].append(pps)
+                log(f"governed scaling run {r + 1}/{self.args.runs} {n} worker(s): {pps / 1e6:.3f} Mpps")
+        r1 = statistics.median(results[1])
+        for n, rs in results.items():
+            rn = statistics.median(rs)
+            self.emit({"kind": "scaling", "case": f"governed-workers-{n}", "workers": n, "mpps": rn / 1e6,
+                       "mpps_per_worker": rn / n / 1e6, "efficiency": rn / (n * r1),
+                       "runs_mpps": [x / 1e6 for x in rs]})
+
+    def governance(self):
+        example = self.bin / "examples" / "governance_cost"
+        chunks = "200" if self.args.short else "3000"
+        for topics, dist, records in SWEEP:
+            rs = []
+            for _ in range(self.args.runs):
+                out = subprocess.run([str(example), str(topics), dist, str(records), "1", chunks], check=True,
+                                     capture_output=True, text=True)
+                rs.append(json.loads(out.stdout.strip().splitlines()[-1])["ns_per_frame"])
+            ns = statistics.median(rs)
+            self.emit({"kind": "governance", "case": f"{topics}-topics-{dist}-{records}-records", "topics": topics,
+                       "popularity": dist, "records": records, "ns_per_frame": ns, "ns_per_msg": ns / records,
+                       "runs_ns": rs})
+            log(f"governance {topics} topics {dist} {records} records: {ns:.1f} ns/frame")
+
     def run(self):
         out = Path(self.args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -356,6 +439,7 @@ class Bench:
         log(f"wrote {jsonl}")
         if self.args.chart:
             chart(self.lines, out / "results.png")
+            chart_governance(self.lines, out / "governance.png")
         print_table(self.lines)
 
 
@@ -366,6 +450,11 @@ def print_table(lines):
         elif x["kind"] == "throughput":
             print(f"{x['case']:<24} {x['mpps']:8.3f} Mpps {x['msgs_per_s'] / 1e6:8.3f} M msgs/s "
                   f"{x['ns_per_packet']:7.1f} ns/pkt  x{x['ratio_vs_testpmd_io']:.2f} of testpmd-io")
+        elif x["kind"] == "line_rate":
+            print(f"{x['case']:<24} {x['mpps']:8.3f} Mpps {x['ns_per_packet']:7.1f} ns/pkt  "
+                  f"x{x['ratio_vs_testpmd_io']:.2f} of testpmd-io")
+        elif x["kind"] == "governance":
+            print(f"{'governance ' + x['case']:<40} {x['ns_per_frame']:7.1f} ns/frame {x['ns_per_msg']:7.2f} ns/msg")
         elif x["kind"] == "scaling":
             print(f"{x['case']:<24} {x['mpps']:8.3f} Mpps  efficiency {x['efficiency']:.2f}")
         elif x["case"] == "capacity":
@@ -373,6 +462,48 @@ def print_table(lines):
         else:
             print(f"{'latency ' + x['case']:<24} p50 {x['p50_us']:.2f} us p99 {x['p99_us']:.2f} us "
                   f"p99.9 {x['p999_us']:.2f} us (loss {x['loss_ratio']:.2%})")
+
+
+def chart_governance(lines, path):
+    """Governance cost per frame against the topics in use, and against the records per frame."""
+    gov = [x for x in lines if x["kind"] == "governance"]
+    if not gov:
+        return
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib not found (apt-get install python3-matplotlib): no chart")
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    ax = axes[0]
+    for dist in ("zipf", "uniform"):
+        pts = sorted((x["topics"], x["ns_per_frame"]) for x in gov if x["popularity"] == dist and x["records"] == 1)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label="Zipf 1.1" if dist == "zipf" else dist)
+    ax.set_xscale("log")
+    ax.set_xlabel("topics in use (tables at default size)")
+    ax.set_ylabel("ns per frame")
+    ax.set_title("Governance cost vs topics (1 record a frame)")
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    ax = axes[1]
+    pts = sorted((x["records"], x["ns_per_frame"], x["ns_per_msg"]) for x in gov
+                 if x["topics"] == 100000 and x["popularity"] == "zipf")
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label="per frame")
+    ax.plot([p[0] for p in pts], [p[2] for p in pts], "s--", label="per message")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("records per frame (100k topics, Zipf 1.1)")
+    ax.set_ylabel("ns")
+    ax.set_title("Governance cost vs records per frame")
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    m = gov[0]
+    fig.suptitle(f"Rules + topic bucket + sender quota, one worker, {m.get('cpu_model', '?')} ({m.get('mode', '')} run)",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    log(f"wrote {path}")
 
 
 def chart(lines, path):
@@ -443,12 +574,14 @@ def main():
     p.add_argument("--bin-dir", default=str(target / "release"), help="where tachyon and tachyon-gen are")
     p.add_argument("--no-chart", dest="chart", action="store_false", help="skip the PNG")
     p.add_argument("--chart-only", action="store_true", help="redraw the PNG from OUT/results.jsonl and exit")
-    p.add_argument("--cases", nargs="+", choices=["throughput", "scaling", "latency"],
-                   default=["throughput", "scaling", "latency"])
+    cases = ["throughput", "scaling", "latency", "line_rate", "governance"]
+    p.add_argument("--cases", nargs="+", choices=cases, default=cases)
     args = p.parse_args()
     if args.chart_only:
         out = Path(args.out)
-        chart([json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()], out / "results.png")
+        lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+        chart(lines, out / "results.png")
+        chart_governance(lines, out / "governance.png")
         return
     args.runs = args.runs or (1 if args.short else 5)
     args.secs = args.secs or (1 if args.short else 5)

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 if [[ " $* " != *" --bin-dir "* ]]; then
   bash scripts/setup.sh
   export PATH="$HOME/.cargo/bin:$PATH"
-  cargo build --release --quiet --bins
+  cargo build --release --quiet --bins --example governance_cost
 fi
 # Debian's python3 has python3-matplotlib (from setup.sh) for the chart.
 PY=python3
