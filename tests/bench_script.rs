@@ -1,6 +1,7 @@
 //! `scripts/bench.sh --short` on the debug binaries: every case of the
 //! README's table is present once, as well-formed JSON with the machine's
-//! description and positive figures. Speed is not judged here (debug build,
+//! description and positive figures, including the minimum-size line-rate
+//! cases and the governance sweep (which runs examples/governance_cost). Speed is not judged here (debug build,
 //! shared machine); the full run is for people: `bash scripts/bench.sh`.
 
 #![deny(unsafe_code)]
@@ -14,6 +15,19 @@ use std::process::Command;
 
 const THROUGHPUT: [&str; 4] = ["testpmd-io", "testpmd-macswap", "tachyon-governance-off", "tachyon-governance-on"];
 const LATENCY: [&str; 4] = ["capacity", "load-10", "load-50", "load-90"];
+const LINE_RATE: [&str; 3] = ["min-testpmd-io", "min-tachyon-pass-through", "min-tachyon-governed"];
+/// The governance sweep: (topics, popularity, records per frame).
+const SWEEP: [(u64, &str, u64); 9] = [
+    (1000, "zipf", 1),
+    (1000, "uniform", 1),
+    (100000, "zipf", 1),
+    (100000, "uniform", 1),
+    (1000000, "zipf", 1),
+    (1000000, "uniform", 1),
+    (100000, "zipf", 4),
+    (100000, "zipf", 16),
+    (100000, "zipf", 32),
+];
 
 fn positive(line: &Value, key: &str) -> f64 {
     let v = line[key].as_f64().unwrap_or_else(|| panic!("no number {key} in {line}"));
@@ -44,7 +58,9 @@ fn bench_script_short_mode_writes_every_case() {
     let text = std::fs::read_to_string(out_dir.join("results.jsonl")).unwrap();
     let lines: Vec<Value> =
         text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
-    assert_eq!(lines.len(), THROUGHPUT.len() + 2 + LATENCY.len(), "{text}");
+    // l3fwd is left out of --short, as a line saying so; governed scaling adds two.
+    let expected = THROUGHPUT.len() + 2 + LATENCY.len() + LINE_RATE.len() + 1 + 2 + SWEEP.len();
+    assert_eq!(lines.len(), expected, "{text}");
     for line in &lines {
         assert!(!line["cpu_model"].as_str().unwrap_or("").is_empty(), "{line}");
         assert!(line["cores"].as_u64().unwrap_or(0) > 0, "{line}");
@@ -75,10 +91,29 @@ fn bench_script_short_mode_writes_every_case() {
         positive(line, "achieved_mpps");
         assert!(line["loss_ratio"].as_f64().is_some(), "{line}");
     }
+    let min_io = positive(find(&lines, "line_rate", "min-testpmd-io"), "mpps");
+    for case in LINE_RATE {
+        let line = find(&lines, "line_rate", case);
+        let ratio = positive(line, "ratio_vs_testpmd_io");
+        assert!((ratio - positive(line, "mpps") / min_io).abs() < 1e-9, "{line}");
+    }
+    assert!(find(&lines, "line_rate", "min-l3fwd")["skipped"].is_string());
+    let governed_one = find(&lines, "scaling", "governed-workers-1");
+    assert_eq!(positive(governed_one, "efficiency"), 1.0);
+    positive(find(&lines, "scaling", "governed-workers-2"), "efficiency");
+    for (topics, popularity, records) in SWEEP {
+        let line = find(&lines, "governance", &format!("{topics}-topics-{popularity}-{records}-records"));
+        assert_eq!(line["topics"], topics);
+        assert_eq!(line["records"], records);
+        let per_frame = positive(line, "ns_per_frame");
+        assert!((positive(line, "ns_per_msg") * records as f64 - per_frame).abs() < 1e-6, "{line}");
+    }
     // The chart is drawn when matplotlib is there (scripts/setup.sh installs it).
     let has_matplotlib = Command::new("/usr/bin/python3").args(["-c", "import matplotlib"]).status();
     if has_matplotlib.is_ok_and(|s| s.success()) {
-        let png = std::fs::read(out_dir.join("results.png")).expect("results.png");
-        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+        for chart in ["results.png", "governance.png"] {
+            let png = std::fs::read(out_dir.join(chart)).expect(chart);
+            assert!(png.starts_with(b"\x89PNG"), "{chart} is not a PNG");
+        }
     }
 }
