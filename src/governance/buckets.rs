@@ -26,13 +26,13 @@ pub struct Buckets {
 }
 
 impl Buckets {
-    /// Tables for `max_topics` topic and `max_senders` sender buckets, or
-    /// the allocation error.
-    pub fn try_new(max_topics: usize, max_senders: usize) -> Result<Self, AllocError> {
+    /// Tables for `max_topics` topic and `max_senders` sender buckets, their
+    /// pages preferably on NUMA `node` (the worker's), or the allocation error.
+    pub fn try_new(max_topics: usize, max_senders: usize, node: Option<u32>) -> Result<Self, AllocError> {
         let capacity = list_capacity(max_topics, max_senders);
         Ok(Buckets {
-            topics: BucketTable::try_with_limit(max_topics, None)?,
-            senders: BucketTable::try_with_limit(max_senders, None)?,
+            topics: BucketTable::try_with_limit(max_topics, node)?,
+            senders: BucketTable::try_with_limit(max_senders, node)?,
             touched: report_list(capacity).map_err(AllocError::List)?,
             reporting: report_list(capacity).map_err(AllocError::List)?,
         })

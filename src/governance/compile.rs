@@ -33,8 +33,18 @@ impl GovernanceConfig {
         tsc_hz: u64,
         n_workers: usize,
     ) -> Result<(Tables, Vec<Shard>, Reconciler), GovernanceConfigError> {
+        self.compile_placed(tsc_hz, &vec![None; n_workers])
+    }
+
+    /// [`GovernanceConfig::compile`] for one worker per entry of `nodes`,
+    /// each worker's bucket tables mapped on its NUMA node.
+    pub fn compile_placed(
+        &self,
+        tsc_hz: u64,
+        nodes: &[Option<u32>],
+    ) -> Result<(Tables, Vec<Shard>, Reconciler), GovernanceConfigError> {
         let tables = self.compile_tables(tsc_hz)?;
-        let (shards, reconciler) = Reconciler::connect(&tables, n_workers)?;
+        let (shards, reconciler) = Reconciler::connect_placed(&tables, nodes)?;
         Ok((tables, shards, reconciler))
     }
 

@@ -163,6 +163,8 @@ pub struct Reconciler {
     /// Bucket table sizes (topics, senders) each worker has or has been
     /// handed.
     bucket_sizes: (usize, usize),
+    /// Per worker, the NUMA node its bucket tables are mapped on.
+    nodes: Vec<Option<u32>>,
     stats: ReconcilerStats,
 }
 
@@ -170,6 +172,17 @@ impl Reconciler {
     /// Creates the shards of `n_workers` workers and the reconciler that
     /// serves them, connected.
     pub fn connect(tables: &Tables, n_workers: usize) -> Result<(Vec<Shard>, Reconciler), GovernanceConfigError> {
+        Self::connect_placed(tables, &vec![None; n_workers])
+    }
+
+    /// Like [`Reconciler::connect`], one worker per entry of `nodes`: the
+    /// NUMA node its bucket tables should live on (None: anywhere), now and
+    /// when a reload makes them bigger.
+    pub fn connect_placed(
+        tables: &Tables,
+        nodes: &[Option<u32>],
+    ) -> Result<(Vec<Shard>, Reconciler), GovernanceConfigError> {
+        let n_workers = nodes.len();
         if !(1..=MAX_WORKERS).contains(&n_workers) {
             return Err(GovernanceConfigError::new(
                 "workers",
@@ -182,7 +195,7 @@ impl Reconciler {
         let shards = links
             .iter()
             .enumerate()
-            .map(|(w, link)| Shard::new(w, n_workers, tables, Arc::clone(link), Arc::clone(&epoch_cell)))
+            .map(|(w, link)| Shard::new(w, n_workers, tables, Arc::clone(link), Arc::clone(&epoch_cell), nodes[w]))
             .collect();
         let mut reconciler = Reconciler {
             outbox: (0..n_workers).map(|_| Outbox::default()).collect(),
@@ -204,6 +217,7 @@ impl Reconciler {
             active: Vec::new(),
             sweep_cursor: 0,
             bucket_sizes: (tables.max_topics, tables.max_senders),
+            nodes: nodes.to_vec(),
             stats: ReconcilerStats::default(),
         };
         reconciler.adopt(tables);
@@ -234,8 +248,8 @@ impl Reconciler {
             }
         }
         let mut sets = Vec::with_capacity(self.links.len());
-        for _ in &self.links {
-            let set = Buckets::try_new(size.0, size.1).map_err(|e| refuse(format!("cannot allocate ({e})")))?;
+        for &node in &self.nodes {
+            let set = Buckets::try_new(size.0, size.1, node).map_err(|e| refuse(format!("cannot allocate ({e})")))?;
             sets.push(Box::new(set));
         }
         for (link, set) in self.links.iter().zip(sets) {

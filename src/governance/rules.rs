@@ -97,6 +97,13 @@ impl Filter {
     }
 }
 
+/// The bit standing for `topic` in `RuleSet::exact_topics`: six bits of a
+/// multiplicative hash, so that ids in a sequence or a stride spread out.
+#[inline(always)]
+fn exact_bit(topic: u32) -> u64 {
+    1 << (topic.wrapping_mul(0x9E37_79B1) >> 26)
+}
+
 /// A slice of `RuleSet::candidates`.
 #[derive(Clone, Copy, Debug, Default)]
 struct Span {
@@ -111,6 +118,10 @@ pub struct RuleSet {
     actions: Vec<RuleAction>,
     /// Candidate lists for topics that some rule names exactly.
     by_topic: IdMap<u32, Span>,
+    /// One bit per `exact_bit(topic)` of the topics in `by_topic`: a topic
+    /// whose bit is clear (most, with a handful of exact rules) skips the
+    /// hash lookup.
+    exact_topics: u64,
     /// Start of each topic segment, ascending, first is 0.
     bounds: Vec<u32>,
     segments: Vec<Span>,
@@ -153,6 +164,7 @@ impl RuleSet {
             {
                 let span = set.push_candidates(rules, |t| t.contains(topic));
                 set.by_topic.insert(topic, span);
+                set.exact_topics |= exact_bit(topic);
             }
         }
         set
@@ -188,7 +200,8 @@ impl RuleSet {
         if self.filters.is_empty() {
             return None;
         }
-        let span = match self.by_topic.get(&key.topic) {
+        let exact = if self.exact_topics & exact_bit(key.topic) != 0 { self.by_topic.get(&key.topic) } else { None };
+        let span = match exact {
             Some(span) => *span,
             None => self.segment_of(key.topic),
         };

@@ -125,6 +125,7 @@ impl Shard {
         tables: &Tables,
         link: Arc<WorkerLink>,
         epoch_cell: Arc<Epoch>,
+        node: Option<u32>,
     ) -> Self {
         let epoch = epoch_cell.load();
         let list = || Vec::with_capacity(list_capacity(tables.max_topics, tables.max_senders));
@@ -140,8 +141,8 @@ impl Shard {
             stamp: 1,
             previous_stamp: 1,
             generations: Generations::new(1),
-            topics: BucketTable::with_limit(tables.max_topics),
-            senders: BucketTable::with_limit(tables.max_senders),
+            topics: BucketTable::try_with_limit(tables.max_topics, node).expect("memory for the topic table"),
+            senders: BucketTable::try_with_limit(tables.max_senders, node).expect("memory for the sender table"),
             touched: list(),
             reporting: list(),
             report_pos: 0,
@@ -202,8 +203,9 @@ impl Shard {
     /// both buckets only if both admit the frame.
     #[inline]
     pub fn decide(&mut self, tables: &Tables, key: &FrameKey, now_tsc: u64) -> Verdict {
-        match self.apply_rules(tables, key) {
-            Ok(plan) => self.charge(tables, key, &plan, now_tsc),
+        let mut plan = Plan::EMPTY;
+        match self.plan_frame(tables, key, &mut plan) {
+            Ok(()) => self.charge(tables, key, &plan, now_tsc),
             Err(verdict) => verdict,
         }
     }
@@ -229,11 +231,8 @@ impl Shard {
         for (keys, verdicts) in keys.chunks(PLAN_LEN).zip(verdicts.chunks_mut(PLAN_LEN)) {
             let mut plans = [Plan::EMPTY; PLAN_LEN];
             for ((key, verdict), plan) in keys.iter().zip(verdicts.iter_mut()).zip(&mut plans) {
-                match self.apply_rules(tables, key) {
-                    Ok(planned) => {
-                        *plan = planned;
-                        self.prefetch(tables, plan);
-                    }
+                match self.plan_frame(tables, key, plan) {
+                    Ok(()) => self.prefetch(tables, plan),
                     Err(decided) => *verdict = decided,
                 }
             }
@@ -248,9 +247,9 @@ impl Shard {
 
     /// The first matching rule's verdict if it decides the frame outright
     /// (drop), else what the buckets need: the route to keep and the
-    /// bucket keys the frame is charged to.
+    /// bucket keys the frame is charged to, written into `plan`.
     #[inline(always)]
-    fn apply_rules(&mut self, tables: &Tables, key: &FrameKey) -> Result<Plan, Verdict> {
+    fn plan_frame(&mut self, tables: &Tables, key: &FrameKey, plan: &mut Plan) -> Result<(), Verdict> {
         let (route, rule_profile) = match tables.rules.first_match(key) {
             Some(rule) => {
                 self.rule_hits[rule] += 1;
@@ -269,17 +268,19 @@ impl Shard {
                 (None, None)
             }
         };
-        let topic_key = id_key(Dimension::Topic, key.topic, rule_profile);
-        let sender_key = id_key(Dimension::Sender, key.sender, None);
-        Ok(Plan {
-            route,
-            rule_profile,
-            topic_key,
-            sender_key,
-            topic_home: if tables.topic_limits { self.topics.home(topic_key) } else { 0 },
-            sender_home: if tables.sender_limits { self.senders.home(sender_key) } else { 0 },
-            decided_by_rules: false,
-        })
+        // Written field by field in place: the plan array is the only copy.
+        plan.route = route;
+        plan.rule_profile = rule_profile;
+        plan.decided_by_rules = false;
+        if tables.topic_limits {
+            plan.topic_key = id_key(Dimension::Topic, key.topic, rule_profile);
+            plan.topic_home = self.topics.home(plan.topic_key);
+        }
+        if tables.sender_limits {
+            plan.sender_key = id_key(Dimension::Sender, key.sender, None);
+            plan.sender_home = self.senders.home(plan.sender_key);
+        }
+        Ok(())
     }
 
     /// Starts loading the frame's two buckets.

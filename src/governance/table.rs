@@ -63,14 +63,8 @@ pub struct BucketTable {
 
 impl BucketTable {
     /// A table that holds up to `limit` keys at a load factor of at most 2/3
-    /// (short probes even when full). Aborts if memory is short: use
-    /// [`BucketTable::try_with_limit`] where that must be an error.
-    pub fn with_limit(limit: usize) -> Self {
-        Self::try_with_limit(limit, None).expect("memory for a bucket table")
-    }
-
-    /// Like [`BucketTable::with_limit`], with its pages preferably on NUMA
-    /// `node`, and a failed allocation an error instead of an abort.
+    /// (short probes even when full), its pages preferably on NUMA `node`;
+    /// a failed allocation is an error, not an abort.
     pub fn try_with_limit(limit: usize, node: Option<u32>) -> Result<Self, AllocError> {
         let slots = limit.saturating_add(limit / 2 + 1).checked_next_power_of_two().unwrap_or(usize::MAX).max(8);
         let len = slots.saturating_add(MAX_PROFILES);
@@ -230,6 +224,12 @@ impl BucketTable {
 mod tests {
     use super::*;
 
+    impl BucketTable {
+        fn sized(limit: usize) -> Self {
+            Self::try_with_limit(limit, None).unwrap()
+        }
+    }
+
     fn entry(key: u64) -> Entry {
         Entry { key, ..Entry::default() }
     }
@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn stores_up_to_the_limit_and_no_more() {
-        let mut t = BucketTable::with_limit(100);
+        let mut t = BucketTable::sized(100);
         for k in 0..100 {
             assert!(insert(&mut t, k * 31).is_some());
         }
@@ -255,7 +255,7 @@ mod tests {
 
     #[test]
     fn removal_keeps_every_other_key_reachable() {
-        let mut t = BucketTable::with_limit(1000);
+        let mut t = BucketTable::sized(1000);
         for k in 0..1000 {
             insert(&mut t, k).unwrap();
         }
@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn sweep_removes_what_it_is_told_and_nothing_else() {
-        let mut t = BucketTable::with_limit(1000);
+        let mut t = BucketTable::sized(1000);
         for k in 0..1000 {
             insert(&mut t, k).unwrap();
         }
@@ -292,7 +292,7 @@ mod tests {
 
     #[test]
     fn a_lowered_limit_refuses_new_keys_and_keeps_the_old_ones() {
-        let mut t = BucketTable::with_limit(10);
+        let mut t = BucketTable::sized(10);
         insert(&mut t, 1).unwrap();
         t.set_limit(1);
         assert!(t.find(1).is_ok());

@@ -46,12 +46,14 @@ pub(super) fn governance(
     eal: &Eal,
     options: &Options,
     config: &Config,
-    workers: usize,
+    worker_nodes: &[Option<u32>],
     snapshot: &Arc<GovernanceSnapshot>,
 ) -> Result<Governance, StartupError> {
-    let (tables, shards, reconciler) =
-        config.governance.compile(dpdk::tsc_hz(), workers).map_err(|e| StartupError::Governance(e.to_string()))?;
-    let rcu = RcuCell::new(eal, tables, workers as u32)?;
+    let (tables, shards, reconciler) = config
+        .governance
+        .compile_placed(dpdk::tsc_hz(), worker_nodes)
+        .map_err(|e| StartupError::Governance(e.to_string()))?;
+    let rcu = RcuCell::new(eal, tables, worker_nodes.len() as u32)?;
     let control = GovernanceControl::new(
         reconciler,
         rcu.clone(),

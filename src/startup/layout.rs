@@ -40,6 +40,16 @@ pub(super) struct WorkerLayout {
 }
 
 impl WorkerLayout {
+    /// Per worker, the NUMA node (DPDK socket) of its lcore, as its pool has
+    /// it; None when unknown.
+    pub fn worker_nodes(&self) -> Vec<Option<u32>> {
+        let node_of = |lcore: u32| {
+            let pool = self.pools.iter().find(|p| p.workers.contains(&lcore))?;
+            u32::try_from(pool.socket).ok()
+        };
+        self.lcores.iter().map(|&l| node_of(l)).collect()
+    }
+
     /// RX queues to configure on the port at `port_pos`.
     pub fn rx_queues_of(&self, port_pos: usize) -> u16 {
         self.rx_assignments.iter().flatten().filter(|(p, _)| *p == port_pos).count() as u16
@@ -189,7 +199,10 @@ mod tests {
             for &(port, queue) in &layout.rx_assignments[w] {
                 assert_eq!(layout.pools[layout.pool_index_for(port, queue)].socket, node);
             }
+            // The worker's governance tables go where its mbufs come from.
+            assert_eq!(layout.worker_nodes()[w], Some(node as u32));
         }
+        assert!(layout.worker_nodes().contains(&Some(1)), "workers on both nodes");
         for port in 0..2u16 {
             assert_eq!(layout.rx_queues_of(usize::from(port)), plan.queues_per_port(port));
         }

@@ -146,7 +146,7 @@ fn run_with_eal(
     let views = launch::worker_views(eal, &layout);
     let snapshot = Arc::new(GovernanceSnapshot::default());
     observe::register_telemetry(eal, &views, &snapshot);
-    let mut governance = launch::governance(eal, options, config, layout.lcores.len(), &snapshot)?;
+    let mut governance = launch::governance(eal, options, config, &layout.worker_nodes(), &snapshot)?;
     observe::register_reload(eal, governance.control.requests());
     observe::register_limit(eal, governance.control.limit_requests());
     // Just before launch: clients that connect find workers draining at once.
