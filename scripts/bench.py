@@ -308,29 +308,32 @@ class Bench:
     def scaling(self):
         workers_max = max(2, os.cpu_count() or 2)
         pcaps = [self.make_pcap(f"scale-{i}", 10 + i)[0] for i in range(workers_max)]
-        results = {1: [], workers_max: []}
+        self.scale(pcaps, [1, workers_max], Path(self.config_off()), "")
+
+    def scale(self, pcaps, counts, config, name):
+        """R(n) for each worker count, one pcap RX queue per worker (same load per worker), and the efficiency
+        R(n) / (n R(1)). Worker lcores 1..n; lcore k runs on CPU k mod cores, so on 2 CPUs the second worker
+        shares CPU 0 with the (mostly sleeping) control lcore."""
+        results = {n: [] for n in counts}
+        cpus = os.cpu_count() or 2
         for r in range(self.args.runs):
             for n in results:
-                # Worker lcores 1..n; lcore k runs on CPU k mod cores, so on 2 CPUs
-                # the second worker shares CPU 0 with the (mostly sleeping) control lcore.
-                cpus = os.cpu_count() or 2
                 lcores = ",".join(f"{k}@{k % cpus}" for k in range(n + 1))
-                cfg = self.work / f"scale-{n}.toml"
-                cfg.write_text(Path(self.config_off()).read_text() +
-                               f"\n[workers]\nlcores = {list(range(1, n + 1))}\n\n"
+                cfg = self.work / f"scale-{name}{n}.toml"
+                cfg.write_text(config.read_text() + f"\n[workers]\nlcores = {list(range(1, n + 1))}\n\n"
                                "[dataplane]\nmbufs_per_pool = 65535\n")
                 rx = ",".join(f"rx_pcap={p}" for p in pcaps[:n])
                 vdevs = [f"net_pcap0,{rx},infinite_rx=1", "net_null0,no-rx=1"]
-                (pps, _, _), stats = self.tachyon(lcores, vdevs, cfg, f"scale{n}")
+                (pps, _, _), stats = self.tachyon(lcores, vdevs, cfg, f"scale-{name}{n}")
                 per_worker = [w["rx_packets"] for w in stats["workers"]]
                 if len(per_worker) != n or min(per_worker) == 0:
-                    raise RuntimeError(f"scaling {n}: workers did not all carry traffic: {per_worker}")
+                    raise RuntimeError(f"scaling {name}{n}: workers did not all carry traffic: {per_worker}")
                 results[n].append(pps)
-                log(f"scaling run {r + 1}/{self.args.runs} {n} worker(s): {pps / 1e6:.3f} Mpps")
-        r1 = statistics.median(results[1])
+                log(f"scaling {name}run {r + 1}/{self.args.runs} {n} worker(s): {pps / 1e6:.3f} Mpps")
+        r1 = statistics.median(results[counts[0]])
         for n, rs in results.items():
             rn = statistics.median(rs)
-            self.emit({"kind": "scaling", "case": f"workers-{n}", "workers": n, "mpps": rn / 1e6,
+            self.emit({"kind": "scaling", "case": f"{name}workers-{n}", "workers": n, "mpps": rn / 1e6,
                        "mpps_per_worker": rn / n / 1e6, "efficiency": rn / (n * r1),
                        "runs_mpps": [x / 1e6 for x in rs]})
 
@@ -392,24 +395,7 @@ class Bench:
     def governed_scaling(self):
         """Governed, 1 and 2 workers, each with its own pcap RX queue of minimum-size frames."""
         pcaps = [self.make_min_pcap(f"min-scale-{i}", 20 + i) for i in range(2)]
-        results = {1: [], 2: []}
-        for r in range(self.args.runs):
-            for n in results:
-                cfg = self.work / f"gov-scale-{n}.toml"
-                cfg.write_text(GOVERNANCE_CONFIG.read_text() + f"\n[workers]\nlcores = {list(range(1, n + 1))}\n\n"
-                               "[dataplane]\nmbufs_per_pool = 65535\n")
-                lcores = ",".join(f"{k}@{k % (os.cpu_count() or 2)}" for k in range(n + 1))
-                rx = ",".join(f"rx_pcap={p}" for p in pcaps[:n])
-                vdevs = [f"net_pcap0,{rx},infinite_rx=1", "net_null0,no-rx=1"]
-                (pps, _, _), _ = self.tachyon(lcores, vdevs, cfg, f"govscale{n}")
-                results[n].append(pps)
-                log(f"governed scaling run {r + 1}/{self.args.runs} {n} worker(s): {pps / 1e6:.3f} Mpps")
-        r1 = statistics.median(results[1])
-        for n, rs in results.items():
-            rn = statistics.median(rs)
-            self.emit({"kind": "scaling", "case": f"governed-workers-{n}", "workers": n, "mpps": rn / 1e6,
-                       "mpps_per_worker": rn / n / 1e6, "efficiency": rn / (n * r1),
-                       "runs_mpps": [x / 1e6 for x in rs]})
+        self.scale(pcaps, [1, 2], GOVERNANCE_CONFIG, "governed-")
 
     def governance(self):
         example = self.bin / "examples" / "governance_cost"
