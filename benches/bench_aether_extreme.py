@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -227,11 +227,17 @@ def main() -> int:
     ap.add_argument("--batch-sizes", default="1,100,1000,10000")
     ap.add_argument("--no-zmq", action="store_true", help="skip the pyzmq comparison")
     args = ap.parse_args()
+    if args.out:
+        with open(args.out, "w") as out:
+            return run(args, out)
+    return run(args, sys.stdout)
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    """Every case against one bridge (harness, given path, or a started appliance), as JSON lines on `out`."""
     seconds = 1.5 if args.quick else 10.0
     total = 2_000_000 if args.quick else 50_000_000
     sizes = [int(x) for x in args.batch_sizes.split(",")]
-    out = open(args.out, "w") if args.out else sys.stdout
-
     appliance = None
     real = None
     if args.harness:
@@ -283,8 +289,6 @@ def main() -> int:
             stats = json.loads(real.stats_path.read_text()) if real.stats_path.exists() else {}
             totals = stats.get("totals", {})
             emit("appliance_totals", **{k: v for k, v in totals.items() if k.startswith("bridge_")})
-        if out is not sys.stdout:
-            out.close()
     return 0
 
 
