@@ -229,37 +229,33 @@ def us(x):
     return "—" if x is None else f"{x:.0f}" if x >= 100 else f"{x:.1f}"
 
 
+def ratio_note(r):
+    return f" ({r['ratio_to_inproc']:.2f})" if "ratio_to_inproc" in r else ""
+
+
+def print_rows(rows, batches, cell, idx, phase):
+    """One markdown table: a row per workers/shape/destination, a column per batch size, `cell(r)` in each."""
+    names = {"inproc": "in-process ring (peer)", "wire": "appliance, wire", "local": "appliance, local"}
+    print("| workers | shape | destination | " + " | ".join(f"batch {b:,}" for b in batches) + " |")
+    print("|---|---|---|" + "---:|" * len(batches))
+    for w in sorted({r["workers"] for r in rows}):
+        for shape in SHAPES:
+            for dest in ["inproc"] + DESTS:
+                cells = []
+                for bt in batches:
+                    r = idx.get((w, dest, shape, bt, phase))
+                    cells.append("—" if not r else cell(r))
+                print(f"| {w} | {shape} | {names[dest]} | " + " | ".join(cells) + " |")
+
+
 def table(lines, batches):
     rows = [l for l in lines if l.get("kind") == "bridge"]
     idx = {(r["workers"], r["dest"], r["shape"], r["batch"], r["phase"]): r for r in rows}
     print("\nThroughput: accepted M msgs/s (ratio to the in-process ring) [delivered to the subscriber, M/s]")
-    print("| workers | shape | destination | " + " | ".join(f"batch {b:,}" for b in batches) + " |")
-    print("|---|---|---|" + "---:|" * len(batches))
-    for w in sorted({r["workers"] for r in rows}):
-        for shape in SHAPES:
-            for dest in ["inproc"] + DESTS:
-                cells = []
-                for bt in batches:
-                    r = idx.get((w, dest, shape, bt, "full"))
-                    if not r:
-                        cells.append("—")
-                        continue
-                    ratio = f" ({r['ratio_to_inproc']:.2f})" if "ratio_to_inproc" in r else ""
-                    cells.append(f"{m(r['accepted_per_s'])}{ratio} [{m(r['delivered_per_s'])}]")
-                name = {"inproc": "in-process ring (peer)", "wire": "appliance, wire", "local": "appliance, local"}
-                print(f"| {w} | {shape} | {name[dest]} | " + " | ".join(cells) + " |")
+    print_rows(rows, batches, lambda r: f"{m(r['accepted_per_s'])}{ratio_note(r)} [{m(r['delivered_per_s'])}]",
+               idx, "full")
     print("\nLatency publish -> subscriber at half the accepted rate: P50 / P99 µs")
-    print("| workers | shape | destination | " + " | ".join(f"batch {b:,}" for b in batches) + " |")
-    print("|---|---|---|" + "---:|" * len(batches))
-    for w in sorted({r["workers"] for r in rows}):
-        for shape in SHAPES:
-            for dest in ["inproc"] + DESTS:
-                cells = []
-                for bt in batches:
-                    r = idx.get((w, dest, shape, bt, "half"))
-                    cells.append("—" if not r else f"{us(r['lat_p50_us'])} / {us(r['lat_p99_us'])}")
-                name = {"inproc": "in-process ring (peer)", "wire": "appliance, wire", "local": "appliance, local"}
-                print(f"| {w} | {shape} | {name[dest]} | " + " | ".join(cells) + " |")
+    print_rows(rows, batches, lambda r: f"{us(r['lat_p50_us'])} / {us(r['lat_p99_us'])}", idx, "half")
 
 
 def main():

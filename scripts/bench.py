@@ -450,17 +450,25 @@ def print_table(lines):
                   f"p99.9 {x['p999_us']:.2f} us (loss {x['loss_ratio']:.2%})")
 
 
-def chart_governance(lines, path):
-    """Governance cost per frame against the topics in use, and against the records per frame."""
-    gov = [x for x in lines if x["kind"] == "governance"]
-    if not gov:
-        return
+def pyplot():
+    """matplotlib's pyplot drawing to files, or None (said once per chart) when it is not installed."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         log("matplotlib not found (apt-get install python3-matplotlib): no chart")
+        return None
+    return plt
+
+
+def chart_governance(lines, path):
+    """Governance cost per frame against the topics in use, and against the records per frame."""
+    gov = [x for x in lines if x["kind"] == "governance"]
+    if not gov:
+        return
+    plt = pyplot()
+    if plt is None:
         return
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     ax = axes[0]
@@ -494,12 +502,8 @@ def chart_governance(lines, path):
 
 def chart(lines, path):
     """Throughput bars, the scaling line, latency percentiles per load; one PNG."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("matplotlib not found (apt-get install python3-matplotlib): no chart")
+    plt = pyplot()
+    if plt is None:
         return
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
     tp = [x for x in lines if x["kind"] == "throughput" and "skipped" not in x]

@@ -92,13 +92,11 @@ fn rules_reload_under_traffic_and_a_broken_file_keeps_the_old_ones() {
     let cfg = dir.join("rules.toml");
     let write_rules = |text: &str| std::fs::write(&cfg, text).unwrap();
     write_rules("[[governance.rules]]\ntopic = 7\naction = \"drop\"\n");
-    let prefix = file_prefix();
-    let mut eal = eal_args(&[
+    let eal = eal_args(&[
         format!("net_pcap0,rx_pcap={},infinite_rx=1", dir.join("in.pcap").display()),
         "net_null0,no-rx=1".to_string(),
     ]);
-    let p = eal.iter().position(|a| a == "--file-prefix").unwrap();
-    eal[p + 1] = prefix.clone();
+    let prefix = prefix_of(&eal);
     let stats_path = dir.join("stats.json");
     let mut child = Command::new(tachyon_bin())
         .args(&eal)
@@ -190,13 +188,11 @@ fn reloads_every_100ms_under_full_load_keep_a_topic_within_2_percent_of_its_limi
     let (rate, burst) = (100_000u64, 20_000u64);
     let cfg = dir.join("limit.toml");
     std::fs::write(&cfg, format!("[[governance.topics]]\nid = 7\nrate = {rate}\nburst = {burst}\n")).unwrap();
-    let prefix = file_prefix();
-    let mut eal = eal_args(&[
+    let eal = eal_args(&[
         format!("net_pcap0,rx_pcap={},infinite_rx=1", dir.join("in.pcap").display()),
         "net_null0,no-rx=1".to_string(),
     ]);
-    let p = eal.iter().position(|a| a == "--file-prefix").unwrap();
-    eal[p + 1] = prefix.clone();
+    let prefix = prefix_of(&eal);
     let stats_path = dir.join("stats.json");
     let app = ["--config", cfg.to_str().unwrap(), "--quiet", "--stats-json"];
     let mut child = Command::new(tachyon_bin())

@@ -15,8 +15,7 @@ use crate::dataplane::counters::{Counter, GOVERNANCE_SAMPLE_EVERY, LocalCounters
 use crate::dataplane::reason::DropReason;
 use crate::dataplane::routes::{Hop, MAX_PORTS, NO_SLOT, RouteTable};
 use crate::dpdk::{
-    FreeBatch, MAX_BURST, Mbuf, PollerQuiescence, RcuReader, RxBurst, RxQueue, TxBuffer, TxOutcome, TxQueue,
-    ip_checksum_flags, tsc,
+    FreeBatch, MAX_BURST, Mbuf, RcuReader, RxBurst, RxQueue, TxBuffer, TxOutcome, TxQueue, ip_checksum_flags, tsc,
 };
 use crate::governance::{FrameKey, Shard, Tables, Verdict};
 use crate::wire::ethernet::rewrite_macs;
@@ -40,13 +39,12 @@ pub struct Worker {
     pub burst_size: usize,
     /// This worker's governance state (buckets, quotas, reports).
     pub governance: Shard,
-    /// The rule and limit tables, republished by RCU on reload.
+    /// The rule and limit tables, republished by RCU on reload. Its
+    /// quiescent state, reported once per round outside any burst, is also
+    /// what a driver that unmaps a port's memory from EAL's interrupt thread
+    /// waits for (a memif peer that leaves, see `dpdk::unmap_guard`). Dropped
+    /// after the last TX flush, which takes this worker offline.
     pub tables: RcuReader<Tables>,
-    /// Reported once per round, outside any burst: a driver that unmaps a
-    /// port's memory from EAL's interrupt thread waits for it first (a memif
-    /// peer that leaves, see `dpdk::unmap_guard`). Dropped after the last TX
-    /// flush, which takes this worker offline.
-    pub pollers: PollerQuiescence,
     pub counters: Arc<PublishedCounters>,
     pub control: Arc<ControlFlags>,
     /// This worker's shard of the shared-memory bridge, when it is on.
@@ -84,18 +82,7 @@ impl Worker {
     /// The worker loop; returns when the control lcore asks it to stop.
     pub fn run(self) -> i32 {
         let Worker {
-            rx,
-            tx,
-            routes,
-            parse,
-            burst_size,
-            mut governance,
-            mut tables,
-            mut pollers,
-            counters,
-            control,
-            mut bridge,
-            ..
+            rx, tx, routes, parse, burst_size, mut governance, mut tables, counters, control, mut bridge, ..
         } = self;
         let ns_per_tsc = 1e9 / crate::dpdk::tsc_hz().max(1) as f64;
         let mut rx = rx;
@@ -161,8 +148,9 @@ impl Worker {
                     counters.publish(&st.local);
                 }
             }
+            // Also what a driver's unmap waits for (dpdk::unmap_guard):
+            // reported here, outside any burst.
             tables.quiescent();
-            pollers.quiescent();
             let next = tsc();
             if round_was_busy {
                 st.local.add(Counter::BusyCycles, next - round_start);

@@ -29,7 +29,7 @@ pub use port::{
 };
 pub use rcu::{RcuCell, RcuReader};
 pub use telemetry::{TelemetryReply, TelemetryValue, register_telemetry_command};
-pub use unmap_guard::{PollerQuiescence, guard_driver_unmaps, unmap_hook_active};
+pub use unmap_guard::{guard_driver_unmaps, unmap_hook_active};
 
 /// Reads DPDK's per-thread `rte_errno` and renders it as text.
 pub fn last_error() -> String {

@@ -90,12 +90,10 @@ impl<T: Send + Sync> RcuCell<T> {
         retired.len()
     }
 
-    /// Waits until every online reader has reported a quiescent state since
-    /// the call began. Any thread; used by [`super::unmap_guard`].
-    pub fn synchronize(&self) {
-        // SAFETY: the QSBR variable is valid; RTE_QSBR_THRID_INVALID says the
-        // caller is not a registered reader, so it waits for all of them.
-        unsafe { sys::rte_rcu_qsbr_synchronize(self.qsbr.as_ptr(), u32::MAX) }
+    /// The quiescent-state variable, for [`super::unmap_guard`] (which keeps
+    /// the cell alive for as long as it uses it).
+    pub(super) fn qsbr_ptr(&self) -> *mut sys::rte_rcu_qsbr {
+        self.qsbr.as_ptr()
     }
 
     /// The current value, for the control side (the only writer, so it cannot

@@ -35,7 +35,11 @@
 //! [`guard_driver_unmaps`] has installed the workers' quiescent-state
 //! variable, it first waits (`rte_rcu_qsbr_synchronize`) until every worker
 //! has reported a quiescent state, which workers do once per poll round,
-//! outside any burst. A worker that reports after step 1 has finished the
+//! outside any burst. That variable is the one the rule tables are already
+//! published through ([`RcuCell`]): the report workers make for the tables
+//! serves the guard too, so the guard costs the data path nothing.
+//! (QSBR allows several writers; the control lcore's reloads and this wait
+//! do not disturb each other.) A worker that reports after step 1 has finished the
 //! burst that might have seen the old flag, and its next burst sees the flag
 //! cleared (QSBR's release/acquire on the token orders the two) and returns
 //! at once; so when the wait ends no worker can be inside the rings, and the
@@ -47,18 +51,15 @@
 //! interrupt eventfd that was just closed (EBADF, harmless; the driver only
 //! reads it when the peer asked for interrupts).
 
-use super::{Eal, RcuCell, RcuError, RcuReader, sys};
+use super::{RcuCell, sys};
 use std::ffi::{c_int, c_void};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// The workers' quiescent-state variable while guarded; never freed once
-/// installed (one leaked reference), so the hook cannot see it dangle.
-static GUARD: AtomicPtr<RcuCell<()>> = AtomicPtr::new(std::ptr::null_mut());
-
-/// A worker's part of the guard: report [`RcuReader::quiescent`] once per
-/// poll round, outside any burst; dropping it takes the worker offline.
-pub type PollerQuiescence = RcuReader<()>;
+/// installed (its cell keeps one leaked reference), so the hook cannot see
+/// it dangle.
+static GUARD: AtomicPtr<sys::rte_rcu_qsbr> = AtomicPtr::new(std::ptr::null_mut());
 
 /// Whether the dynamic linker binds `munmap` to the hook below (it does in
 /// the `tachyon` binary; it would not if the export were missing).
@@ -69,15 +70,14 @@ pub fn unmap_hook_active() -> bool {
     found as usize == hook as usize
 }
 
-/// Makes every `munmap` on EAL's interrupt thread wait for `workers` pollers
-/// to pass a quiescent state, and returns the handle their
-/// [`PollerQuiescence`] readers (ids `0..workers`) come from.
-pub fn guard_driver_unmaps(eal: &Eal, workers: u32) -> Result<Arc<RcuCell<()>>, RcuError> {
-    let cell = RcuCell::new(eal, (), workers)?;
-    let kept = Arc::into_raw(cell.clone()) as *mut RcuCell<()>;
-    // A previous guard (a second run in one process) stays allocated, leaked.
-    GUARD.store(kept, Ordering::Release);
-    Ok(cell)
+/// Makes every `munmap` on EAL's interrupt thread wait until every reader
+/// of `workers` (the cell whose readers the workers hold, reporting once
+/// per poll round) has passed a quiescent state.
+pub fn guard_driver_unmaps<T: Send + Sync + 'static>(workers: &Arc<RcuCell<T>>) {
+    // Leaked so that the variable outlives any unmap; a previous guard (a
+    // second run in one process) stays allocated too.
+    let kept: &'static RcuCell<T> = Box::leak(Box::new(Arc::clone(workers)));
+    GUARD.store(kept.qsbr_ptr(), Ordering::Release);
 }
 
 /// The process's `munmap`, see the module comment.
@@ -89,8 +89,9 @@ pub unsafe extern "C" fn munmap(addr: *mut c_void, len: usize) -> c_int {
     let guard = GUARD.load(Ordering::Acquire);
     // SAFETY: rte_thread_is_intr compares thread ids only (false before EAL starts).
     if !guard.is_null() && unsafe { sys::rte_thread_is_intr() } != 0 {
-        // SAFETY: a stored guard is never freed (see GUARD).
-        unsafe { &*guard }.synchronize();
+        // SAFETY: a stored variable is never freed (see GUARD);
+        // RTE_QSBR_THRID_INVALID: the caller is no reader, wait for all.
+        unsafe { sys::rte_rcu_qsbr_synchronize(guard, u32::MAX) };
     }
     // SAFETY: forwarded unchanged; the caller upholds munmap's contract.
     unsafe { munmap_syscall(addr, len) }

@@ -102,7 +102,7 @@ pub(super) fn workers(
         verify_ip_checksum: d.verify_ip_checksum,
     };
     let mut shards = std::mem::take(&mut governance.shards).into_iter();
-    let unmap_guard = dpdk::guard_driver_unmaps(eal, layout.lcores.len() as u32)?;
+    dpdk::guard_driver_unmaps(&governance.rcu);
     if !dpdk::unmap_hook_active() {
         crate::log_err!("tachyon: WARNING: munmap is not interposed; a memif peer that leaves may crash the workers");
     }
@@ -126,7 +126,6 @@ pub(super) fn workers(
             burst_size: d.burst_size as usize,
             governance: shards.next().expect("one shard per worker"),
             tables: governance.rcu.reader(index as u32)?,
-            pollers: unmap_guard.reader(index as u32)?,
             counters: views[index].counters.clone(),
             control: dp.flags.clone(),
             bridge,

@@ -268,12 +268,9 @@ mod tests {
         assert_eq!(parse_request(""), None);
     }
 
-    #[test]
-    fn serves_both_formats_answers_404_and_stops() {
-        let listener = MetricsListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = listener.local_addr();
-        assert_ne!(addr.port(), 0);
-        let sources = MetricsSources {
+    /// What a server with no workers, ports or pools exposes.
+    fn empty_sources() -> MetricsSources {
+        MetricsSources {
             workers: Vec::new(),
             ports: Vec::new(),
             mempools: Vec::new(),
@@ -281,8 +278,15 @@ mod tests {
             tsc_hz: 1_000_000_000,
             dpdk_version: "DPDK test".into(),
             bridge: None,
-        };
-        let server = listener.serve(Exposition::new(sources)).unwrap();
+        }
+    }
+
+    #[test]
+    fn serves_both_formats_answers_404_and_stops() {
+        let listener = MetricsListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr();
+        assert_ne!(addr.port(), 0);
+        let server = listener.serve(Exposition::new(empty_sources())).unwrap();
         let text = get(addr, "/metrics", "*/*");
         assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
         assert!(text.contains("text/plain; version=0.0.4"), "{text}");
@@ -306,16 +310,7 @@ mod tests {
     fn trickling_clients_delay_neither_scrapes_nor_stop() {
         let listener = MetricsListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr();
-        let sources = MetricsSources {
-            workers: Vec::new(),
-            ports: Vec::new(),
-            mempools: Vec::new(),
-            governance: Arc::new(NoGovernance),
-            tsc_hz: 1_000_000_000,
-            dpdk_version: "DPDK test".into(),
-            bridge: None,
-        };
-        let server = listener.serve(Exposition::new(sources)).unwrap();
+        let server = listener.serve(Exposition::new(empty_sources())).unwrap();
         let tricklers: Vec<TcpStream> = (0..10)
             .map(|_| {
                 let mut s = TcpStream::connect(addr).unwrap();
