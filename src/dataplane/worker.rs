@@ -13,12 +13,12 @@ use crate::dataplane::classify::{
 use crate::dataplane::control_flags::ControlFlags;
 use crate::dataplane::counters::{Counter, GOVERNANCE_SAMPLE_EVERY, LocalCounters, PublishedCounters};
 use crate::dataplane::reason::DropReason;
-use crate::dataplane::routes::{Hop, MAX_PORTS, NO_SLOT, RouteTable};
+use crate::dataplane::routes::{Hop, NO_SLOT, RouteTable};
 use crate::dpdk::{
     FreeBatch, MAX_BURST, Mbuf, RcuReader, RxBurst, RxQueue, TxBuffer, TxOutcome, TxQueue, ip_checksum_flags, tsc,
 };
-use crate::governance::{FrameKey, Shard, Tables, Verdict};
-use crate::wire::ethernet::rewrite_macs;
+use crate::governance::{FrameKey, Route, Shard, Tables, Verdict};
+use crate::wire::ethernet::MacRewrite;
 use std::sync::Arc;
 
 /// How many packets ahead of the one being parsed to prefetch.
@@ -61,12 +61,51 @@ enum Classified {
     Frame,
 }
 
-/// Per-run scratch state of the loop, kept apart from the configuration.
-struct LoopState {
-    burst: RxBurst,
+/// Where the packets of a burst end up: queued for TX on one of the
+/// worker's queues, or freed as a counted drop. Kept apart from the burst
+/// so the forwarding pass can hold both.
+struct Outputs {
     tx: Vec<TxBuffer>,
     dropped: FreeBatch,
     local: LocalCounters,
+}
+
+impl Outputs {
+    /// L2 rewrite and queue for TX, or drop as `no_route`.
+    #[inline(always)]
+    fn forward(&mut self, mut m: Mbuf, egress: Option<Egress>) {
+        let Some(egress) = egress else {
+            return self.drop(m, DropReason::NoRoute);
+        };
+        egress.macs.apply(m.data_mut());
+        if let Some(out) = self.tx[egress.slot].push(m) {
+            count_tx(&mut self.local, out);
+        }
+    }
+
+    #[inline(always)]
+    fn drop(&mut self, m: Mbuf, reason: DropReason) {
+        self.local.drop_packet(reason);
+        self.dropped.push(m);
+    }
+
+    /// Sends what is queued on every TX queue and frees the drops.
+    #[inline(always)]
+    fn flush(&mut self) {
+        for b in self.tx.iter_mut() {
+            if !b.is_empty() {
+                let out = b.flush();
+                count_tx(&mut self.local, out);
+            }
+        }
+        self.dropped.flush();
+    }
+}
+
+/// Per-run scratch state of the loop, kept apart from the configuration.
+struct LoopState {
+    burst: RxBurst,
+    out: Outputs,
     links_up: u64,
     classified: [Classified; MAX_BURST],
     keys: [FrameKey; MAX_BURST],
@@ -88,9 +127,11 @@ impl Worker {
         let mut rx = rx;
         let mut st = LoopState {
             burst: RxBurst::new(),
-            tx: tx.into_iter().map(TxBuffer::new).collect(),
-            dropped: FreeBatch::new(),
-            local: LocalCounters::default(),
+            out: Outputs {
+                tx: tx.into_iter().map(TxBuffer::new).collect(),
+                dropped: FreeBatch::new(),
+                local: LocalCounters::default(),
+            },
             links_up: 0,
             classified: [Classified::Other; MAX_BURST],
             keys: [FrameKey::default(); MAX_BURST],
@@ -113,23 +154,23 @@ impl Worker {
             for q in rx.iter_mut() {
                 let n = st.burst.receive(q, burst_size);
                 if n == 0 {
-                    st.local.add(Counter::PollsIdle, 1);
+                    st.out.local.add(Counter::PollsIdle, 1);
                     idle_polls += 1;
                     if idle_polls.is_multiple_of(IDLE_PUBLISH_EVERY) {
-                        counters.publish(&st.local);
+                        counters.publish(&st.out.local);
                     }
                     continue;
                 }
                 round_was_busy = true;
-                st.local.add(Counter::PollsBusy, 1);
-                st.local.add(Counter::RxPackets, n as u64);
-                st.local.add(Counter::FullBursts, (n == burst_size) as u64);
-                let timed = st.local.get(Counter::PollsBusy).is_multiple_of(GOVERNANCE_SAMPLE_EVERY);
+                st.out.local.add(Counter::PollsBusy, 1);
+                st.out.local.add(Counter::RxPackets, n as u64);
+                st.out.local.add(Counter::FullBursts, (n == burst_size) as u64);
+                let timed = st.out.local.get(Counter::PollsBusy).is_multiple_of(GOVERNANCE_SAMPLE_EVERY);
                 let subscribers = bridge.as_mut().filter(|b| b.has_subscribers());
                 let cx =
                     BurstContext { ingress: q.port(), routes: &routes, parse: &parse, tables: current, subscribers };
                 process_burst(n, cx, &mut governance, round_start, timed, &mut st);
-                counters.publish(&st.local);
+                counters.publish(&st.out.local);
             }
             if let Some(b) = bridge.as_mut() {
                 b.refresh_subscribers();
@@ -138,14 +179,14 @@ impl Worker {
                     tables: current,
                     now_tsc: round_start,
                     now_ns: (round_start as f64 * ns_per_tsc) as u64,
-                    local: &mut st.local,
-                    tx: &mut st.tx,
+                    local: &mut st.out.local,
+                    tx: &mut st.out.tx,
                     routes: &routes,
                     links_up: st.links_up,
                 };
                 if b.poll(&mut cx) > 0 {
                     round_was_busy = true;
-                    counters.publish(&st.local);
+                    counters.publish(&st.out.local);
                 }
             }
             // Also what a driver's unmap waits for (dpdk::unmap_guard):
@@ -153,17 +194,14 @@ impl Worker {
             tables.quiescent();
             let next = tsc();
             if round_was_busy {
-                st.local.add(Counter::BusyCycles, next - round_start);
+                st.out.local.add(Counter::BusyCycles, next - round_start);
                 round_was_busy = false;
             }
             round_start = next;
         }
         // Send what is still queued; the buffers free anything left when dropped.
-        for b in st.tx.iter_mut() {
-            let out = b.flush();
-            count_tx(&mut st.local, out);
-        }
-        counters.publish(&st.local);
+        st.out.flush();
+        counters.publish(&st.out.local);
         0
     }
 }
@@ -179,96 +217,195 @@ struct BurstContext<'a> {
     subscribers: Option<&'a mut BridgeStage>,
 }
 
+/// What the classification pass tallied over a burst; counted once per
+/// burst, not per packet.
+#[derive(Clone, Copy, Default)]
+struct Tally {
+    bytes: u64,
+    frames: usize,
+    msgs: u64,
+}
+
+/// Frames (and their messages) that governance or routing dropped after
+/// they were counted as received; admitted = received − these.
+#[derive(Clone, Copy, Default)]
+struct Refused {
+    frames: u64,
+    msgs: u64,
+}
+
+impl Refused {
+    #[inline(always)]
+    fn add(&mut self, key: &FrameKey) {
+        self.frames += 1;
+        self.msgs += u64::from(key.msg_count);
+    }
+}
+
+/// Where a packet leaves: the worker's TX slot of the egress port and the
+/// L2 rewrite for it. Resolved once per burst for the default hop.
+#[derive(Clone, Copy)]
+struct Egress {
+    slot: usize,
+    macs: MacRewrite,
+}
+
+impl Egress {
+    /// `None` (a `no_route` drop) when there is no hop, the worker has no
+    /// queue on its port, or the port's link is down.
+    #[inline(always)]
+    fn resolve(hop: Option<Hop>, routes: &RouteTable, links_up: u64) -> Option<Egress> {
+        let hop = hop?;
+        let port = hop.egress as usize;
+        let slot = *routes.tx_slot.get(port)?;
+        if slot == NO_SLOT || links_up & (1 << port) == 0 {
+            return None;
+        }
+        Some(Egress { slot: slot as usize, macs: MacRewrite::new(&hop.next_hop, &routes.port_mac[port]) })
+    }
+}
+
 /// One burst in three passes, so governance sees the burst's frames at once:
 /// classify every packet, decide every frame, then forward or drop each.
 #[inline(always)]
 fn process_burst(n: usize, cx: BurstContext<'_>, governance: &mut Shard, now: u64, timed: bool, st: &mut LoopState) {
-    let BurstContext { ingress, routes, parse, tables, mut subscribers } = cx;
-    for ahead in 0..PREFETCH_OFFSET {
-        st.burst.prefetch_ahead(ahead);
-    }
-    let mut frames = 0;
-    for i in 0..n {
-        st.burst.prefetch_index(i + PREFETCH_OFFSET);
-        let Some(pkt) = st.burst.peek(i) else { break };
-        st.local.add(Counter::RxBytes, pkt.len() as u64);
-        let (data, nic) = (pkt.data(), nic_checksum(pkt.ol_flags()));
-        st.classified[i] = if let Some(f) = accept_fast(data, nic, parse) {
-            st.keys[frames] = frame_key(&f);
-            frames += 1;
-            Classified::Frame
-        } else {
-            // The first segment alone fails the fast path for a chain, so
-            // chains cost single-segment packets nothing but this branch.
-            let verdict = if pkt.nb_segs() > 1 {
-                st.local.add(Counter::RxMultiSegment, 1);
-                st.linear.classify(pkt.segments(), nic, parse)
-            } else {
-                classify_general(data, nic, parse)
-            };
-            match verdict {
-                Err(reason) => Classified::Drop(reason),
-                Ok(Accepted::Other) => Classified::Other,
-                Ok(Accepted::Tachyon(f)) => {
-                    st.keys[frames] = frame_key(&f);
-                    frames += 1;
-                    Classified::Frame
-                }
-            }
-        };
-    }
-    if frames > 0 {
+    let BurstContext { ingress, routes, parse, tables, subscribers } = cx;
+    let tally = classify_burst(parse, st);
+    if tally.frames > 0 {
         let before = if timed { tsc() } else { 0 };
-        governance.decide_burst(tables, &st.keys[..frames], now, &mut st.verdicts[..frames]);
+        governance.decide_burst(tables, &st.keys[..tally.frames], now, &mut st.verdicts[..tally.frames]);
         if timed {
             let cycles = tsc().saturating_sub(before).saturating_sub(st.tsc_read_cost);
-            st.local.record_governance_burst(cycles, frames as u64);
+            st.out.local.record_governance_burst(cycles, tally.frames as u64);
         }
     }
-    let mut frame = 0;
-    for i in 0..n {
-        let Some(m) = st.burst.pop() else { break };
-        let hop = match st.classified[i] {
+    let default = Egress::resolve(routes.default_hop[ingress as usize], routes, st.links_up);
+    let refused = if tally.frames == n && subscribers.is_none() {
+        forward_frames(default, routes, st)
+    } else {
+        forward_mixed(default, routes, subscribers, st)
+    };
+    let local = &mut st.out.local;
+    local.add(Counter::RxBytes, tally.bytes);
+    local.add(Counter::FramesReceived, tally.frames as u64);
+    local.add(Counter::MsgsReceived, tally.msgs);
+    local.add(Counter::FramesAdmitted, tally.frames as u64 - refused.frames);
+    local.add(Counter::MsgsAdmitted, tally.msgs - refused.msgs);
+    st.out.flush();
+}
+
+/// Pass 1: classifies each packet of the burst into `st.classified`, and
+/// writes the governance key of each Tachyon frame, in order, into `st.keys`.
+#[inline(always)]
+fn classify_burst(parse: &ParseConfig, st: &mut LoopState) -> Tally {
+    let LoopState { burst, out, classified, keys, linear, .. } = st;
+    let packets = burst.packets();
+    for p in packets.iter().take(PREFETCH_OFFSET) {
+        p.prefetch_data();
+    }
+    let mut tally = Tally::default();
+    for (i, (pkt, class)) in packets.iter().zip(classified.iter_mut()).enumerate() {
+        if let Some(ahead) = packets.get(i + PREFETCH_OFFSET) {
+            ahead.prefetch_data();
+        }
+        tally.bytes += u64::from(pkt.len());
+        let (data, nic) = (pkt.data(), nic_checksum(pkt.ol_flags()));
+        if let Some(f) = accept_fast(data, nic, parse) {
+            keys[tally.frames] = frame_key(&f);
+            tally.frames += 1;
+            tally.msgs += u64::from(f.msg_count);
+            *class = Classified::Frame;
+            continue;
+        }
+        // The first segment alone fails the fast path for a chain, so
+        // chains cost single-segment packets nothing but this branch.
+        let verdict = if pkt.nb_segs() > 1 {
+            out.local.add(Counter::RxMultiSegment, 1);
+            linear.classify(pkt.segments(), nic, parse)
+        } else {
+            classify_general(data, nic, parse)
+        };
+        *class = match verdict {
+            Ok(Accepted::Tachyon(f)) => {
+                keys[tally.frames] = frame_key(&f);
+                tally.frames += 1;
+                tally.msgs += u64::from(f.msg_count);
+                Classified::Frame
+            }
+            Ok(Accepted::Other) => Classified::Other,
+            Err(reason) => Classified::Drop(reason),
+        };
+    }
+    tally
+}
+
+/// Pass 3 when every packet is a Tachyon frame and no local subscriber
+/// wants copies (the common case): frame `i` is packet `i`, so the
+/// classification is not read again.
+#[inline(always)]
+fn forward_frames(default: Option<Egress>, routes: &RouteTable, st: &mut LoopState) -> Refused {
+    let LoopState { burst, out, verdicts, keys, links_up, .. } = st;
+    let mut refused = Refused::default();
+    for ((m, verdict), key) in burst.drain().zip(verdicts.iter()).zip(keys.iter()) {
+        // A frame admitted but without a route stays admitted (its tokens
+        // are spent); `no_route` counts the packet.
+        match *verdict {
+            Verdict::Forward(None) => out.forward(m, default),
+            Verdict::Forward(Some(r)) => out.forward(m, route_egress(r, routes, *links_up)),
+            Verdict::Drop(reason) => {
+                refused.add(key);
+                out.drop(m, reason);
+            }
+        }
+    }
+    refused
+}
+
+/// Pass 3 in general: drops, forwarded non-Tachyon traffic, chains and
+/// copies of admitted frames for local subscribers.
+#[inline(never)]
+fn forward_mixed(
+    default: Option<Egress>,
+    routes: &RouteTable,
+    mut subscribers: Option<&mut BridgeStage>,
+    st: &mut LoopState,
+) -> Refused {
+    let LoopState { burst, out, classified, verdicts, keys, links_up, linear, .. } = st;
+    let mut refused = Refused::default();
+    let mut frames = verdicts.iter().zip(keys.iter());
+    for (m, class) in burst.drain().zip(classified.iter()) {
+        let egress = match *class {
             Classified::Drop(reason) => {
-                drop_packet(st, m, reason);
+                out.drop(m, reason);
                 continue;
             }
             Classified::Other => {
-                st.local.add(Counter::OtherForwarded, 1);
-                None
+                out.local.add(Counter::OtherForwarded, 1);
+                default
             }
             Classified::Frame => {
-                let msgs = st.keys[frame].msg_count as u64;
-                let verdict = st.verdicts[frame];
-                frame += 1;
-                st.local.add(Counter::FramesReceived, 1);
-                st.local.add(Counter::MsgsReceived, msgs);
-                match verdict {
+                let Some((verdict, key)) = frames.next() else { break };
+                let route = match *verdict {
                     Verdict::Drop(reason) => {
-                        drop_packet(st, m, reason);
+                        refused.add(key);
+                        out.drop(m, reason);
                         continue;
                     }
-                    Verdict::Forward(route) => {
-                        st.local.add(Counter::FramesAdmitted, 1);
-                        st.local.add(Counter::MsgsAdmitted, msgs);
-                        if let Some(b) = subscribers.as_deref_mut() {
-                            let whole = if m.nb_segs() > 1 { st.linear.gather(m.segments()) } else { m.data() };
-                            b.deliver_wire_packet(whole);
-                        }
-                        route.map(|r| Hop { egress: r.port, next_hop: r.next_hop })
-                    }
+                    Verdict::Forward(route) => route,
+                };
+                if let Some(b) = subscribers.as_deref_mut() {
+                    let whole = if m.nb_segs() > 1 { linear.gather(m.segments()) } else { m.data() };
+                    b.deliver_wire_packet(whole);
+                }
+                match route {
+                    None => default,
+                    Some(r) => route_egress(r, routes, *links_up),
                 }
             }
         };
-        forward(m, hop.or(routes.default_hop[ingress as usize]), routes, st);
+        out.forward(m, egress);
     }
-    for b in st.tx.iter_mut() {
-        if !b.is_empty() {
-            let out = b.flush();
-            count_tx(&mut st.local, out);
-        }
-    }
-    st.dropped.flush();
+    refused
 }
 
 #[inline(always)]
@@ -276,21 +413,10 @@ fn frame_key(f: &FrameInfo) -> FrameKey {
     FrameKey { topic: f.topic, sender: f.sender, msg_count: f.msg_count, src_ip: f.src_ip, dst_port: f.dst_port }
 }
 
-/// L2 rewrite and queue for TX on the hop's port, or drop as `no_route`.
+/// Where a governance `route` rule sends a frame.
 #[inline(always)]
-fn forward(mut m: Mbuf, hop: Option<Hop>, routes: &RouteTable, st: &mut LoopState) {
-    let Some(hop) = hop else {
-        return drop_packet(st, m, DropReason::NoRoute);
-    };
-    let port = hop.egress as usize;
-    let slot = if port < MAX_PORTS { routes.tx_slot[port] } else { NO_SLOT };
-    if slot == NO_SLOT || st.links_up & (1 << port) == 0 {
-        return drop_packet(st, m, DropReason::NoRoute);
-    }
-    rewrite_macs(m.data_mut(), &hop.next_hop, &routes.port_mac[port]);
-    if let Some(out) = st.tx[slot as usize].push(m) {
-        count_tx(&mut st.local, out);
-    }
+fn route_egress(r: Route, routes: &RouteTable, links_up: u64) -> Option<Egress> {
+    Egress::resolve(Some(Hop { egress: r.port, next_hop: r.next_hop }), routes, links_up)
 }
 
 #[inline(always)]
@@ -318,10 +444,4 @@ fn tsc_read_cost() -> u64 {
         })
         .min()
         .unwrap_or(0)
-}
-
-#[inline(always)]
-fn drop_packet(st: &mut LoopState, m: Mbuf, reason: DropReason) {
-    st.local.drop_packet(reason);
-    st.dropped.push(m);
 }

@@ -146,7 +146,9 @@ impl Drop for Mbuf {
     }
 }
 
-/// A read-only look at a packet still owned by an [`RxBurst`].
+/// A read-only look at a packet still owned by an [`RxBurst`]. One
+/// pointer wide, so a burst hands out all its packets as one slice.
+#[repr(transparent)]
 pub struct PacketRef<'a> {
     m: &'a sys::rte_mbuf,
 }
@@ -166,6 +168,14 @@ impl PacketRef<'_> {
     #[inline(always)]
     pub fn ol_flags(&self) -> u64 {
         self.m.ol_flags
+    }
+
+    /// Starts loading the packet's first bytes into the cache.
+    #[inline(always)]
+    pub fn prefetch_data(&self) {
+        // SAFETY: buf_addr + data_off lies inside this mbuf's buffer; a
+        // prefetch only hints the cache and never faults.
+        unsafe { super::prefetch0((self.m.buf_addr as *const u8).add(self.m.data_off as usize)) }
     }
 
     /// Total packet length over all segments.
@@ -279,44 +289,23 @@ impl RxBurst {
         NonNull::new(raw).map(|raw| Mbuf { raw })
     }
 
-    /// Prefetches the packet data `ahead` places after the next one to pop,
-    /// so it is in cache by the time the parser reads it.
+    /// The packets not taken yet, to look at in place.
     #[inline(always)]
-    pub fn prefetch_ahead(&self, ahead: usize) {
-        let i = self.next + ahead;
-        if i < self.len {
-            // SAFETY: pkts[i] is a valid mbuf of this burst not yet handed out;
-            // prefetch only hints the cache and never faults.
-            unsafe {
-                let m = &*self.pkts[i];
-                let data = (m.buf_addr as *const u8).add(m.data_off as usize);
-                super::prefetch0(data);
-            }
-        }
+    pub fn packets(&self) -> &[PacketRef<'_>] {
+        let untaken = &self.pkts[self.next..self.len];
+        // SAFETY: PacketRef is a transparent &rte_mbuf, laid out as a
+        // non-null pointer; pkts[next..len] are valid mbufs this burst owns
+        // (DPDK fills them), and the borrow of self keeps them alive.
+        unsafe { std::slice::from_raw_parts(untaken.as_ptr().cast::<PacketRef<'_>>(), untaken.len()) }
     }
 
-    /// Prefetches the data of packet `i` of the burst, if there is one.
+    /// Takes every packet not taken yet, in order. Those the iterator has
+    /// not yielded when it is dropped are freed then.
     #[inline(always)]
-    pub fn prefetch_index(&self, i: usize) {
-        if i < self.len {
-            // SAFETY: pkts[i] is a valid mbuf of this burst; prefetch never faults.
-            unsafe {
-                let m = &*self.pkts[i];
-                super::prefetch0((m.buf_addr as *const u8).add(m.data_off as usize));
-            }
-        }
-    }
-
-    /// Looks at packet `i` of the burst without taking it (it must not have
-    /// been popped yet).
-    #[inline(always)]
-    pub fn peek(&self, i: usize) -> Option<PacketRef<'_>> {
-        if i < self.next || i >= self.len {
-            return None;
-        }
-        // SAFETY: pkts[i] is a valid mbuf owned by this burst and not handed
-        // out; the borrow of self keeps it from being popped or freed.
-        Some(PacketRef { m: unsafe { &*self.pkts[i] } })
+    pub fn drain(&mut self) -> Drain<'_> {
+        let start = self.next;
+        self.next = self.len;
+        Drain { untaken: self.pkts[start..self.len].iter() }
     }
 
     fn free_rest(&mut self) {
@@ -328,6 +317,33 @@ impl RxBurst {
         }
         self.len = 0;
         self.next = 0;
+    }
+}
+
+/// The packets of a burst, handed out as owned [`Mbuf`]s (see [`RxBurst::drain`]).
+pub struct Drain<'a> {
+    untaken: std::slice::Iter<'a, *mut sys::rte_mbuf>,
+}
+
+impl Iterator for Drain<'_> {
+    type Item = Mbuf;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Mbuf> {
+        // A received pointer is never null; `NonNull::new` only keeps the
+        // type honest (one predictable branch).
+        self.untaken.next().and_then(|&raw| NonNull::new(raw)).map(|raw| Mbuf { raw })
+    }
+}
+
+impl Drop for Drain<'_> {
+    fn drop(&mut self) {
+        let rest = self.untaken.as_slice();
+        if !rest.is_empty() {
+            // SAFETY: the burst gave these up to the drain, which never
+            // yielded them: they are owned here and freed once.
+            unsafe { sys::tachyon_pktmbuf_free_bulk(rest.as_ptr().cast_mut(), rest.len() as u32) };
+        }
     }
 }
 
@@ -350,13 +366,16 @@ pub struct TxOutcome {
 pub struct TxBuffer {
     queue: super::port::TxQueue,
     pkts: [*mut sys::rte_mbuf; MAX_BURST],
-    lens: [u32; MAX_BURST],
     len: usize,
+    /// Bytes of the packets queued: one add per push. When the queue
+    /// refuses some, their lengths are read back from the mbufs we still
+    /// own, so the common case keeps no per-packet lengths.
+    bytes: u64,
 }
 
 impl TxBuffer {
     pub fn new(queue: super::port::TxQueue) -> Self {
-        TxBuffer { queue, pkts: [std::ptr::null_mut(); MAX_BURST], lens: [0; MAX_BURST], len: 0 }
+        TxBuffer { queue, pkts: [std::ptr::null_mut(); MAX_BURST], len: 0, bytes: 0 }
     }
 
     /// The port this buffer sends on.
@@ -368,7 +387,7 @@ impl TxBuffer {
     #[inline(always)]
     pub fn push(&mut self, m: Mbuf) -> Option<TxOutcome> {
         let flushed = if self.len == MAX_BURST { Some(self.flush()) } else { None };
-        self.lens[self.len] = m.pkt_len();
+        self.bytes += u64::from(m.pkt_len());
         self.pkts[self.len] = m.into_raw();
         self.len += 1;
         flushed
@@ -394,13 +413,18 @@ impl TxBuffer {
         let sent = unsafe {
             sys::tachyon_tx_burst(self.queue.port, self.queue.queue, self.pkts.as_mut_ptr(), self.len as u16)
         } as usize;
-        let bytes_sent = self.lens[..sent].iter().map(|&l| l as u64).sum();
         let refused = self.len - sent;
+        let mut bytes_sent = self.bytes;
         if refused > 0 {
-            // SAFETY: pkts[sent..len] were not taken by the PMD and are still ours.
+            for &raw in &self.pkts[sent..self.len] {
+                // SAFETY: pkts[sent..len] were not taken by the PMD and are still ours.
+                bytes_sent -= u64::from(unsafe { (*raw).pkt_len });
+            }
+            // SAFETY: as above; freed once, then forgotten (len = 0 below).
             unsafe { sys::tachyon_pktmbuf_free_bulk(self.pkts.as_mut_ptr().add(sent), refused as u32) };
         }
         self.len = 0;
+        self.bytes = 0;
         TxOutcome { sent: sent as u32, refused: refused as u32, bytes_sent }
     }
 }
@@ -411,6 +435,7 @@ impl Drop for TxBuffer {
             // SAFETY: pkts[..len] are owned mbufs that were never sent.
             unsafe { sys::tachyon_pktmbuf_free_bulk(self.pkts.as_mut_ptr(), self.len as u32) };
             self.len = 0;
+            self.bytes = 0;
         }
     }
 }

@@ -19,8 +19,8 @@ mod unmap_guard;
 pub use eal::{Eal, LcoreId, launch_on_lcore, wait_all_lcores};
 pub use error::{EalError, MempoolError, PortError, RcuError, TelemetryError};
 pub use log::route_log;
+pub use mbuf::{Drain, PacketRef, Segments, TxOutcome, ip_checksum_flags};
 pub use mbuf::{FreeBatch, MAX_BURST, Mbuf, RxBurst, TxBuffer};
-pub use mbuf::{Segments, TxOutcome, ip_checksum_flags};
 pub use memory::{HugeArray, prefetch};
 pub use mempool::{MBUF_DATA_ROOM, Mempool};
 pub use port::{
