@@ -270,7 +270,21 @@ impl Egress {
 #[inline(always)]
 fn process_burst(n: usize, cx: BurstContext<'_>, governance: &mut Shard, now: u64, timed: bool, st: &mut LoopState) {
     let BurstContext { ingress, routes, parse, tables, subscribers } = cx;
-    let tally = classify_burst(parse, st);
+    let default = Egress::resolve(routes.default_hop[ingress as usize], routes, st.links_up);
+    let simple = subscribers.is_none();
+    if tables.is_pass_through() {
+        // Nothing to govern: no keys to build, every frame admitted.
+        let tally = classify_burst::<false>(parse, st);
+        governance.admit_ungoverned(tally.frames as u64, tally.msgs);
+        if tally.frames == n && simple {
+            forward_all(default, st);
+        } else {
+            st.verdicts[..tally.frames].fill(Verdict::Forward(None));
+            forward_mixed(default, routes, subscribers, st);
+        }
+        return count_burst(tally, Refused::default(), &mut st.out);
+    }
+    let tally = classify_burst::<true>(parse, st);
     if tally.frames > 0 {
         let before = if timed { tsc() } else { 0 };
         governance.decide_burst(tables, &st.keys[..tally.frames], now, &mut st.verdicts[..tally.frames]);
@@ -279,25 +293,31 @@ fn process_burst(n: usize, cx: BurstContext<'_>, governance: &mut Shard, now: u6
             st.out.local.record_governance_burst(cycles, tally.frames as u64);
         }
     }
-    let default = Egress::resolve(routes.default_hop[ingress as usize], routes, st.links_up);
-    let refused = if tally.frames == n && subscribers.is_none() {
+    let refused = if tally.frames == n && simple {
         forward_frames(default, routes, st)
     } else {
         forward_mixed(default, routes, subscribers, st)
     };
-    let local = &mut st.out.local;
+    count_burst(tally, refused, &mut st.out);
+}
+
+/// Adds the burst's tallies to the counters and sends what it queued.
+#[inline(always)]
+fn count_burst(tally: Tally, refused: Refused, out: &mut Outputs) {
+    let local = &mut out.local;
     local.add(Counter::RxBytes, tally.bytes);
     local.add(Counter::FramesReceived, tally.frames as u64);
     local.add(Counter::MsgsReceived, tally.msgs);
     local.add(Counter::FramesAdmitted, tally.frames as u64 - refused.frames);
     local.add(Counter::MsgsAdmitted, tally.msgs - refused.msgs);
-    st.out.flush();
+    out.flush();
 }
 
-/// Pass 1: classifies each packet of the burst into `st.classified`, and
-/// writes the governance key of each Tachyon frame, in order, into `st.keys`.
+/// Pass 1: classifies each packet of the burst into `st.classified`, and,
+/// when `KEYS` (the tables govern something), writes the governance key of
+/// each Tachyon frame, in order, into `st.keys`.
 #[inline(always)]
-fn classify_burst(parse: &ParseConfig, st: &mut LoopState) -> Tally {
+fn classify_burst<const KEYS: bool>(parse: &ParseConfig, st: &mut LoopState) -> Tally {
     let LoopState { burst, out, classified, keys, linear, .. } = st;
     let packets = burst.packets();
     for p in packets.iter().take(PREFETCH_OFFSET) {
@@ -311,7 +331,9 @@ fn classify_burst(parse: &ParseConfig, st: &mut LoopState) -> Tally {
         tally.bytes += u64::from(pkt.len());
         let (data, nic) = (pkt.data(), nic_checksum(pkt.ol_flags()));
         if let Some(f) = accept_fast(data, nic, parse) {
-            keys[tally.frames] = frame_key(&f);
+            if KEYS {
+                keys[tally.frames] = frame_key(&f);
+            }
             tally.frames += 1;
             tally.msgs += u64::from(f.msg_count);
             *class = Classified::Frame;
@@ -327,7 +349,9 @@ fn classify_burst(parse: &ParseConfig, st: &mut LoopState) -> Tally {
         };
         *class = match verdict {
             Ok(Accepted::Tachyon(f)) => {
-                keys[tally.frames] = frame_key(&f);
+                if KEYS {
+                    keys[tally.frames] = frame_key(&f);
+                }
                 tally.frames += 1;
                 tally.msgs += u64::from(f.msg_count);
                 Classified::Frame
@@ -359,6 +383,16 @@ fn forward_frames(default: Option<Egress>, routes: &RouteTable, st: &mut LoopSta
         }
     }
     refused
+}
+
+/// Pass 3 when nothing is governed, every packet is a Tachyon frame and no
+/// local subscriber wants copies: each goes by the default hop.
+#[inline(always)]
+fn forward_all(default: Option<Egress>, st: &mut LoopState) {
+    let LoopState { burst, out, .. } = st;
+    for m in burst.drain() {
+        out.forward(m, default);
+    }
 }
 
 /// Pass 3 in general: drops, forwarded non-Tachyon traffic, chains and

@@ -221,13 +221,15 @@ impl<'a> Iterator for Segments<'a> {
     }
 }
 
-/// Whether the PMD vouched for the IPv4 header checksum.
+/// What the PMD said of the IPv4 header checksum: (verified good, found
+/// bad). `RTE_MBUF_F_RX_IP_CKSUM_NONE` (both bits) means the header's
+/// integrity was verified even though the checksum field is not right in
+/// the data (DPDK's definition), so it counts as good, not as unknown.
 #[inline(always)]
 pub fn ip_checksum_flags(ol_flags: u64) -> (bool, bool) {
-    let mask = sys::RTE_MBUF_F_RX_IP_CKSUM_MASK as u64;
-    let good = sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD as u64;
-    let bad = sys::RTE_MBUF_F_RX_IP_CKSUM_BAD as u64;
-    (ol_flags & mask == good, ol_flags & mask == bad)
+    let flags = ol_flags & sys::RTE_MBUF_F_RX_IP_CKSUM_MASK as u64;
+    let good = flags == sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD as u64 || flags == sys::RTE_MBUF_F_RX_IP_CKSUM_NONE as u64;
+    (good, flags == sys::RTE_MBUF_F_RX_IP_CKSUM_BAD as u64)
 }
 
 /// The packets of one `rte_eth_rx_burst` (or fresh mbufs from
@@ -481,5 +483,19 @@ impl FreeBatch {
 impl Drop for FreeBatch {
     fn drop(&mut self) {
         self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_checksum_flags_follow_dpdk_definitions() {
+        let flag = |f: u32| u64::from(f) | 1 << 40; // unrelated bits are ignored
+        assert_eq!(ip_checksum_flags(flag(sys::RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN)), (false, false));
+        assert_eq!(ip_checksum_flags(flag(sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD)), (true, false));
+        assert_eq!(ip_checksum_flags(flag(sys::RTE_MBUF_F_RX_IP_CKSUM_BAD)), (false, true));
+        assert_eq!(ip_checksum_flags(flag(sys::RTE_MBUF_F_RX_IP_CKSUM_NONE)), (true, false));
     }
 }

@@ -220,12 +220,8 @@ impl Shard {
         let n = keys.len().min(verdicts.len());
         let (keys, verdicts) = (&keys[..n], &mut verdicts[..n]);
         if tables.is_pass_through() {
-            // No rules, no limits: every frame is admitted; count them as
-            // `decide` would, without a call per frame.
             verdicts.fill(Verdict::Forward(None));
-            self.counters.default_action += n as u64;
-            self.counters.admitted_frames += n as u64;
-            self.counters.admitted_msgs += keys.iter().map(|k| u64::from(k.msg_count)).sum::<u64>();
+            self.admit_ungoverned(n as u64, keys.iter().map(|k| u64::from(k.msg_count)).sum());
             return;
         }
         for (keys, verdicts) in keys.chunks(PLAN_LEN).zip(verdicts.chunks_mut(PLAN_LEN)) {
@@ -243,6 +239,16 @@ impl Shard {
                 *verdict = self.charge(tables, key, plan, now_tsc);
             }
         }
+    }
+
+    /// Under tables that govern nothing ([`Tables::is_pass_through`]) every
+    /// frame is admitted: counts `frames` frames of `msgs` messages as
+    /// `decide` would, for a caller that skips building their keys.
+    #[inline]
+    pub fn admit_ungoverned(&mut self, frames: u64, msgs: u64) {
+        self.counters.default_action += frames;
+        self.counters.admitted_frames += frames;
+        self.counters.admitted_msgs += msgs;
     }
 
     /// The first matching rule's verdict if it decides the frame outright
