@@ -390,8 +390,16 @@ fn forward_frames(default: Option<Egress>, routes: &RouteTable, st: &mut LoopSta
 #[inline(always)]
 fn forward_all(default: Option<Egress>, st: &mut LoopState) {
     let LoopState { burst, out, .. } = st;
-    for m in burst.drain() {
-        out.forward(m, default);
+    match default {
+        Some(egress) => {
+            let sent = burst.send_all(&mut out.tx[egress.slot], |frame| egress.macs.apply(frame));
+            count_tx(&mut out.local, sent);
+        }
+        None => {
+            for m in burst.drain() {
+                out.drop(m, DropReason::NoRoute);
+            }
+        }
     }
 }
 

@@ -310,6 +310,40 @@ impl RxBurst {
         Drain { untaken: self.pkts[start..self.len].iter() }
     }
 
+    /// Sends every packet not taken yet on `tx`, in order, straight from
+    /// the burst's array (after anything `tx` already queued): no copy into
+    /// the buffer. `edit` sees each packet's first segment before it goes
+    /// (the L2 rewrite). What the queue refuses is freed and counted.
+    #[inline(always)]
+    pub fn send_all(&mut self, tx: &mut TxBuffer, mut edit: impl FnMut(&mut [u8])) -> TxOutcome {
+        let mut bytes = 0u64;
+        for &raw in &self.pkts[self.next..self.len] {
+            // SAFETY: pkts[next..len] are valid mbufs this burst owns and has
+            // not handed out, so nobody else references their data;
+            // buf_addr + data_off points at data_len bytes of the buffer.
+            let (data, pkt_len) = unsafe {
+                let m = &*raw;
+                let start = (m.buf_addr as *mut u8).add(m.data_off as usize);
+                (std::slice::from_raw_parts_mut(start, m.data_len as usize), m.pkt_len)
+            };
+            edit(data);
+            bytes += u64::from(pkt_len);
+        }
+        let mut out = tx.flush();
+        let (start, n) = (self.next, self.len - self.next);
+        self.next = self.len;
+        if n == 0 {
+            return out;
+        }
+        let pkts = self.pkts[start..].as_mut_ptr();
+        // SAFETY: the TxBuffer's queue is this thread's only handle to it;
+        // ownership of pkts[start..start + n] passes to the PMD for those it
+        // takes (this burst no longer counts them as its own: next = len).
+        let sent = unsafe { sys::tachyon_tx_burst(tx.queue.port, tx.queue.queue, pkts, n as u16) } as usize;
+        out.merge(finish_send(&self.pkts[start..start + n], sent, bytes));
+        out
+    }
+
     fn free_rest(&mut self) {
         if self.next < self.len {
             // SAFETY: pkts[next..len] are owned, not yet handed out.
@@ -364,6 +398,14 @@ pub struct TxOutcome {
     pub bytes_sent: u64,
 }
 
+impl TxOutcome {
+    fn merge(&mut self, other: TxOutcome) {
+        self.sent += other.sent;
+        self.refused += other.refused;
+        self.bytes_sent += other.bytes_sent;
+    }
+}
+
 /// Packets waiting for one `rte_eth_tx_burst` on one TX queue.
 pub struct TxBuffer {
     queue: super::port::TxQueue,
@@ -415,20 +457,28 @@ impl TxBuffer {
         let sent = unsafe {
             sys::tachyon_tx_burst(self.queue.port, self.queue.queue, self.pkts.as_mut_ptr(), self.len as u16)
         } as usize;
-        let refused = self.len - sent;
-        let mut bytes_sent = self.bytes;
-        if refused > 0 {
-            for &raw in &self.pkts[sent..self.len] {
-                // SAFETY: pkts[sent..len] were not taken by the PMD and are still ours.
-                bytes_sent -= u64::from(unsafe { (*raw).pkt_len });
-            }
-            // SAFETY: as above; freed once, then forgotten (len = 0 below).
-            unsafe { sys::tachyon_pktmbuf_free_bulk(self.pkts.as_mut_ptr().add(sent), refused as u32) };
-        }
+        let out = finish_send(&self.pkts[..self.len], sent, self.bytes);
         self.len = 0;
         self.bytes = 0;
-        TxOutcome { sent: sent as u32, refused: refused as u32, bytes_sent }
+        out
     }
+}
+
+/// After `tx_burst` took the first `sent` of `pkts` (of `bytes` in all):
+/// frees the rest, which the queue refused, and counts both.
+#[inline(always)]
+fn finish_send(pkts: &[*mut sys::rte_mbuf], sent: usize, bytes: u64) -> TxOutcome {
+    let refused = &pkts[sent..];
+    let mut bytes_sent = bytes;
+    if !refused.is_empty() {
+        for &raw in refused {
+            // SAFETY: the PMD did not take these: they are still ours.
+            bytes_sent -= u64::from(unsafe { (*raw).pkt_len });
+        }
+        // SAFETY: as above; the caller forgets them after this (freed once).
+        unsafe { sys::tachyon_pktmbuf_free_bulk(refused.as_ptr().cast_mut(), refused.len() as u32) };
+    }
+    TxOutcome { sent: sent as u32, refused: refused.len() as u32, bytes_sent }
 }
 
 impl Drop for TxBuffer {
