@@ -51,7 +51,8 @@ const _: () = assert!(std::mem::size_of::<Entry>() == 64);
 /// Fixed-capacity bucket table plus one overflow bucket per profile.
 pub struct BucketTable {
     /// `slot_mask + 1` hashed slots, then `MAX_PROFILES` overflow entries,
-    /// on huge pages (a random probe then costs no TLB miss).
+    /// on huge pages (a random probe then costs no TLB miss). The array's
+    /// mask is the slot mask: probes index with `masked`, unchecked.
     entries: HugeArray<Entry>,
     slot_mask: usize,
     hash: SlotHash,
@@ -68,8 +69,10 @@ impl BucketTable {
     pub fn try_with_limit(limit: usize, node: Option<u32>) -> Result<Self, AllocError> {
         let slots = limit.saturating_add(limit / 2 + 1).checked_next_power_of_two().unwrap_or(usize::MAX).max(8);
         let len = slots.saturating_add(MAX_PROFILES);
+        let mut entries = HugeArray::new(len, Entry::default(), node).ok_or(AllocError::Table(len))?;
+        entries.set_mask(slots - 1);
         Ok(BucketTable {
-            entries: HugeArray::new(len, Entry::default(), node).ok_or(AllocError::Table(len))?,
+            entries,
             slot_mask: slots - 1,
             hash: SlotHash::new(slots.trailing_zeros()),
             generation: 1,
@@ -100,9 +103,10 @@ impl BucketTable {
         self.limit = limit.min(self.max_limit);
     }
 
+    /// Whether hashed slot `index` (wrapped by the slot mask) holds a key.
     #[inline(always)]
     fn in_use(&self, index: usize) -> bool {
-        self.entries[index].generation == self.generation
+        self.entries.masked(index).generation == self.generation
     }
 
     /// Index of `key`, or `Err` with the vacant slot where it would go.
@@ -114,12 +118,13 @@ impl BucketTable {
     /// [`BucketTable::find`] with `key`'s home slot already hashed.
     #[inline(always)]
     pub fn find_from(&self, key: u64, home: usize) -> Result<usize, usize> {
-        let mut i = home;
+        let mut i = home & self.slot_mask;
         loop {
-            if !self.in_use(i) {
+            let slot = self.entries.masked(i);
+            if slot.generation != self.generation {
                 return Err(i);
             }
-            if self.entries[i].key == key {
+            if slot.key == key {
                 return Ok(i);
             }
             i = (i + 1) & self.slot_mask;
@@ -137,9 +142,7 @@ impl BucketTable {
     /// after another.
     #[inline(always)]
     pub fn prefetch(&self, home: usize) {
-        if let Some(entry) = self.entries.get(home) {
-            prefetch(entry);
-        }
+        prefetch(self.entries.masked(home));
     }
 
     /// Puts `entry` into the vacant slot `find` returned, unless the table
@@ -158,21 +161,22 @@ impl BucketTable {
     /// Removes the entry at `index`, shifting later entries of the probe
     /// run back so that lookups never need tombstones.
     pub fn remove(&mut self, index: usize) {
+        debug_assert!(index <= self.slot_mask, "overflow entries are never removed");
         let mut hole = index;
         let mut next = (index + 1) & self.slot_mask;
         while self.in_use(next) {
-            let home = self.hash.slot(self.entries[next].key);
+            let home = self.hash.slot(self.entries.masked(next).key);
             // The entry may move into the hole if the hole lies between its
             // home slot and where it sits now (cyclically).
             let from_home = next.wrapping_sub(home) & self.slot_mask;
             let from_hole = next.wrapping_sub(hole) & self.slot_mask;
             if from_home >= from_hole {
-                self.entries[hole] = self.entries[next];
+                *self.entries.masked_mut(hole) = *self.entries.masked(next);
                 hole = next;
             }
             next = (next + 1) & self.slot_mask;
         }
-        self.entries[hole].generation = self.generation.wrapping_sub(1);
+        self.entries.masked_mut(hole).generation = self.generation.wrapping_sub(1);
         self.len -= 1;
     }
 
@@ -183,7 +187,7 @@ impl BucketTable {
         let mut i = *cursor & self.slot_mask;
         let mut removed = 0;
         for _ in 0..budget {
-            if self.in_use(i) && expired(&mut self.entries[i]) {
+            if self.in_use(i) && expired(self.entries.masked_mut(i)) {
                 // Backward shift may have moved another entry into slot i:
                 // look at it again.
                 self.remove(i);
