@@ -30,7 +30,7 @@ use super::limits::ProfileId;
 use super::rules::{MAX_RULES, RuleAction};
 use super::table::{BucketTable, Entry, MAX_PROFILES, NOT_LISTED};
 use super::tables::Tables;
-use super::{FrameKey, Route, ShardCounters, Verdict};
+use super::{FrameKey, ShardCounters, Verdict};
 use crate::dataplane::reason::DropReason;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -46,30 +46,74 @@ const SWEEP_PER_BURST: usize = 256;
 /// enough that the first prefetched lines are still in L1 when charged.
 const PLAN_LEN: usize = 32;
 
-/// A frame the rules let through, between the two passes of `decide_burst`.
+/// A frame the rules let through, between the two passes of
+/// `decide_burst`: everything its charge needs, so that pass reads
+/// neither the frame keys nor the rules again.
 #[derive(Clone, Copy)]
 struct Plan {
-    route: Option<Route>,
-    rule_profile: Option<ProfileId>,
+    /// Bucket keys (the topic key carries a `limit` rule's profile).
     topic_key: u64,
     sender_key: u64,
     /// Home slots of the two keys in their tables.
-    topic_home: usize,
-    sender_home: usize,
-    /// Set on the placeholder of a frame the rules decided.
-    decided_by_rules: bool,
+    topic_home: u32,
+    sender_home: u32,
+    /// Index of the frame in its chunk of the burst.
+    frame: u16,
+    msgs: u16,
+    /// The `route` rule that matched, or NO_ROUTE (a u16 rather than the
+    /// route itself: less to copy per frame).
+    route_rule: u16,
 }
 
+/// `Plan::route_rule` when the frame takes its ingress port's default route.
+const NO_ROUTE: u16 = u16::MAX;
+
 impl Plan {
-    const EMPTY: Plan = Plan {
-        route: None,
-        rule_profile: None,
-        topic_key: 0,
-        sender_key: 0,
-        topic_home: 0,
-        sender_home: 0,
-        decided_by_rules: true,
-    };
+    const EMPTY: Plan =
+        Plan { topic_key: 0, sender_key: 0, topic_home: 0, sender_home: 0, frame: 0, msgs: 0, route_rule: NO_ROUTE };
+}
+
+/// Per-frame counts of one `decide_burst`, kept in registers and added to
+/// the shard's counters once per burst.
+#[derive(Default)]
+struct Tally {
+    admitted_frames: u64,
+    admitted_msgs: u64,
+    rule_drop: u64,
+    topic_limited: u64,
+    sender_limited: u64,
+    default_action: u64,
+}
+
+impl Tally {
+    fn add_to(&self, counters: &mut ShardCounters) {
+        counters.admitted_frames += self.admitted_frames;
+        counters.admitted_msgs += self.admitted_msgs;
+        counters.rule_drop += self.rule_drop;
+        counters.topic_limited += self.topic_limited;
+        counters.sender_limited += self.sender_limited;
+        counters.default_action += self.default_action;
+    }
+}
+
+/// What the rules decided for a frame they let through.
+#[derive(Clone, Copy)]
+struct Ruled {
+    /// See `Plan::route_rule`.
+    route_rule: u16,
+    /// The profile a `limit` rule imposed.
+    profile: Option<ProfileId>,
+}
+
+impl Ruled {
+    /// Allowed as it is: default route, the id's own limits.
+    const ALLOW: Ruled = Ruled { route_rule: NO_ROUTE, profile: None };
+}
+
+#[inline(always)]
+fn rule_drop(tally: &mut Tally) -> Verdict {
+    tally.rule_drop += 1;
+    Verdict::Drop(DropReason::RuleDrop)
 }
 
 /// The stamp after `stamp`: a new period, or new tables (never 0, which
@@ -112,8 +156,12 @@ pub struct Shard {
     share_batch: Option<Batch<ShareUpdate>>,
     share_pos: usize,
     sweep_cursor: [usize; 2],
-    rule_hits: Vec<u64>,
+    /// Indexed by rule modulo MAX_RULES: no bounds check per frame.
+    rule_hits: Box<[u64; MAX_RULES]>,
     counters: ShardCounters,
+    /// Scratch of `decide_burst` (here, not on the stack, so that no
+    /// burst pays for initialising it).
+    plans: [Plan; PLAN_LEN],
     link: Arc<WorkerLink>,
     epoch_cell: Arc<Epoch>,
 }
@@ -151,8 +199,9 @@ impl Shard {
             share_batch: None,
             share_pos: 0,
             sweep_cursor: [0; 2],
-            rule_hits: vec![0; MAX_RULES],
+            rule_hits: Box::new([0; MAX_RULES]),
             counters: ShardCounters::default(),
+            plans: [Plan::EMPTY; PLAN_LEN],
             link,
             epoch_cell,
         };
@@ -203,11 +252,16 @@ impl Shard {
     /// both buckets only if both admit the frame.
     #[inline]
     pub fn decide(&mut self, tables: &Tables, key: &FrameKey, now_tsc: u64) -> Verdict {
-        let mut plan = Plan::EMPTY;
-        match self.plan_frame(tables, key, &mut plan) {
-            Ok(()) => self.charge(tables, key, &plan, now_tsc),
+        let mut tally = Tally::default();
+        let verdict = match self.apply_rules(tables, key, &mut tally) {
+            Ok(route) => {
+                let plan = self.plan(tables, key, 0, route);
+                self.charge(tables, &plan, now_tsc, &mut tally)
+            }
             Err(verdict) => verdict,
-        }
+        };
+        tally.add_to(&mut self.counters);
+        verdict
     }
 
     /// Decides a whole burst: `verdicts[i]` for `keys[i]`, exactly as
@@ -228,136 +282,135 @@ impl Shard {
             self.counters.admitted_msgs += keys.iter().map(|k| u64::from(k.msg_count)).sum::<u64>();
             return;
         }
+        let mut tally = Tally::default();
         for (keys, verdicts) in keys.chunks(PLAN_LEN).zip(verdicts.chunks_mut(PLAN_LEN)) {
-            let mut plans = [Plan::EMPTY; PLAN_LEN];
-            for ((key, verdict), plan) in keys.iter().zip(verdicts.iter_mut()).zip(&mut plans) {
-                match self.plan_frame(tables, key, plan) {
-                    Ok(()) => self.prefetch(tables, plan),
+            // Only the frames the rules let through get a plan.
+            let mut planned = 0;
+            for (frame, (key, verdict)) in keys.iter().zip(verdicts.iter_mut()).enumerate() {
+                match self.apply_rules(tables, key, &mut tally) {
+                    Ok(route) => {
+                        let plan = self.plan(tables, key, frame, route);
+                        self.prefetch(tables, &plan);
+                        self.plans[planned % PLAN_LEN] = plan;
+                        planned += 1;
+                    }
                     Err(decided) => *verdict = decided,
                 }
             }
-            for ((key, verdict), plan) in keys.iter().zip(verdicts.iter_mut()).zip(&plans) {
-                if plan.decided_by_rules {
-                    continue;
+            for p in 0..planned {
+                let plan = self.plans[p % PLAN_LEN];
+                let verdict = self.charge(tables, &plan, now_tsc, &mut tally);
+                if let Some(slot) = verdicts.get_mut(usize::from(plan.frame)) {
+                    *slot = verdict;
                 }
-                *verdict = self.charge(tables, key, plan, now_tsc);
+            }
+        }
+        tally.add_to(&mut self.counters);
+    }
+
+    /// The first matching rule's verdict if it decides the frame outright
+    /// (drop), else the route to keep and the profile a `limit` rule
+    /// imposes.
+    #[inline(always)]
+    fn apply_rules(&mut self, tables: &Tables, key: &FrameKey, tally: &mut Tally) -> Result<Ruled, Verdict> {
+        match tables.rules.first_match(key) {
+            Some(rule) => {
+                self.rule_hits[rule % MAX_RULES] += 1;
+                match tables.rules.action(rule) {
+                    RuleAction::Allow => Ok(Ruled::ALLOW),
+                    RuleAction::Drop => Err(rule_drop(tally)),
+                    RuleAction::Route(_) => Ok(Ruled { route_rule: rule as u16, profile: None }),
+                    RuleAction::Limit(profile) => Ok(Ruled { route_rule: NO_ROUTE, profile: Some(profile) }),
+                }
+            }
+            None => {
+                tally.default_action += 1;
+                if tables.default_drop {
+                    return Err(rule_drop(tally));
+                }
+                Ok(Ruled::ALLOW)
             }
         }
     }
 
-    /// The first matching rule's verdict if it decides the frame outright
-    /// (drop), else what the buckets need: the route to keep and the
-    /// bucket keys the frame is charged to, written into `plan`.
+    /// What charging frame `frame` (`key`) needs: its bucket keys, hashed.
     #[inline(always)]
-    fn plan_frame(&mut self, tables: &Tables, key: &FrameKey, plan: &mut Plan) -> Result<(), Verdict> {
-        let (route, rule_profile) = match tables.rules.first_match(key) {
-            Some(rule) => {
-                self.rule_hits[rule] += 1;
-                match tables.rules.action(rule) {
-                    RuleAction::Allow => (None, None),
-                    RuleAction::Drop => return Err(self.rule_drop()),
-                    RuleAction::Route(route) => (Some(route), None),
-                    RuleAction::Limit(profile) => (None, Some(profile)),
-                }
-            }
-            None => {
-                self.counters.default_action += 1;
-                if tables.default_drop {
-                    return Err(self.rule_drop());
-                }
-                (None, None)
-            }
-        };
-        // Written field by field in place: the plan array is the only copy.
-        plan.route = route;
-        plan.rule_profile = rule_profile;
-        plan.decided_by_rules = false;
+    fn plan(&self, tables: &Tables, key: &FrameKey, frame: usize, ruled: Ruled) -> Plan {
+        let mut plan = Plan { frame: frame as u16, msgs: key.msg_count, route_rule: ruled.route_rule, ..Plan::EMPTY };
         if tables.topic_limits {
-            plan.topic_key = id_key(Dimension::Topic, key.topic, rule_profile);
-            plan.topic_home = self.topics.home(plan.topic_key);
+            plan.topic_key = id_key(Dimension::Topic, key.topic, ruled.profile);
+            plan.topic_home = self.topics.home(plan.topic_key) as u32;
         }
         if tables.sender_limits {
             plan.sender_key = id_key(Dimension::Sender, key.sender, None);
-            plan.sender_home = self.senders.home(plan.sender_key);
+            plan.sender_home = self.senders.home(plan.sender_key) as u32;
         }
-        Ok(())
+        plan
     }
 
     /// Starts loading the frame's two buckets.
     #[inline(always)]
     fn prefetch(&self, tables: &Tables, plan: &Plan) {
         if tables.topic_limits {
-            self.topics.prefetch(plan.topic_home);
+            self.topics.prefetch(plan.topic_home as usize);
         }
         if tables.sender_limits {
-            self.senders.prefetch(plan.sender_home);
+            self.senders.prefetch(plan.sender_home as usize);
         }
     }
 
     /// Topic bucket, then sender quota, for a frame the rules let through.
     #[inline(always)]
-    fn charge(&mut self, tables: &Tables, key: &FrameKey, plan: &Plan, now_tsc: u64) -> Verdict {
-        let msgs = u64::from(key.msg_count);
+    fn charge(&mut self, tables: &Tables, plan: &Plan, now_tsc: u64, tally: &mut Tally) -> Verdict {
+        let msgs = u64::from(plan.msgs);
         let topic = if tables.topic_limits {
-            let at = (plan.topic_key, plan.topic_home);
-            self.offer(tables, Dimension::Topic, at, key.topic, plan.rule_profile, msgs, now_tsc)
+            self.offer(tables, Dimension::Topic, plan.topic_key, plan.topic_home, msgs, now_tsc)
         } else {
             None
         };
         if let Some(i) = topic
             && !self.topics.entry(i).bucket.covers(msgs)
         {
-            self.counters.topic_limited += 1;
+            tally.topic_limited += 1;
             return Verdict::Drop(DropReason::TopicLimited);
         }
         let sender = if tables.sender_limits {
-            let at = (plan.sender_key, plan.sender_home);
-            self.offer(tables, Dimension::Sender, at, key.sender, None, msgs, now_tsc)
+            self.offer(tables, Dimension::Sender, plan.sender_key, plan.sender_home, msgs, now_tsc)
         } else {
             None
         };
         if let Some(i) = sender {
-            if !self.senders.entry(i).bucket.covers(msgs) {
+            let bucket = &mut self.senders.entry_mut(i).bucket;
+            if !bucket.covers(msgs) {
                 // The topic tokens were only looked at, never taken.
-                self.counters.sender_limited += 1;
+                tally.sender_limited += 1;
                 return Verdict::Drop(DropReason::SenderLimited);
             }
-            self.senders.entry_mut(i).bucket.take(msgs);
+            bucket.take(msgs);
         }
         if let Some(i) = topic {
             self.topics.entry_mut(i).bucket.take(msgs);
         }
-        self.counters.admitted_frames += 1;
-        self.counters.admitted_msgs += msgs;
-        Verdict::Forward(plan.route)
-    }
-
-    #[inline]
-    fn rule_drop(&mut self) -> Verdict {
-        self.counters.rule_drop += 1;
-        Verdict::Drop(DropReason::RuleDrop)
+        tally.admitted_frames += 1;
+        tally.admitted_msgs += msgs;
+        match plan.route_rule {
+            NO_ROUTE => Verdict::Forward(None),
+            rule => Verdict::Forward(tables.rules.route(usize::from(rule))),
+        }
     }
 
     /// Finds (or creates) the bucket `key` (whose home slot is `home`) names
-    /// for `id` in `dim`, refills
-    /// it and records `msgs` of demand. None when `id` is unlimited.
-    #[allow(clippy::too_many_arguments)] // inlined into `charge`, twice
+    /// in `dim`, refills it and records `msgs` of demand. None when the id
+    /// is unlimited.
     #[inline(always)]
-    fn offer(
-        &mut self,
-        tables: &Tables,
-        dim: Dimension,
-        (key, home): (u64, usize),
-        id: u32,
-        rule_profile: Option<ProfileId>,
-        msgs: u64,
-        now: u64,
-    ) -> Option<usize> {
+    fn offer(&mut self, tables: &Tables, dim: Dimension, key: u64, home: u32, msgs: u64, now: u64) -> Option<usize> {
         let (table, ids) = match dim {
             Dimension::Topic => (&mut self.topics, &tables.topics),
             Dimension::Sender => (&mut self.senders, &tables.senders),
         };
-        let index = match table.find_from(key, home) {
+        // The profile a `limit` rule imposed travels in the key.
+        let (id, rule_profile) = (key as u32, imposed_profile(key));
+        let index = match table.find_from(key, home as usize) {
             Ok(i) => i,
             Err(vacant) => {
                 let profile = rule_profile.or_else(|| ids.profile_of(id))?;
