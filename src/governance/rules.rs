@@ -127,7 +127,6 @@ struct Screen {
     /// One bit per top byte of a source address some rule's prefix
     /// covers (of rules with neither sender nor port).
     src_top: [u64; 4],
-    always: bool,
 }
 
 impl Screen {
@@ -144,7 +143,8 @@ impl Screen {
                 }
             }
         } else {
-            self.always = true;
+            // A rule without such a condition may match any frame.
+            self.senders = u64::MAX;
         }
     }
 
@@ -155,7 +155,7 @@ impl Screen {
         let sender = self.senders & bit_of(key.sender);
         let port = self.ports & bit_of(u32::from(key.dst_port));
         let src = self.src_top[(top >> 6) as usize % 4] & (1 << (top & 63));
-        self.always | ((sender | port | src) != 0)
+        (sender | port | src) != 0
     }
 }
 
@@ -169,10 +169,13 @@ struct List {
 
 /// `RuleSet::by_top_byte` entry of a top byte whose ids span more than one
 /// segment (the rest hold the list of their single segment).
-const SPLIT: u32 = u32::MAX;
+const SPLIT: u32 = u32::MAX >> 1;
+/// Flag of a `RuleSet::by_top_byte` entry: some rule names a topic with
+/// this top byte exactly.
+const EXACT_HERE: u32 = 1 << 31;
 
 /// For each top byte of a topic id, the list of the segment holding all
-/// ids with that byte, or SPLIT.
+/// ids with that byte, or SPLIT; flagged EXACT_HERE.
 #[derive(Clone, Debug)]
 struct TopByteIndex([u32; 256]);
 
@@ -249,6 +252,7 @@ impl RuleSet {
                 set.by_topic.insert(topic, list);
                 let (word, bit) = exact_slot(topic);
                 set.exact_topics[word] |= bit;
+                set.by_top_byte.0[(topic >> 24) as usize] |= EXACT_HERE;
             }
         }
         set
@@ -298,13 +302,17 @@ impl RuleSet {
     /// The candidate list of `topic` (none in an empty set).
     #[inline(always)]
     fn list_of(&self, topic: u32) -> u32 {
-        let (word, bit) = exact_slot(topic);
-        if self.exact_topics[word] & bit != 0
-            && let Some(&list) = self.by_topic.get(&topic)
-        {
-            return list;
+        let mut entry = self.by_top_byte.0[(topic >> 24) as usize];
+        if entry & EXACT_HERE != 0 {
+            let (word, bit) = exact_slot(topic);
+            if self.exact_topics[word] & bit != 0
+                && let Some(&list) = self.by_topic.get(&topic)
+            {
+                return list;
+            }
+            entry &= !EXACT_HERE;
         }
-        match self.by_top_byte.0[(topic >> 24) as usize] {
+        match entry {
             SPLIT => self.segments.get(self.segment_search(topic)).copied().unwrap_or(SPLIT),
             list => list,
         }

@@ -25,8 +25,10 @@ use super::bucket::{FRAC_ONE, FixedLimit, TokenBucket};
 use super::buckets::list_capacity;
 use super::exchange::{BATCH_LEN, Batch, Epoch, Report, ShareUpdate, WorkerLink};
 use super::generations::Generations;
-use super::key::{Dimension, dimension, id_key, imposed_profile, overflow_key, overflow_profile};
-use super::limits::ProfileId;
+use super::key::{
+    Dimension, dimension, id_key, id_key_with, imposed_bits, imposed_profile, overflow_key, overflow_profile,
+};
+use super::limits::{IdProfiles, ProfileId};
 use super::rules::{MAX_RULES, RuleAction};
 use super::table::{BucketTable, Entry, MAX_PROFILES, NOT_LISTED};
 use super::tables::Tables;
@@ -101,19 +103,79 @@ impl Tally {
 struct Ruled {
     /// See `Plan::route_rule`.
     route_rule: u16,
-    /// The profile a `limit` rule imposed.
-    profile: Option<ProfileId>,
+    /// `imposed_bits` of the profile a `limit` rule imposed, else 0.
+    imposed: u64,
 }
 
 impl Ruled {
     /// Allowed as it is: default route, the id's own limits.
-    const ALLOW: Ruled = Ruled { route_rule: NO_ROUTE, profile: None };
+    const ALLOW: Ruled = Ruled { route_rule: NO_ROUTE, imposed: 0 };
 }
 
 #[inline(always)]
 fn rule_drop(tally: &mut Tally) -> Verdict {
     tally.rule_drop += 1;
     Verdict::Drop(DropReason::RuleDrop)
+}
+
+/// A bucket `offer` found: its index and whether it covers the frame.
+struct Offered {
+    index: usize,
+    covers: bool,
+}
+
+/// A new bucket for `key` in the vacant slot `vacant` (or, the table being
+/// full, the overflow bucket of its profile); None when the id has no limit.
+#[inline(never)]
+fn insert_fresh(
+    table: &mut BucketTable,
+    ids: &IdProfiles,
+    defaults: &[FixedLimit],
+    counters: &mut ShardCounters,
+    (key, vacant): (u64, usize),
+    now: u64,
+) -> Option<usize> {
+    // The profile a `limit` rule imposed travels in the key.
+    let profile = imposed_profile(key).or_else(|| ids.profile_of(key as u32))?;
+    let fresh =
+        Entry { key, bucket: TokenBucket::full(defaults[usize::from(profile)], now), profile, ..Entry::default() };
+    match table.insert_at(vacant, fresh) {
+        Some(i) => Some(i),
+        None => {
+            counters.overflow_frames += 1;
+            Some(table.overflow_index(profile))
+        }
+    }
+}
+
+/// When a bucket goes on the report list: its profile's demand threshold
+/// and default share.
+struct Listing {
+    threshold: u32,
+    default: FixedLimit,
+}
+
+/// Adds `msgs` to the demand of `entry` this period, on its report-list
+/// record once it has one. `covers`: whether the bucket covers the frame.
+#[inline(always)]
+fn record_demand(entry: &mut Entry, touched: &mut Vec<Report>, listing: Listing, msgs: u64, covers: bool) {
+    let frame = msgs as u16;
+    let msgs = msgs as u32;
+    if let Some(report) = touched.get_mut(entry.listed as usize) {
+        report.demand = report.demand.saturating_add(msgs);
+        report.max_frame = report.max_frame.max(frame);
+        return;
+    }
+    entry.demand = entry.demand.saturating_add(msgs);
+    // Listed when it nears its default share, holds a reconciled share,
+    // or is about to refuse this frame (so a worker whose burst share is
+    // too small for its frames gets a bigger one).
+    if (entry.demand >= listing.threshold || entry.bucket.limit() != listing.default || !covers)
+        && touched.len() < touched.capacity()
+    {
+        entry.listed = touched.len() as u32;
+        touched.push(Report { key: entry.key, demand: entry.demand, profile: entry.profile, max_frame: frame });
+    }
 }
 
 /// The stamp after `stamp`: a new period, or new tables (never 0, which
@@ -319,8 +381,8 @@ impl Shard {
                 match tables.rules.action(rule) {
                     RuleAction::Allow => Ok(Ruled::ALLOW),
                     RuleAction::Drop => Err(rule_drop(tally)),
-                    RuleAction::Route(_) => Ok(Ruled { route_rule: rule as u16, profile: None }),
-                    RuleAction::Limit(profile) => Ok(Ruled { route_rule: NO_ROUTE, profile: Some(profile) }),
+                    RuleAction::Route(_) => Ok(Ruled { route_rule: rule as u16, imposed: 0 }),
+                    RuleAction::Limit(profile) => Ok(Ruled { route_rule: NO_ROUTE, imposed: imposed_bits(profile) }),
                 }
             }
             None => {
@@ -338,11 +400,11 @@ impl Shard {
     fn plan(&self, tables: &Tables, key: &FrameKey, frame: usize, ruled: Ruled) -> Plan {
         let mut plan = Plan { frame: frame as u16, msgs: key.msg_count, route_rule: ruled.route_rule, ..Plan::EMPTY };
         if tables.topic_limits {
-            plan.topic_key = id_key(Dimension::Topic, key.topic, ruled.profile);
+            plan.topic_key = id_key_with(Dimension::Topic, key.topic, ruled.imposed);
             plan.topic_home = self.topics.home(plan.topic_key) as u32;
         }
         if tables.sender_limits {
-            plan.sender_key = id_key(Dimension::Sender, key.sender, None);
+            plan.sender_key = id_key_with(Dimension::Sender, key.sender, 0);
             plan.sender_home = self.senders.home(plan.sender_key) as u32;
         }
         plan
@@ -364,32 +426,29 @@ impl Shard {
     fn charge(&mut self, tables: &Tables, plan: &Plan, now_tsc: u64, tally: &mut Tally) -> Verdict {
         let msgs = u64::from(plan.msgs);
         let topic = if tables.topic_limits {
-            self.offer(tables, Dimension::Topic, plan.topic_key, plan.topic_home, msgs, now_tsc)
+            self.offer(tables, Dimension::Topic, plan.topic_key, plan.topic_home, msgs, now_tsc, false)
         } else {
             None
         };
-        if let Some(i) = topic
-            && !self.topics.entry(i).bucket.covers(msgs)
+        if let Some(offered) = &topic
+            && !offered.covers
         {
             tally.topic_limited += 1;
             return Verdict::Drop(DropReason::TopicLimited);
         }
-        let sender = if tables.sender_limits {
-            self.offer(tables, Dimension::Sender, plan.sender_key, plan.sender_home, msgs, now_tsc)
-        } else {
-            None
-        };
-        if let Some(i) = sender {
-            let bucket = &mut self.senders.entry_mut(i).bucket;
-            if !bucket.covers(msgs) {
-                // The topic tokens were only looked at, never taken.
-                tally.sender_limited += 1;
-                return Verdict::Drop(DropReason::SenderLimited);
-            }
-            bucket.take(msgs);
+        // The sender's quota is charged at once if it covers the frame:
+        // the topic bucket already said yes.
+        if tables.sender_limits
+            && let Some(offered) =
+                self.offer(tables, Dimension::Sender, plan.sender_key, plan.sender_home, msgs, now_tsc, true)
+            && !offered.covers
+        {
+            // The topic tokens were only looked at, never taken.
+            tally.sender_limited += 1;
+            return Verdict::Drop(DropReason::SenderLimited);
         }
-        if let Some(i) = topic {
-            self.topics.entry_mut(i).bucket.take(msgs);
+        if let Some(offered) = topic {
+            self.topics.entry_mut(offered.index).bucket.take(msgs);
         }
         tally.admitted_frames += 1;
         tally.admitted_msgs += msgs;
@@ -400,43 +459,39 @@ impl Shard {
     }
 
     /// Finds (or creates) the bucket `key` (whose home slot is `home`) names
-    /// in `dim`, refills it and records `msgs` of demand. None when the id
+    /// in `dim`, refills it, records `msgs` of demand and tells whether it
+    /// covers them; with `take`, takes them if it does. None when the id
     /// is unlimited.
+    #[allow(clippy::too_many_arguments)] // inlined into `charge`, twice
     #[inline(always)]
-    fn offer(&mut self, tables: &Tables, dim: Dimension, key: u64, home: u32, msgs: u64, now: u64) -> Option<usize> {
+    fn offer(
+        &mut self,
+        tables: &Tables,
+        dim: Dimension,
+        key: u64,
+        home: u32,
+        msgs: u64,
+        now: u64,
+        take: bool,
+    ) -> Option<Offered> {
         let (table, ids) = match dim {
             Dimension::Topic => (&mut self.topics, &tables.topics),
             Dimension::Sender => (&mut self.senders, &tables.senders),
         };
-        // The profile a `limit` rule imposed travels in the key.
-        let (id, rule_profile) = (key as u32, imposed_profile(key));
-        let index = match table.find_from(key, home as usize) {
-            Ok(i) => i,
+        let (index, entry) = match table.find_from(key, home as usize) {
+            Ok(i) => (i, table.slot_mut(i)),
             Err(vacant) => {
-                let profile = rule_profile.or_else(|| ids.profile_of(id))?;
-                let fresh = Entry {
-                    key,
-                    bucket: TokenBucket::full(self.default_limit[usize::from(profile)], now),
-                    profile,
-                    ..Entry::default()
-                };
-                match table.insert_at(vacant, fresh) {
-                    Some(i) => i,
-                    None => {
-                        self.counters.overflow_frames += 1;
-                        table.overflow_index(profile)
-                    }
-                }
+                let i = insert_fresh(table, ids, &self.default_limit, &mut self.counters, (key, vacant), now)?;
+                (i, table.entry_mut(i))
             }
         };
-        let entry = table.entry_mut(index);
         entry.bucket.refill(now);
         if entry.stamp != self.stamp {
             // First touch this period (the stamp also tells expiry the
             // bucket is in use); if the tables changed since the last one,
             // the id's profile is looked up once more.
             if !self.generations.is_current(self.stamp, entry.stamp) {
-                let profile = rule_profile.or_else(|| ids.profile_of(id));
+                let profile = imposed_profile(key).or_else(|| ids.profile_of(key as u32));
                 if !self.generations.revalidate(entry, self.stamp, profile, &self.default_limit, now) {
                     table.remove(index);
                     return None;
@@ -446,37 +501,18 @@ impl Shard {
             entry.demand = 0;
             entry.listed = NOT_LISTED;
         }
-        if !self.reconciled {
-            // One worker: its buckets are the global ones, nobody needs
-            // its demand.
-            return Some(index);
+        let covers = entry.bucket.covers(msgs);
+        if self.reconciled {
+            // With one worker its buckets are the global ones: nobody
+            // needs its demand.
+            let profile = usize::from(entry.profile);
+            let listing = Listing { threshold: self.list_threshold[profile], default: self.default_limit[profile] };
+            record_demand(entry, &mut self.touched, listing, msgs, covers);
         }
-        let frame = msgs as u16;
-        let msgs = msgs as u32;
-        if let Some(report) = self.touched.get_mut(entry.listed as usize) {
-            report.demand = report.demand.saturating_add(msgs);
-            report.max_frame = report.max_frame.max(frame);
-            return Some(index);
+        if take && covers {
+            entry.bucket.take(msgs);
         }
-        entry.demand = entry.demand.saturating_add(msgs);
-        let profile = usize::from(entry.profile);
-        // Listed when it nears its default share, holds a reconciled share,
-        // or is about to refuse this frame (so a worker whose burst share is
-        // too small for its frames gets a bigger one).
-        if (entry.demand >= self.list_threshold[profile]
-            || entry.bucket.limit() != self.default_limit[profile]
-            || !entry.bucket.covers(u64::from(frame)))
-            && self.touched.len() < self.touched.capacity()
-        {
-            entry.listed = self.touched.len() as u32;
-            self.touched.push(Report {
-                key: entry.key,
-                demand: entry.demand,
-                profile: entry.profile,
-                max_frame: frame,
-            });
-        }
-        Some(index)
+        Some(Offered { index, covers })
     }
 
     fn table(&mut self, key: u64) -> &mut BucketTable {

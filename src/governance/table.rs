@@ -213,6 +213,12 @@ impl BucketTable {
         self.entries[i] = Entry { generation: self.generation, ..entry };
     }
 
+    /// Hashed slot `index` (as `find` returns it), without a bounds check.
+    #[inline(always)]
+    pub fn slot_mut(&mut self, index: usize) -> &mut Entry {
+        self.entries.masked_mut(index)
+    }
+
     #[inline(always)]
     pub fn entry(&self, index: usize) -> &Entry {
         &self.entries[index]
