@@ -100,8 +100,8 @@ impl Filter {
 /// Six bits of a multiplicative hash of `value`, so that ids in a
 /// sequence or a stride spread over the 64 bits of a screen.
 #[inline(always)]
-fn bit_of(value: u32) -> u64 {
-    1 << (value.wrapping_mul(0x9E37_79B1) >> 26)
+fn hash6(value: u32) -> u32 {
+    value.wrapping_mul(0x9E37_79B1) >> 26
 }
 
 /// Words of `RuleSet::exact_topics`.
@@ -120,9 +120,10 @@ fn exact_slot(topic: u32) -> (usize, u64) {
 /// as a bit; a rule without one makes the screen pass everything.
 #[derive(Clone, Copy, Debug, Default)]
 struct Screen {
-    /// `bit_of` the senders rules require.
+    /// Bit `hash6(sender)` of the senders rules require.
     senders: u64,
-    /// `bit_of` the ports rules require (of rules without a sender).
+    /// Bit `port % 64` of the ports rules require (of rules without a
+    /// sender): ports are small integers, their low bits tell them apart.
     ports: u64,
     /// One bit per top byte of a source address some rule's prefix
     /// covers (of rules with neither sender nor port).
@@ -132,9 +133,9 @@ struct Screen {
 impl Screen {
     fn add(&mut self, filter: &Filter) {
         if filter.sender_mask != 0 {
-            self.senders |= bit_of(filter.sender);
+            self.senders |= 1 << hash6(filter.sender);
         } else if filter.port_mask != 0 {
-            self.ports |= bit_of(u32::from(filter.dst_port));
+            self.ports |= 1 << (filter.dst_port % 64);
         } else if filter.src_mask != 0 {
             let top_mask = filter.src_mask >> 24;
             for top in 0..256u32 {
@@ -152,10 +153,11 @@ impl Screen {
     #[inline(always)]
     fn passes(&self, key: &FrameKey) -> bool {
         let top = key.src_ip >> 24;
-        let sender = self.senders & bit_of(key.sender);
-        let port = self.ports & bit_of(u32::from(key.dst_port));
-        let src = self.src_top[(top >> 6) as usize % 4] & (1 << (top & 63));
-        (sender | port | src) != 0
+        // Shifts wrap at 64, so each is the bit it names.
+        let sender = self.senders.wrapping_shr(hash6(key.sender));
+        let port = self.ports.wrapping_shr(u32::from(key.dst_port));
+        let src = self.src_top[(top >> 6) as usize % 4].wrapping_shr(top);
+        (sender | port | src) & 1 != 0
     }
 }
 
@@ -288,7 +290,7 @@ impl RuleSet {
     }
 
     /// Index of the first rule matching `key`.
-    #[inline]
+    #[inline(always)]
     pub fn first_match(&self, key: &FrameKey) -> Option<usize> {
         let list = self.lists.get(self.list_of(key.topic) as usize)?;
         if !list.screen.passes(key) {

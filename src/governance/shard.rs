@@ -314,16 +314,9 @@ impl Shard {
     /// both buckets only if both admit the frame.
     #[inline]
     pub fn decide(&mut self, tables: &Tables, key: &FrameKey, now_tsc: u64) -> Verdict {
-        let mut tally = Tally::default();
-        let verdict = match self.apply_rules(tables, key, &mut tally) {
-            Ok(route) => {
-                let plan = self.plan(tables, key, 0, route);
-                self.charge(tables, &plan, now_tsc, &mut tally)
-            }
-            Err(verdict) => verdict,
-        };
-        tally.add_to(&mut self.counters);
-        verdict
+        let mut verdict = [Verdict::Forward(None)];
+        self.decide_burst(tables, std::slice::from_ref(key), now_tsc, &mut verdict);
+        verdict[0]
     }
 
     /// Decides a whole burst: `verdicts[i]` for `keys[i]`, exactly as
@@ -344,15 +337,43 @@ impl Shard {
             self.counters.admitted_msgs += keys.iter().map(|k| u64::from(k.msg_count)).sum::<u64>();
             return;
         }
+        // One copy of the loop per kind of work: the per-frame tests of
+        // what the tables limit and of the worker count compile away.
+        let run = match (tables.topic_limits, tables.sender_limits, self.reconciled) {
+            (true, true, false) => Self::decide_chunks::<true, true, false>,
+            (true, true, true) => Self::decide_chunks::<true, true, true>,
+            (true, false, false) => Self::decide_chunks::<true, false, false>,
+            (true, false, true) => Self::decide_chunks::<true, false, true>,
+            (false, true, false) => Self::decide_chunks::<false, true, false>,
+            (false, true, true) => Self::decide_chunks::<false, true, true>,
+            // Rules only: no bucket, no demand.
+            (false, false, _) => Self::decide_chunks::<false, false, false>,
+        };
+        let tally = run(self, tables, keys, now_tsc, verdicts);
+        tally.add_to(&mut self.counters);
+    }
+
+    /// `decide_burst` for tables that limit topics if TOPICS and senders if
+    /// SENDERS, on a shard that reports demand if RECONCILED.
+    #[inline(always)]
+    fn decide_chunks<const TOPICS: bool, const SENDERS: bool, const RECONCILED: bool>(
+        &mut self,
+        tables: &Tables,
+        keys: &[FrameKey],
+        now_tsc: u64,
+        verdicts: &mut [Verdict],
+    ) -> Tally {
+        // Local, so that the counts stay in registers.
         let mut tally = Tally::default();
+        let tally = &mut tally;
         for (keys, verdicts) in keys.chunks(PLAN_LEN).zip(verdicts.chunks_mut(PLAN_LEN)) {
             // Only the frames the rules let through get a plan.
             let mut planned = 0;
             for (frame, (key, verdict)) in keys.iter().zip(verdicts.iter_mut()).enumerate() {
-                match self.apply_rules(tables, key, &mut tally) {
-                    Ok(route) => {
-                        let plan = self.plan(tables, key, frame, route);
-                        self.prefetch(tables, &plan);
+                match self.apply_rules(tables, key, tally) {
+                    Ok(ruled) => {
+                        let plan = self.plan::<TOPICS, SENDERS>(key, frame, ruled);
+                        self.prefetch::<TOPICS, SENDERS>(&plan);
                         self.plans[planned % PLAN_LEN] = plan;
                         planned += 1;
                     }
@@ -361,13 +382,13 @@ impl Shard {
             }
             for p in 0..planned {
                 let plan = self.plans[p % PLAN_LEN];
-                let verdict = self.charge(tables, &plan, now_tsc, &mut tally);
+                let verdict = self.charge::<TOPICS, SENDERS, RECONCILED>(tables, &plan, now_tsc, tally);
                 if let Some(slot) = verdicts.get_mut(usize::from(plan.frame)) {
                     *slot = verdict;
                 }
             }
         }
-        tally.add_to(&mut self.counters);
+        std::mem::take(tally)
     }
 
     /// The first matching rule's verdict if it decides the frame outright
@@ -397,13 +418,13 @@ impl Shard {
 
     /// What charging frame `frame` (`key`) needs: its bucket keys, hashed.
     #[inline(always)]
-    fn plan(&self, tables: &Tables, key: &FrameKey, frame: usize, ruled: Ruled) -> Plan {
+    fn plan<const TOPICS: bool, const SENDERS: bool>(&self, key: &FrameKey, frame: usize, ruled: Ruled) -> Plan {
         let mut plan = Plan { frame: frame as u16, msgs: key.msg_count, route_rule: ruled.route_rule, ..Plan::EMPTY };
-        if tables.topic_limits {
+        if TOPICS {
             plan.topic_key = id_key_with(Dimension::Topic, key.topic, ruled.imposed);
             plan.topic_home = self.topics.home(plan.topic_key) as u32;
         }
-        if tables.sender_limits {
+        if SENDERS {
             plan.sender_key = id_key_with(Dimension::Sender, key.sender, 0);
             plan.sender_home = self.senders.home(plan.sender_key) as u32;
         }
@@ -412,21 +433,27 @@ impl Shard {
 
     /// Starts loading the frame's two buckets.
     #[inline(always)]
-    fn prefetch(&self, tables: &Tables, plan: &Plan) {
-        if tables.topic_limits {
+    fn prefetch<const TOPICS: bool, const SENDERS: bool>(&self, plan: &Plan) {
+        if TOPICS {
             self.topics.prefetch(plan.topic_home as usize);
         }
-        if tables.sender_limits {
+        if SENDERS {
             self.senders.prefetch(plan.sender_home as usize);
         }
     }
 
     /// Topic bucket, then sender quota, for a frame the rules let through.
     #[inline(always)]
-    fn charge(&mut self, tables: &Tables, plan: &Plan, now_tsc: u64, tally: &mut Tally) -> Verdict {
+    fn charge<const TOPICS: bool, const SENDERS: bool, const RECONCILED: bool>(
+        &mut self,
+        tables: &Tables,
+        plan: &Plan,
+        now_tsc: u64,
+        tally: &mut Tally,
+    ) -> Verdict {
         let msgs = u64::from(plan.msgs);
-        let topic = if tables.topic_limits {
-            self.offer(tables, Dimension::Topic, plan.topic_key, plan.topic_home, msgs, now_tsc, false)
+        let topic = if TOPICS {
+            self.offer::<RECONCILED>(tables, Dimension::Topic, plan.topic_key, plan.topic_home, msgs, now_tsc, false)
         } else {
             None
         };
@@ -438,9 +465,16 @@ impl Shard {
         }
         // The sender's quota is charged at once if it covers the frame:
         // the topic bucket already said yes.
-        if tables.sender_limits
-            && let Some(offered) =
-                self.offer(tables, Dimension::Sender, plan.sender_key, plan.sender_home, msgs, now_tsc, true)
+        if SENDERS
+            && let Some(offered) = self.offer::<RECONCILED>(
+                tables,
+                Dimension::Sender,
+                plan.sender_key,
+                plan.sender_home,
+                msgs,
+                now_tsc,
+                true,
+            )
             && !offered.covers
         {
             // The topic tokens were only looked at, never taken.
@@ -464,7 +498,7 @@ impl Shard {
     /// is unlimited.
     #[allow(clippy::too_many_arguments)] // inlined into `charge`, twice
     #[inline(always)]
-    fn offer(
+    fn offer<const RECONCILED: bool>(
         &mut self,
         tables: &Tables,
         dim: Dimension,
@@ -502,7 +536,7 @@ impl Shard {
             entry.listed = NOT_LISTED;
         }
         let covers = entry.bucket.covers(msgs);
-        if self.reconciled {
+        if RECONCILED {
             // With one worker its buckets are the global ones: nobody
             // needs its demand.
             let profile = usize::from(entry.profile);
