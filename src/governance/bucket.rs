@@ -74,10 +74,10 @@ impl TokenBucket {
     /// backwards earns nothing and keeps the later timestamp.
     #[inline(always)]
     pub fn refill(&mut self, now: u64) {
-        let elapsed = now.saturating_sub(self.last_tsc);
-        if elapsed == 0 {
+        if now <= self.last_tsc {
             return;
         }
+        let elapsed = now - self.last_tsc;
         self.last_tsc = now;
         // In 64 bits whenever the product fits (a busy bucket's elapsed
         // time is short); the 128-bit sum only after a long idle spell.
@@ -121,6 +121,12 @@ impl TokenBucket {
     #[inline(always)]
     pub fn take(&mut self, msgs: u64) {
         self.tokens -= msgs << TOKEN_SHIFT;
+    }
+
+    /// Gives back `msgs` tokens just taken, before any refill: the bucket
+    /// is then exactly as if they had never been taken.
+    pub fn give_back(&mut self, msgs: u64) {
+        self.tokens += msgs << TOKEN_SHIFT;
     }
 
     /// Changes the limit from `now` on: tokens earned so far count at the

@@ -452,8 +452,11 @@ impl Shard {
         tally: &mut Tally,
     ) -> Verdict {
         let msgs = u64::from(plan.msgs);
+        // Each bucket's tokens are taken as soon as it covers the frame;
+        // should the sender's quota then refuse it, the topic's go back
+        // (rare, and exact: nothing refills the topic bucket in between).
         let topic = if TOPICS {
-            self.offer::<RECONCILED>(tables, Dimension::Topic, plan.topic_key, plan.topic_home, msgs, now_tsc, false)
+            self.offer::<RECONCILED>(tables, Dimension::Topic, plan.topic_key, plan.topic_home, msgs, now_tsc)
         } else {
             None
         };
@@ -463,26 +466,16 @@ impl Shard {
             tally.topic_limited += 1;
             return Verdict::Drop(DropReason::TopicLimited);
         }
-        // The sender's quota is charged at once if it covers the frame:
-        // the topic bucket already said yes.
         if SENDERS
-            && let Some(offered) = self.offer::<RECONCILED>(
-                tables,
-                Dimension::Sender,
-                plan.sender_key,
-                plan.sender_home,
-                msgs,
-                now_tsc,
-                true,
-            )
+            && let Some(offered) =
+                self.offer::<RECONCILED>(tables, Dimension::Sender, plan.sender_key, plan.sender_home, msgs, now_tsc)
             && !offered.covers
         {
-            // The topic tokens were only looked at, never taken.
+            if let Some(offered) = topic {
+                self.topics.entry_mut(offered.index).bucket.give_back(msgs);
+            }
             tally.sender_limited += 1;
             return Verdict::Drop(DropReason::SenderLimited);
-        }
-        if let Some(offered) = topic {
-            self.topics.entry_mut(offered.index).bucket.take(msgs);
         }
         tally.admitted_frames += 1;
         tally.admitted_msgs += msgs;
@@ -494,9 +487,7 @@ impl Shard {
 
     /// Finds (or creates) the bucket `key` (whose home slot is `home`) names
     /// in `dim`, refills it, records `msgs` of demand and tells whether it
-    /// covers them; with `take`, takes them if it does. None when the id
-    /// is unlimited.
-    #[allow(clippy::too_many_arguments)] // inlined into `charge`, twice
+    /// covers them, taking them if it does. None when the id is unlimited.
     #[inline(always)]
     fn offer<const RECONCILED: bool>(
         &mut self,
@@ -506,7 +497,6 @@ impl Shard {
         home: u32,
         msgs: u64,
         now: u64,
-        take: bool,
     ) -> Option<Offered> {
         let (table, ids) = match dim {
             Dimension::Topic => (&mut self.topics, &tables.topics),
@@ -543,7 +533,7 @@ impl Shard {
             let listing = Listing { threshold: self.list_threshold[profile], default: self.default_limit[profile] };
             record_demand(entry, &mut self.touched, listing, msgs, covers);
         }
-        if take && covers {
+        if covers {
             entry.bucket.take(msgs);
         }
         Some(Offered { index, covers })

@@ -118,7 +118,9 @@ impl BucketTable {
     /// [`BucketTable::find`] with `key`'s home slot already hashed.
     #[inline(always)]
     pub fn find_from(&self, key: u64, home: usize) -> Result<usize, usize> {
-        let mut i = home & self.slot_mask;
+        // `home` comes from `home()`, below the slot count; `masked`
+        // wraps anything else, so no bounds check either way.
+        let mut i = home;
         loop {
             let slot = self.entries.masked(i);
             if slot.generation != self.generation {
