@@ -118,6 +118,7 @@ impl BucketTable {
     /// [`BucketTable::find`] with `key`'s home slot already hashed.
     #[inline(always)]
     pub fn find_from(&self, key: u64, home: usize) -> Result<usize, usize> {
+        debug_assert!(home <= self.slot_mask, "a home slot comes from `home`");
         // `home` comes from `home()`, below the slot count; `masked`
         // wraps anything else, so no bounds check either way.
         let mut i = home;
@@ -163,7 +164,10 @@ impl BucketTable {
     /// Removes the entry at `index`, shifting later entries of the probe
     /// run back so that lookups never need tombstones.
     pub fn remove(&mut self, index: usize) {
-        debug_assert!(index <= self.slot_mask, "overflow entries are never removed");
+        if index > self.slot_mask {
+            // An overflow entry: outside the probed slots, always kept.
+            return;
+        }
         let mut hole = index;
         let mut next = (index + 1) & self.slot_mask;
         while self.in_use(next) {
@@ -300,6 +304,19 @@ mod tests {
         for k in 0..1000 {
             assert_eq!(t.find(k).is_ok(), k % 2 == 1, "key {k}");
         }
+    }
+
+    #[test]
+    fn overflow_entries_are_never_removed() {
+        let mut t = BucketTable::sized(10);
+        for k in 0..10 {
+            insert(&mut t, k).unwrap();
+        }
+        t.init_overflow(3, entry(99));
+        t.remove(t.overflow_index(3));
+        assert_eq!(t.len(), 10);
+        assert_eq!(t.entry(t.overflow_index(3)).key, 99);
+        assert!((0..10).all(|k| t.find(k).is_ok()));
     }
 
     #[test]
