@@ -41,10 +41,13 @@ pub struct Entry {
     pub listed: u32,
     /// Period stamp of the last touch; 0 = never touched.
     pub stamp: u32,
-    /// Equal to the table's generation while the slot is in use.
-    pub generation: u16,
     pub profile: u16,
 }
+
+/// `Entry::key` of a vacant hashed slot: no key has all bits set (id keys
+/// have bit 63 clear, overflow keys live outside the hashed slots), so a
+/// probe tells a hit, a miss and a vacancy apart by the key alone.
+const VACANT: u64 = u64::MAX;
 
 const _: () = assert!(std::mem::size_of::<Entry>() == 64);
 
@@ -56,7 +59,6 @@ pub struct BucketTable {
     entries: HugeArray<Entry>,
     slot_mask: usize,
     hash: SlotHash,
-    generation: u16,
     len: usize,
     limit: usize,
     max_limit: usize,
@@ -69,13 +71,13 @@ impl BucketTable {
     pub fn try_with_limit(limit: usize, node: Option<u32>) -> Result<Self, AllocError> {
         let slots = limit.saturating_add(limit / 2 + 1).checked_next_power_of_two().unwrap_or(usize::MAX).max(8);
         let len = slots.saturating_add(MAX_PROFILES);
-        let mut entries = HugeArray::new(len, Entry::default(), node).ok_or(AllocError::Table(len))?;
+        let vacant = Entry { key: VACANT, ..Entry::default() };
+        let mut entries = HugeArray::new(len, vacant, node).ok_or(AllocError::Table(len))?;
         entries.set_mask(slots - 1);
         Ok(BucketTable {
             entries,
             slot_mask: slots - 1,
             hash: SlotHash::new(slots.trailing_zeros()),
-            generation: 1,
             len: 0,
             limit,
             max_limit: limit,
@@ -106,7 +108,7 @@ impl BucketTable {
     /// Whether hashed slot `index` (wrapped by the slot mask) holds a key.
     #[inline(always)]
     fn in_use(&self, index: usize) -> bool {
-        self.entries.masked(index).generation == self.generation
+        self.entries.masked(index).key != VACANT
     }
 
     /// Index of `key`, or `Err` with the vacant slot where it would go.
@@ -121,14 +123,15 @@ impl BucketTable {
         debug_assert!(home <= self.slot_mask, "a home slot comes from `home`");
         // `home` comes from `home()`, below the slot count; `masked`
         // wraps anything else, so no bounds check either way.
+        debug_assert_ne!(key, VACANT);
         let mut i = home;
         loop {
-            let slot = self.entries.masked(i);
-            if slot.generation != self.generation {
-                return Err(i);
-            }
-            if slot.key == key {
+            let slot_key = self.entries.masked(i).key;
+            if slot_key == key {
                 return Ok(i);
+            }
+            if slot_key == VACANT {
+                return Err(i);
             }
             i = (i + 1) & self.slot_mask;
         }
@@ -151,11 +154,10 @@ impl BucketTable {
     /// Puts `entry` into the vacant slot `find` returned, unless the table
     /// is at its limit. Returns the entry's index.
     #[inline]
-    pub fn insert_at(&mut self, vacant: usize, mut entry: Entry) -> Option<usize> {
+    pub fn insert_at(&mut self, vacant: usize, entry: Entry) -> Option<usize> {
         if self.len >= self.limit {
             return None;
         }
-        entry.generation = self.generation;
         self.entries[vacant] = entry;
         self.len += 1;
         Some(vacant)
@@ -182,7 +184,7 @@ impl BucketTable {
             }
             next = (next + 1) & self.slot_mask;
         }
-        self.entries.masked_mut(hole).generation = self.generation.wrapping_sub(1);
+        self.entries.masked_mut(hole).key = VACANT;
         self.len -= 1;
     }
 
@@ -216,7 +218,7 @@ impl BucketTable {
     /// outside the hashed slots and are always in use).
     pub fn init_overflow(&mut self, profile: u16, entry: Entry) {
         let i = self.overflow_index(profile);
-        self.entries[i] = Entry { generation: self.generation, ..entry };
+        self.entries[i] = entry;
     }
 
     /// Hashed slot `index` (as `find` returns it), without a bounds check.
