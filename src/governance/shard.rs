@@ -148,11 +148,11 @@ fn insert_fresh(
     }
 }
 
-/// When a bucket goes on the report list: its profile's demand threshold
-/// and default share.
-struct Listing {
-    threshold: u32,
-    default: FixedLimit,
+/// When a bucket goes on the report list: per profile, the demand
+/// threshold and the default share.
+struct Listing<'a> {
+    thresholds: &'a [u32],
+    defaults: &'a [FixedLimit],
 }
 
 /// Adds `msgs` to the demand of `entry` this period, on its report-list
@@ -170,7 +170,8 @@ fn record_demand(entry: &mut Entry, touched: &mut Vec<Report>, listing: Listing,
     // Listed when it nears its default share, holds a reconciled share,
     // or is about to refuse this frame (so a worker whose burst share is
     // too small for its frames gets a bigger one).
-    if (entry.demand >= listing.threshold || entry.bucket.limit() != listing.default || !covers)
+    let profile = usize::from(entry.profile);
+    if (entry.demand >= listing.thresholds[profile] || entry.bucket.limit() != listing.defaults[profile] || !covers)
         && touched.len() < touched.capacity()
     {
         entry.listed = touched.len() as u32;
@@ -529,8 +530,7 @@ impl Shard {
         if RECONCILED {
             // With one worker its buckets are the global ones: nobody
             // needs its demand.
-            let profile = usize::from(entry.profile);
-            let listing = Listing { threshold: self.list_threshold[profile], default: self.default_limit[profile] };
+            let listing = Listing { thresholds: &self.list_threshold, defaults: &self.default_limit };
             record_demand(entry, &mut self.touched, listing, msgs, covers);
         }
         if covers {
