@@ -6,6 +6,14 @@
 //! cut the id space into, each with its own precomputed list. Each list
 //! stops after its first rule that matches everything else, so a lookup
 //! tests a handful of rules with branch-free mask compares.
+//!
+//! Most frames test none: the top byte of the topic picks its segment's
+//! list from a 256-entry index (a binary search over the segment bounds
+//! only for the few top bytes a bound splits, a hash probe only for top
+//! bytes an exact topic has), and each list carries a screen, a few bits
+//! of the senders, ports and source top bytes its rules require, that
+//! rejects a frame no rule of the list can match in a handful of
+//! instructions. An empty rule set is one empty list.
 
 use super::hash::IdMap;
 use super::limits::ProfileId;
@@ -219,9 +227,8 @@ impl RuleSet {
             actions: rules.iter().map(|r| r.action).collect(),
             ..RuleSet::default()
         };
-        if rules.is_empty() {
-            return set;
-        }
+        // No early return for an empty set: its one segment gets an empty
+        // list, whose screen passes nothing.
         let mut bounds = vec![0u32];
         for rule in rules {
             if let TopicMatch::Range(first, last) = rule.topic {
@@ -301,7 +308,7 @@ impl RuleSet {
         candidates.iter().map(|&i| usize::from(i)).find(|&i| self.filters[i].matches(key))
     }
 
-    /// The candidate list of `topic` (none in an empty set).
+    /// The candidate list of `topic`.
     #[inline(always)]
     fn list_of(&self, topic: u32) -> u32 {
         let mut entry = self.by_top_byte.0[(topic >> 24) as usize];
@@ -320,10 +327,9 @@ impl RuleSet {
         }
     }
 
-    /// Index of the segment holding `topic` (0, naming no segment, in an
-    /// empty set).
+    /// Index of the segment holding `topic`.
     fn segment_search(&self, topic: u32) -> usize {
-        // bounds[0] == 0 <= topic, so the point is at least 1 with rules.
+        // bounds[0] == 0 <= topic, so the point is at least 1.
         self.bounds.partition_point(|&b| b <= topic).saturating_sub(1)
     }
 
@@ -448,7 +454,10 @@ mod tests {
     fn empty_set_matches_nothing() {
         let set = RuleSet::new(&[]);
         assert!(set.is_empty());
-        assert_eq!(set.first_match(&key(1, 2, 3, 4)), None);
+        for topic in [0, 1, 0x0100_0000, u32::MAX] {
+            assert_eq!(set.first_match(&key(topic, 2, 3, 4)), None);
+        }
+        assert!(!set.lists[set.list_of(1) as usize].screen.passes(&key(1, 2, 3, 4)), "screened out");
     }
 
     /// SplitMix64, for reproducible random rule sets.
