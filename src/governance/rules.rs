@@ -139,21 +139,33 @@ struct Screen {
 }
 
 impl Screen {
-    fn add(&mut self, filter: &Filter) {
+    /// The screen of one rule (built once per rule, then merged into each
+    /// list the rule is on).
+    fn of(filter: &Filter) -> Screen {
+        let mut screen = Screen::default();
         if filter.sender_mask != 0 {
-            self.senders |= 1 << hash6(filter.sender);
+            screen.senders = 1 << hash6(filter.sender);
         } else if filter.port_mask != 0 {
-            self.ports |= 1 << (filter.dst_port % 64);
+            screen.ports = 1 << (filter.dst_port % 64);
         } else if filter.src_mask != 0 {
             let top_mask = filter.src_mask >> 24;
             for top in 0..256u32 {
                 if (top ^ (filter.src_net >> 24)) & top_mask == 0 {
-                    self.src_top[(top >> 6) as usize] |= 1 << (top & 63);
+                    screen.src_top[(top >> 6) as usize] |= 1 << (top & 63);
                 }
             }
         } else {
             // A rule without such a condition may match any frame.
-            self.senders = u64::MAX;
+            screen.senders = u64::MAX;
+        }
+        screen
+    }
+
+    fn merge(&mut self, other: &Screen) {
+        self.senders |= other.senders;
+        self.ports |= other.ports;
+        for (word, theirs) in self.src_top.iter_mut().zip(other.src_top) {
+            *word |= theirs;
         }
     }
 
@@ -227,6 +239,7 @@ impl RuleSet {
             actions: rules.iter().map(|r| r.action).collect(),
             ..RuleSet::default()
         };
+        let screens: Vec<Screen> = set.filters.iter().map(Screen::of).collect();
         // No early return for an empty set: its one segment gets an empty
         // list, whose screen passes nothing.
         let mut bounds = vec![0u32];
@@ -242,7 +255,7 @@ impl RuleSet {
         bounds.dedup();
         // A topic that no rule names exactly can only match range and any rules.
         for &start in &bounds {
-            let list = set.push_list(rules, |t| !matches!(t, TopicMatch::Exact(_)) && t.contains(start));
+            let list = set.push_list(rules, &screens, |t| !matches!(t, TopicMatch::Exact(_)) && t.contains(start));
             set.segments.push(list);
         }
         set.bounds = bounds;
@@ -257,7 +270,7 @@ impl RuleSet {
             if let TopicMatch::Exact(topic) = rule.topic
                 && !set.by_topic.contains_key(&topic)
             {
-                let list = set.push_list(rules, |t| t.contains(topic));
+                let list = set.push_list(rules, &screens, |t| t.contains(topic));
                 set.by_topic.insert(topic, list);
                 let (word, bit) = exact_slot(topic);
                 set.exact_topics[word] |= bit;
@@ -268,15 +281,15 @@ impl RuleSet {
     }
 
     /// Appends a list of the rules whose topic condition passes `wanted`,
-    /// in order, up to the first that matches everything else too; returns
-    /// its index.
-    fn push_list(&mut self, rules: &[Rule], wanted: impl Fn(TopicMatch) -> bool) -> u32 {
+    /// in order, up to the first that matches everything else too, with the
+    /// merged `screens` of its rules; returns its index.
+    fn push_list(&mut self, rules: &[Rule], screens: &[Screen], wanted: impl Fn(TopicMatch) -> bool) -> u32 {
         let start = self.candidates.len();
         let mut screen = Screen::default();
         for (i, rule) in rules.iter().enumerate() {
             if wanted(rule.topic) {
                 self.candidates.push(i as u16);
-                screen.add(&self.filters[i]);
+                screen.merge(&screens[i]);
                 if self.filters[i].matches_everything() {
                     break;
                 }
