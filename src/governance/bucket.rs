@@ -74,11 +74,32 @@ impl TokenBucket {
     /// backwards earns nothing and keeps the later timestamp.
     #[inline(always)]
     pub fn refill(&mut self, now: u64) {
-        let elapsed = now.saturating_sub(self.last_tsc);
-        if elapsed == 0 {
+        if now <= self.last_tsc {
             return;
         }
+        let elapsed = now - self.last_tsc;
         self.last_tsc = now;
+        // In 64 bits whenever the product fits (a busy bucket's elapsed
+        // time is short); the 128-bit sum only after a long idle spell.
+        let Some(earned) = elapsed.checked_mul(self.limit_rate).and_then(|e| e.checked_add(u64::from(self.carry)))
+        else {
+            return self.refill_wide(elapsed);
+        };
+        // tokens <= burst <= MAX_BURST << TOKEN_SHIFT = 2^63 and the
+        // addend is below 2^48: no overflow.
+        let tokens = self.tokens + (earned >> CARRY_BITS);
+        if tokens >= self.limit_burst {
+            self.tokens = self.limit_burst;
+            self.carry = 0;
+        } else {
+            self.tokens = tokens;
+            self.carry = (earned & CARRY_MASK as u64) as u32;
+        }
+    }
+
+    /// `refill` for an `elapsed * rate` beyond 64 bits.
+    #[cold]
+    fn refill_wide(&mut self, elapsed: u64) {
         let earned = u128::from(elapsed) * u128::from(self.limit_rate) + u128::from(self.carry);
         let tokens = u128::from(self.tokens) + (earned >> CARRY_BITS);
         if tokens >= u128::from(self.limit_burst) {
@@ -100,6 +121,12 @@ impl TokenBucket {
     #[inline(always)]
     pub fn take(&mut self, msgs: u64) {
         self.tokens -= msgs << TOKEN_SHIFT;
+    }
+
+    /// Gives back `msgs` tokens just taken, before any refill: the bucket
+    /// is then exactly as if they had never been taken.
+    pub fn give_back(&mut self, msgs: u64) {
+        self.tokens += msgs << TOKEN_SHIFT;
     }
 
     /// Changes the limit from `now` on: tokens earned so far count at the
@@ -177,6 +204,34 @@ mod tests {
         }
         let expected = ((u128::from(ticks) * u128::from(one_per_s.rate)) >> CARRY_BITS) as u64;
         assert!(b.tokens.abs_diff(expected) <= 2, "{} vs {expected}", b.tokens);
+    }
+
+    #[test]
+    fn long_idle_spells_refill_as_short_ones_do() {
+        // A high rate over a long gap overflows 64 bits in elapsed * rate:
+        // the wide path must give what many short refills give.
+        let fast = limit(1_000_000_000, 1_000_000);
+        let gap = 40 * HZ;
+        assert!(gap.checked_mul(fast.rate).is_none(), "the gap takes the wide path");
+        let mut once = TokenBucket::full(fast, 0);
+        let mut stepwise = once;
+        once.take(1_000_000);
+        stepwise.take(1_000_000);
+        once.refill(gap);
+        for now in (1..=4).map(|i| i * 100) {
+            stepwise.refill(now);
+        }
+        assert_eq!(stepwise.available(), 400);
+        stepwise.refill(gap);
+        assert!(once.is_full() && stepwise.is_full());
+        // And below the burst: exact to the token either way.
+        let slow = limit(3, 1_000_000_000);
+        let mut wide = TokenBucket::full(slow, 0);
+        wide.take(1_000_000_000);
+        wide.tokens = 0;
+        let long = u64::MAX / slow.rate + 1;
+        wide.refill(long);
+        assert_eq!(wide.available(), ((u128::from(long) * u128::from(slow.rate)) >> RATE_SHIFT) as u64);
     }
 
     #[test]

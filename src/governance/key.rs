@@ -30,8 +30,20 @@ impl Dimension {
 /// put the frame under, which gets a bucket of its own.
 #[inline(always)]
 pub fn id_key(dim: Dimension, id: u32, rule_profile: Option<u16>) -> u64 {
-    let imposed = rule_profile.map_or(0, |p| u64::from(p) + 1);
-    dim.bit() | (imposed << OVERRIDE_SHIFT) | u64::from(id)
+    dim.bit() | rule_profile.map_or(0, imposed_bits) | u64::from(id)
+}
+
+/// The bits `id_key` sets for an imposed `profile` (to or them in per frame
+/// rather than convert an Option).
+#[inline(always)]
+pub fn imposed_bits(profile: u16) -> u64 {
+    (u64::from(profile) + 1) << OVERRIDE_SHIFT
+}
+
+/// `id_key(dim, id, p)` where `imposed` is 0 or `imposed_bits(p)`.
+#[inline(always)]
+pub fn id_key_with(dim: Dimension, id: u32, imposed: u64) -> u64 {
+    dim.bit() | imposed | u64::from(id)
 }
 
 /// Key of the overflow bucket of `profile`.
@@ -77,5 +89,7 @@ mod tests {
         assert_eq!(imposed_profile(ruled), Some(0));
         assert_eq!(imposed_profile(plain), None);
         assert_eq!(id_key(Dimension::Topic, u32::MAX, None) as u32, u32::MAX);
+        assert_eq!(id_key_with(Dimension::Topic, 7, imposed_bits(0)), ruled);
+        assert_eq!(id_key_with(Dimension::Sender, 7, 0), sender);
     }
 }

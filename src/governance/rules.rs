@@ -6,6 +6,14 @@
 //! cut the id space into, each with its own precomputed list. Each list
 //! stops after its first rule that matches everything else, so a lookup
 //! tests a handful of rules with branch-free mask compares.
+//!
+//! Most frames test none: the top byte of the topic picks its segment's
+//! list from a 256-entry index (a binary search over the segment bounds
+//! only for the few top bytes a bound splits, a hash probe only for top
+//! bytes an exact topic has), and each list carries a screen, a few bits
+//! of the senders, ports and source top bytes its rules require, that
+//! rejects a frame no rule of the list can match in a handful of
+//! instructions. An empty rule set is one empty list.
 
 use super::hash::IdMap;
 use super::limits::ProfileId;
@@ -97,18 +105,106 @@ impl Filter {
     }
 }
 
-/// The bit standing for `topic` in `RuleSet::exact_topics`: six bits of a
-/// multiplicative hash, so that ids in a sequence or a stride spread out.
+/// Six bits of a multiplicative hash of `value`, so that ids in a
+/// sequence or a stride spread over the 64 bits of a screen.
 #[inline(always)]
-fn exact_bit(topic: u32) -> u64 {
-    1 << (topic.wrapping_mul(0x9E37_79B1) >> 26)
+fn hash6(value: u32) -> u32 {
+    value.wrapping_mul(0x9E37_79B1) >> 26
 }
 
-/// A slice of `RuleSet::candidates`.
+/// Words of `RuleSet::exact_topics`.
+const EXACT_WORDS: usize = 16;
+
+/// Word and bit standing for `topic` in `RuleSet::exact_topics`.
+#[inline(always)]
+fn exact_slot(topic: u32) -> (usize, u64) {
+    let h = topic.wrapping_mul(0x9E37_79B1) >> 22;
+    ((h >> 6) as usize % EXACT_WORDS, 1 << (h & 63))
+}
+
+/// A cheap necessary condition for any rule of a candidate list to match:
+/// a frame that fails it matches none of them and skips the list. Each
+/// rule adds one of its conditions (a sender, a port or a source prefix)
+/// as a bit; a rule without one makes the screen pass everything.
 #[derive(Clone, Copy, Debug, Default)]
-struct Span {
+struct Screen {
+    /// Bit `hash6(sender)` of the senders rules require.
+    senders: u64,
+    /// Bit `port % 64` of the ports rules require (of rules without a
+    /// sender): ports are small integers, their low bits tell them apart.
+    ports: u64,
+    /// One bit per top byte of a source address some rule's prefix
+    /// covers (of rules with neither sender nor port).
+    src_top: [u64; 4],
+}
+
+impl Screen {
+    /// The screen of one rule (built once per rule, then merged into each
+    /// list the rule is on).
+    fn of(filter: &Filter) -> Screen {
+        let mut screen = Screen::default();
+        if filter.sender_mask != 0 {
+            screen.senders = 1 << hash6(filter.sender);
+        } else if filter.port_mask != 0 {
+            screen.ports = 1 << (filter.dst_port % 64);
+        } else if filter.src_mask != 0 {
+            let top_mask = filter.src_mask >> 24;
+            for top in 0..256u32 {
+                if (top ^ (filter.src_net >> 24)) & top_mask == 0 {
+                    screen.src_top[(top >> 6) as usize] |= 1 << (top & 63);
+                }
+            }
+        } else {
+            // A rule without such a condition may match any frame.
+            screen.senders = u64::MAX;
+        }
+        screen
+    }
+
+    fn merge(&mut self, other: &Screen) {
+        self.senders |= other.senders;
+        self.ports |= other.ports;
+        for (word, theirs) in self.src_top.iter_mut().zip(other.src_top) {
+            *word |= theirs;
+        }
+    }
+
+    /// Whether some rule the screen was built from may match `key`.
+    #[inline(always)]
+    fn passes(&self, key: &FrameKey) -> bool {
+        let top = key.src_ip >> 24;
+        // Shifts wrap at 64, so each is the bit it names.
+        let sender = self.senders.wrapping_shr(hash6(key.sender));
+        let port = self.ports.wrapping_shr(u32::from(key.dst_port));
+        let src = self.src_top[(top >> 6) as usize % 4].wrapping_shr(top);
+        (sender | port | src) & 1 != 0
+    }
+}
+
+/// A candidate list: a slice of `RuleSet::candidates` and its screen.
+#[derive(Clone, Copy, Debug, Default)]
+struct List {
     start: u32,
     len: u32,
+    screen: Screen,
+}
+
+/// `RuleSet::by_top_byte` entry of a top byte whose ids span more than one
+/// segment (the rest hold the list of their single segment).
+const SPLIT: u32 = u32::MAX >> 1;
+/// Flag of a `RuleSet::by_top_byte` entry: some rule names a topic with
+/// this top byte exactly.
+const EXACT_HERE: u32 = 1 << 31;
+
+/// For each top byte of a topic id, the list of the segment holding all
+/// ids with that byte, or SPLIT; flagged EXACT_HERE.
+#[derive(Clone, Debug)]
+struct TopByteIndex([u32; 256]);
+
+impl Default for TopByteIndex {
+    fn default() -> Self {
+        TopByteIndex([SPLIT; 256])
+    }
 }
 
 /// Compiled, read-only rule list.
@@ -116,15 +212,20 @@ struct Span {
 pub struct RuleSet {
     filters: Vec<Filter>,
     actions: Vec<RuleAction>,
-    /// Candidate lists for topics that some rule names exactly.
-    by_topic: IdMap<u32, Span>,
-    /// One bit per `exact_bit(topic)` of the topics in `by_topic`: a topic
-    /// whose bit is clear (most, with a handful of exact rules) skips the
-    /// hash lookup.
-    exact_topics: u64,
+    /// Candidate lists: one per segment, one per exactly named topic.
+    lists: Vec<List>,
+    /// List of each topic that some rule names exactly.
+    by_topic: IdMap<u32, u32>,
+    /// One bit per `exact_slot(topic)` of the topics in `by_topic`: a topic
+    /// whose bit is clear (nearly all, with a handful of exact rules)
+    /// skips the hash lookup.
+    exact_topics: [u64; EXACT_WORDS],
     /// Start of each topic segment, ascending, first is 0.
     bounds: Vec<u32>,
-    segments: Vec<Span>,
+    /// List of each segment.
+    segments: Vec<u32>,
+    /// The segment search skipped for most topics.
+    by_top_byte: TopByteIndex,
     /// Rule indices of all candidate lists, back to back.
     candidates: Vec<u16>,
 }
@@ -138,9 +239,9 @@ impl RuleSet {
             actions: rules.iter().map(|r| r.action).collect(),
             ..RuleSet::default()
         };
-        if rules.is_empty() {
-            return set;
-        }
+        let screens: Vec<Screen> = set.filters.iter().map(Screen::of).collect();
+        // No early return for an empty set: its one segment gets an empty
+        // list, whose screen passes nothing.
         let mut bounds = vec![0u32];
         for rule in rules {
             if let TopicMatch::Range(first, last) = rule.topic {
@@ -154,35 +255,49 @@ impl RuleSet {
         bounds.dedup();
         // A topic that no rule names exactly can only match range and any rules.
         for &start in &bounds {
-            let span = set.push_candidates(rules, |t| !matches!(t, TopicMatch::Exact(_)) && t.contains(start));
-            set.segments.push(span);
+            let list = set.push_list(rules, &screens, |t| !matches!(t, TopicMatch::Exact(_)) && t.contains(start));
+            set.segments.push(list);
         }
         set.bounds = bounds;
+        for top in 0..256u32 {
+            let (first, last) = (top << 24, top << 24 | 0x00FF_FFFF);
+            let segment = set.segment_search(first);
+            if segment == set.segment_search(last) {
+                set.by_top_byte.0[top as usize] = set.segments[segment];
+            }
+        }
         for rule in rules {
             if let TopicMatch::Exact(topic) = rule.topic
                 && !set.by_topic.contains_key(&topic)
             {
-                let span = set.push_candidates(rules, |t| t.contains(topic));
-                set.by_topic.insert(topic, span);
-                set.exact_topics |= exact_bit(topic);
+                let list = set.push_list(rules, &screens, |t| t.contains(topic));
+                set.by_topic.insert(topic, list);
+                let (word, bit) = exact_slot(topic);
+                set.exact_topics[word] |= bit;
+                set.by_top_byte.0[(topic >> 24) as usize] |= EXACT_HERE;
             }
         }
         set
     }
 
-    /// Appends the rules whose topic condition passes `wanted`, in order, up
-    /// to the first that matches everything else too.
-    fn push_candidates(&mut self, rules: &[Rule], wanted: impl Fn(TopicMatch) -> bool) -> Span {
+    /// Appends a list of the rules whose topic condition passes `wanted`,
+    /// in order, up to the first that matches everything else too, with the
+    /// merged `screens` of its rules; returns its index.
+    fn push_list(&mut self, rules: &[Rule], screens: &[Screen], wanted: impl Fn(TopicMatch) -> bool) -> u32 {
         let start = self.candidates.len();
+        let mut screen = Screen::default();
         for (i, rule) in rules.iter().enumerate() {
             if wanted(rule.topic) {
                 self.candidates.push(i as u16);
+                screen.merge(&screens[i]);
                 if self.filters[i].matches_everything() {
                     break;
                 }
             }
         }
-        Span { start: start as u32, len: (self.candidates.len() - start) as u32 }
+        let len = (self.candidates.len() - start) as u32;
+        self.lists.push(List { start: start as u32, len, screen });
+        (self.lists.len() - 1) as u32
     }
 
     /// Number of rules.
@@ -195,36 +310,55 @@ impl RuleSet {
     }
 
     /// Index of the first rule matching `key`.
-    #[inline]
+    #[inline(always)]
     pub fn first_match(&self, key: &FrameKey) -> Option<usize> {
-        if self.filters.is_empty() {
+        let list = self.lists.get(self.list_of(key.topic) as usize)?;
+        if !list.screen.passes(key) {
             return None;
         }
-        let exact = if self.exact_topics & exact_bit(key.topic) != 0 { self.by_topic.get(&key.topic) } else { None };
-        let span = match exact {
-            Some(span) => *span,
-            None => self.segment_of(key.topic),
-        };
-        let start = span.start as usize;
-        self.candidates[start..start + span.len as usize]
-            .iter()
-            .map(|&i| usize::from(i))
-            .find(|&i| self.filters[i].matches(key))
+        let start = list.start as usize;
+        let candidates = self.candidates.get(start..start + list.len as usize)?;
+        candidates.iter().map(|&i| usize::from(i)).find(|&i| self.filters[i].matches(key))
     }
 
-    #[inline]
-    fn segment_of(&self, topic: u32) -> Span {
-        if self.bounds.len() == 1 {
-            return self.segments[0];
+    /// The candidate list of `topic`.
+    #[inline(always)]
+    fn list_of(&self, topic: u32) -> u32 {
+        let mut entry = self.by_top_byte.0[(topic >> 24) as usize];
+        if entry & EXACT_HERE != 0 {
+            let (word, bit) = exact_slot(topic);
+            if self.exact_topics[word] & bit != 0
+                && let Some(&list) = self.by_topic.get(&topic)
+            {
+                return list;
+            }
+            entry &= !EXACT_HERE;
         }
+        match entry {
+            SPLIT => self.segments.get(self.segment_search(topic)).copied().unwrap_or(SPLIT),
+            list => list,
+        }
+    }
+
+    /// Index of the segment holding `topic`.
+    fn segment_search(&self, topic: u32) -> usize {
         // bounds[0] == 0 <= topic, so the point is at least 1.
-        self.segments[self.bounds.partition_point(|&b| b <= topic) - 1]
+        self.bounds.partition_point(|&b| b <= topic).saturating_sub(1)
     }
 
     /// Action of rule `index`.
     #[inline(always)]
     pub fn action(&self, index: usize) -> RuleAction {
         self.actions[index]
+    }
+
+    /// Route of rule `index` if it is a `route` rule.
+    #[inline(always)]
+    pub fn route(&self, index: usize) -> Option<Route> {
+        match self.actions.get(index) {
+            Some(RuleAction::Route(route)) => Some(*route),
+            _ => None,
+        }
     }
 
     /// Whether some rule imposes a limit profile.
@@ -333,7 +467,96 @@ mod tests {
     fn empty_set_matches_nothing() {
         let set = RuleSet::new(&[]);
         assert!(set.is_empty());
-        assert_eq!(set.first_match(&key(1, 2, 3, 4)), None);
+        for topic in [0, 1, 0x0100_0000, u32::MAX] {
+            assert_eq!(set.first_match(&key(topic, 2, 3, 4)), None);
+        }
+        assert!(!set.lists[set.list_of(1) as usize].screen.passes(&key(1, 2, 3, 4)), "screened out");
+    }
+
+    /// SplitMix64, for reproducible random rule sets.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut x = self.0;
+            x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            x ^ (x >> 31)
+        }
+
+        fn below(&mut self, n: u64) -> u32 {
+            (self.next() % n) as u32
+        }
+
+        fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+            from[self.below(from.len() as u64) as usize]
+        }
+    }
+
+    /// Few distinct values per field, so that rules and keys meet often;
+    /// topics near top-byte boundaries, so that ranges split them.
+    const TOPICS: [u32; 8] = [0, 5, 0x00FF_FFFF, 0x0100_0000, 0x0180_0000, 0x7FFF_FFFF, 0xFF00_0001, u32::MAX];
+    const SENDERS: [u32; 4] = [0, 1, 7, 0xFFFF_FFFF];
+    const SOURCES: [u32; 5] = [0, 0x0A01_0203, 0x0AFF_0000, 0xC0A8_0101, 0x8000_0000];
+    const PORTS: [u16; 3] = [0, 47000, 47001];
+
+    fn random_rule(rng: &mut Rng) -> Rule {
+        let near = |rng: &mut Rng| rng.pick(&TOPICS).wrapping_add(rng.below(3)).wrapping_sub(1);
+        let topic = match rng.below(4) {
+            0 => TopicMatch::Any,
+            1 => TopicMatch::Exact(near(rng)),
+            _ => {
+                let (a, b) = (near(rng), near(rng));
+                TopicMatch::Range(a.min(b), a.max(b))
+            }
+        };
+        let action = match rng.below(3) {
+            0 => RuleAction::Allow,
+            1 => RuleAction::Drop,
+            _ => RuleAction::Limit(0),
+        };
+        Rule {
+            topic,
+            sender: (rng.below(3) == 0).then(|| rng.pick(&SENDERS)),
+            src: (rng.below(3) == 0).then(|| (rng.pick(&SOURCES), rng.pick(&[0, 1, 4, 8, 9, 16, 32]))),
+            dst_port: (rng.below(4) == 0).then(|| rng.pick(&PORTS)),
+            action,
+        }
+    }
+
+    #[test]
+    fn random_rule_sets_agree_with_a_linear_scan() {
+        let mut rng = Rng(7);
+        let mut matched = 0;
+        for _ in 0..300 {
+            let rules: Vec<Rule> = (0..1 + rng.below(12)).map(|_| random_rule(&mut rng)).collect();
+            let set = RuleSet::new(&rules);
+            for _ in 0..300 {
+                let topic = rng.pick(&TOPICS).wrapping_add(rng.below(5)).wrapping_sub(2);
+                let k = key(topic, rng.pick(&SENDERS), rng.pick(&SOURCES) ^ (rng.below(2) << 24), rng.pick(&PORTS));
+                let expected = naive(&rules, &k);
+                assert_eq!(set.first_match(&k), expected, "{k:?} against {rules:#?}");
+                matched += usize::from(expected.is_some());
+            }
+        }
+        // Both outcomes are common: the screens are exercised both ways.
+        assert!((20_000..70_000).contains(&matched), "{matched} of 90000 keys matched");
+    }
+
+    #[test]
+    fn a_screen_skips_lists_no_frame_field_can_satisfy() {
+        let rules = vec![
+            Rule { sender: Some(7), ..rule(TopicMatch::Any, RuleAction::Drop) },
+            Rule { dst_port: Some(47001), ..rule(TopicMatch::Any, RuleAction::Drop) },
+            Rule { src: Some((0xC0A8_0000, 16)), ..rule(TopicMatch::Any, RuleAction::Drop) },
+        ];
+        let set = RuleSet::new(&rules);
+        let list = set.lists[set.list_of(12) as usize];
+        assert!(!list.screen.passes(&key(12, 1, 0x0A00_0001, 47000)));
+        assert!(list.screen.passes(&key(12, 7, 0x0A00_0001, 47000)), "sender");
+        assert!(list.screen.passes(&key(12, 1, 0x0A00_0001, 47001)), "port");
+        assert!(list.screen.passes(&key(12, 1, 0xC0FF_0001, 47000)), "top byte of the prefix");
     }
 
     #[test]

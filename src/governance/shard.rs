@@ -25,12 +25,14 @@ use super::bucket::{FRAC_ONE, FixedLimit, TokenBucket};
 use super::buckets::list_capacity;
 use super::exchange::{BATCH_LEN, Batch, Epoch, Report, ShareUpdate, WorkerLink};
 use super::generations::Generations;
-use super::key::{Dimension, dimension, id_key, imposed_profile, overflow_key, overflow_profile};
-use super::limits::ProfileId;
+use super::key::{
+    Dimension, dimension, id_key, id_key_with, imposed_bits, imposed_profile, overflow_key, overflow_profile,
+};
+use super::limits::{IdProfiles, ProfileId};
 use super::rules::{MAX_RULES, RuleAction};
 use super::table::{BucketTable, Entry, MAX_PROFILES, NOT_LISTED};
 use super::tables::Tables;
-use super::{FrameKey, Route, ShardCounters, Verdict};
+use super::{FrameKey, ShardCounters, Verdict};
 use crate::dataplane::reason::DropReason;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -46,30 +48,135 @@ const SWEEP_PER_BURST: usize = 256;
 /// enough that the first prefetched lines are still in L1 when charged.
 const PLAN_LEN: usize = 32;
 
-/// A frame the rules let through, between the two passes of `decide_burst`.
+/// A frame the rules let through, between the two passes of
+/// `decide_burst`: everything its charge needs, so that pass reads
+/// neither the frame keys nor the rules again.
 #[derive(Clone, Copy)]
 struct Plan {
-    route: Option<Route>,
-    rule_profile: Option<ProfileId>,
+    /// Bucket keys (the topic key carries a `limit` rule's profile).
     topic_key: u64,
     sender_key: u64,
     /// Home slots of the two keys in their tables.
-    topic_home: usize,
-    sender_home: usize,
-    /// Set on the placeholder of a frame the rules decided.
-    decided_by_rules: bool,
+    topic_home: u32,
+    sender_home: u32,
+    /// Index of the frame in its chunk of the burst.
+    frame: u16,
+    msgs: u16,
+    /// The `route` rule that matched, or NO_ROUTE (a u16 rather than the
+    /// route itself: less to copy per frame).
+    route_rule: u16,
 }
 
+/// `Plan::route_rule` when the frame takes its ingress port's default route.
+const NO_ROUTE: u16 = u16::MAX;
+
 impl Plan {
-    const EMPTY: Plan = Plan {
-        route: None,
-        rule_profile: None,
-        topic_key: 0,
-        sender_key: 0,
-        topic_home: 0,
-        sender_home: 0,
-        decided_by_rules: true,
-    };
+    const EMPTY: Plan =
+        Plan { topic_key: 0, sender_key: 0, topic_home: 0, sender_home: 0, frame: 0, msgs: 0, route_rule: NO_ROUTE };
+}
+
+/// Per-frame counts of one `decide_burst`, kept in registers and added to
+/// the shard's counters once per burst.
+#[derive(Default)]
+struct Tally {
+    admitted_frames: u64,
+    admitted_msgs: u64,
+    rule_drop: u64,
+    topic_limited: u64,
+    sender_limited: u64,
+    default_action: u64,
+}
+
+impl Tally {
+    fn add_to(&self, counters: &mut ShardCounters) {
+        counters.admitted_frames += self.admitted_frames;
+        counters.admitted_msgs += self.admitted_msgs;
+        counters.rule_drop += self.rule_drop;
+        counters.topic_limited += self.topic_limited;
+        counters.sender_limited += self.sender_limited;
+        counters.default_action += self.default_action;
+    }
+}
+
+/// What the rules decided for a frame they let through.
+#[derive(Clone, Copy)]
+struct Ruled {
+    /// See `Plan::route_rule`.
+    route_rule: u16,
+    /// `imposed_bits` of the profile a `limit` rule imposed, else 0.
+    imposed: u64,
+}
+
+impl Ruled {
+    /// Allowed as it is: default route, the id's own limits.
+    const ALLOW: Ruled = Ruled { route_rule: NO_ROUTE, imposed: 0 };
+}
+
+#[inline(always)]
+fn rule_drop(tally: &mut Tally) -> Verdict {
+    tally.rule_drop += 1;
+    Verdict::Drop(DropReason::RuleDrop)
+}
+
+/// A bucket `offer` found: its index and whether it covers the frame.
+struct Offered {
+    index: usize,
+    covers: bool,
+}
+
+/// A new bucket for `key` in the vacant slot `vacant` (or, the table being
+/// full, the overflow bucket of its profile); None when the id has no limit.
+#[inline(never)]
+fn insert_fresh(
+    table: &mut BucketTable,
+    ids: &IdProfiles,
+    defaults: &[FixedLimit],
+    counters: &mut ShardCounters,
+    (key, vacant): (u64, usize),
+    now: u64,
+) -> Option<usize> {
+    // The profile a `limit` rule imposed travels in the key.
+    let profile = imposed_profile(key).or_else(|| ids.profile_of(key as u32))?;
+    let fresh =
+        Entry { key, bucket: TokenBucket::full(defaults[usize::from(profile)], now), profile, ..Entry::default() };
+    match table.insert_at(vacant, fresh) {
+        Some(i) => Some(i),
+        None => {
+            counters.overflow_frames += 1;
+            Some(table.overflow_index(profile))
+        }
+    }
+}
+
+/// When a bucket goes on the report list: per profile, the demand
+/// threshold and the default share.
+struct Listing<'a> {
+    thresholds: &'a [u32],
+    defaults: &'a [FixedLimit],
+}
+
+/// Adds `msgs` to the demand of `entry` this period, on its report-list
+/// record once it has one. `covers`: whether the bucket covers the frame.
+#[inline(always)]
+fn record_demand(entry: &mut Entry, touched: &mut Vec<Report>, listing: Listing, msgs: u64, covers: bool) {
+    let frame = msgs as u16;
+    let msgs = msgs as u32;
+    if let Some(report) = touched.get_mut(entry.listed as usize) {
+        report.demand = report.demand.saturating_add(msgs);
+        report.max_frame = report.max_frame.max(frame);
+        return;
+    }
+    entry.demand = entry.demand.saturating_add(msgs);
+    // Listed when it nears its default share, holds a reconciled share,
+    // or is about to refuse this frame (so a worker whose burst share is
+    // too small for its frames gets a bigger one).
+    let profile = usize::from(entry.profile);
+    if (entry.demand >= listing.thresholds[profile] || entry.bucket.limit() != listing.defaults[profile] || !covers)
+        && touched.len() < touched.capacity()
+    {
+        entry.listed = touched.len() as u32;
+        touched.push(Report { key: entry.key, demand: entry.demand, profile: entry.profile, max_frame: frame });
+    }
 }
 
 /// The stamp after `stamp`: a new period, or new tables (never 0, which
@@ -112,8 +219,12 @@ pub struct Shard {
     share_batch: Option<Batch<ShareUpdate>>,
     share_pos: usize,
     sweep_cursor: [usize; 2],
-    rule_hits: Vec<u64>,
+    /// Indexed by rule modulo MAX_RULES: no bounds check per frame.
+    rule_hits: Box<[u64; MAX_RULES]>,
     counters: ShardCounters,
+    /// Scratch of `decide_burst` (here, not on the stack, so that no
+    /// burst pays for initialising it).
+    plans: [Plan; PLAN_LEN],
     link: Arc<WorkerLink>,
     epoch_cell: Arc<Epoch>,
 }
@@ -151,8 +262,9 @@ impl Shard {
             share_batch: None,
             share_pos: 0,
             sweep_cursor: [0; 2],
-            rule_hits: vec![0; MAX_RULES],
+            rule_hits: Box::new([0; MAX_RULES]),
             counters: ShardCounters::default(),
+            plans: [Plan::EMPTY; PLAN_LEN],
             link,
             epoch_cell,
         };
@@ -203,11 +315,9 @@ impl Shard {
     /// both buckets only if both admit the frame.
     #[inline]
     pub fn decide(&mut self, tables: &Tables, key: &FrameKey, now_tsc: u64) -> Verdict {
-        let mut plan = Plan::EMPTY;
-        match self.plan_frame(tables, key, &mut plan) {
-            Ok(()) => self.charge(tables, key, &plan, now_tsc),
-            Err(verdict) => verdict,
-        }
+        let mut verdict = [Verdict::Forward(None)];
+        self.decide_burst(tables, std::slice::from_ref(key), now_tsc, &mut verdict);
+        verdict[0]
     }
 
     /// Decides a whole burst: `verdicts[i]` for `keys[i]`, exactly as
@@ -224,19 +334,81 @@ impl Shard {
             self.admit_ungoverned(n as u64, keys.iter().map(|k| u64::from(k.msg_count)).sum());
             return;
         }
+        // One copy of the loop per kind of work: the per-frame tests of
+        // what the tables limit and of the worker count compile away.
+        let run = match (tables.topic_limits, tables.sender_limits, self.reconciled) {
+            (true, true, false) => Self::decide_chunks::<true, true, false>,
+            (true, true, true) => Self::decide_chunks::<true, true, true>,
+            (true, false, false) => Self::decide_chunks::<true, false, false>,
+            (true, false, true) => Self::decide_chunks::<true, false, true>,
+            (false, true, false) => Self::decide_chunks::<false, true, false>,
+            (false, true, true) => Self::decide_chunks::<false, true, true>,
+            // Rules only: no bucket, no demand.
+            (false, false, _) => Self::decide_chunks::<false, false, false>,
+        };
+        let tally = run(self, tables, keys, now_tsc, verdicts);
+        tally.add_to(&mut self.counters);
+    }
+
+    /// `decide_burst` for tables that limit topics if TOPICS and senders if
+    /// SENDERS, on a shard that reports demand if RECONCILED.
+    #[inline(always)]
+    fn decide_chunks<const TOPICS: bool, const SENDERS: bool, const RECONCILED: bool>(
+        &mut self,
+        tables: &Tables,
+        keys: &[FrameKey],
+        now_tsc: u64,
+        verdicts: &mut [Verdict],
+    ) -> Tally {
+        // Local, so that the counts stay in registers.
+        let mut tally = Tally::default();
+        let tally = &mut tally;
         for (keys, verdicts) in keys.chunks(PLAN_LEN).zip(verdicts.chunks_mut(PLAN_LEN)) {
-            let mut plans = [Plan::EMPTY; PLAN_LEN];
-            for ((key, verdict), plan) in keys.iter().zip(verdicts.iter_mut()).zip(&mut plans) {
-                match self.plan_frame(tables, key, plan) {
-                    Ok(()) => self.prefetch(tables, plan),
+            // Only the frames the rules let through get a plan.
+            let mut planned = 0;
+            for (frame, (key, verdict)) in keys.iter().zip(verdicts.iter_mut()).enumerate() {
+                match self.apply_rules(tables, key, tally) {
+                    Ok(ruled) => {
+                        let plan = self.plan::<TOPICS, SENDERS>(key, frame, ruled);
+                        self.prefetch::<TOPICS, SENDERS>(&plan);
+                        self.plans[planned % PLAN_LEN] = plan;
+                        planned += 1;
+                    }
                     Err(decided) => *verdict = decided,
                 }
             }
-            for ((key, verdict), plan) in keys.iter().zip(verdicts.iter_mut()).zip(&plans) {
-                if plan.decided_by_rules {
-                    continue;
+            for p in 0..planned {
+                let plan = self.plans[p % PLAN_LEN];
+                let verdict = self.charge::<TOPICS, SENDERS, RECONCILED>(tables, &plan, now_tsc, tally);
+                if let Some(slot) = verdicts.get_mut(usize::from(plan.frame)) {
+                    *slot = verdict;
                 }
-                *verdict = self.charge(tables, key, plan, now_tsc);
+            }
+        }
+        std::mem::take(tally)
+    }
+
+    /// The first matching rule's verdict if it decides the frame outright
+    /// (drop), else the route to keep and the profile a `limit` rule
+    /// imposes.
+    #[inline(always)]
+    fn apply_rules(&mut self, tables: &Tables, key: &FrameKey, tally: &mut Tally) -> Result<Ruled, Verdict> {
+        match tables.rules.first_match(key) {
+            Some(rule) => {
+                self.rule_hits[rule % MAX_RULES] += 1;
+                match tables.rules.action(rule) {
+                    RuleAction::Allow => Ok(Ruled::ALLOW),
+                    RuleAction::Drop => Err(rule_drop(tally)),
+                    RuleAction::Route(_) => Ok(Ruled { route_rule: rule as u16, imposed: 0 }),
+                    RuleAction::Limit(profile) => Ok(Ruled { route_rule: NO_ROUTE, imposed: imposed_bits(profile) }),
+                }
+            }
+            None => {
+                tally.default_action += 1;
+                if tables.default_drop {
+                    return Err(rule_drop(tally));
+                }
+                Ok(Ruled::ALLOW)
             }
         }
     }
@@ -251,145 +423,106 @@ impl Shard {
         self.counters.admitted_msgs += msgs;
     }
 
-    /// The first matching rule's verdict if it decides the frame outright
-    /// (drop), else what the buckets need: the route to keep and the
-    /// bucket keys the frame is charged to, written into `plan`.
+    /// What charging frame `frame` (`key`) needs: its bucket keys, hashed.
     #[inline(always)]
-    fn plan_frame(&mut self, tables: &Tables, key: &FrameKey, plan: &mut Plan) -> Result<(), Verdict> {
-        let (route, rule_profile) = match tables.rules.first_match(key) {
-            Some(rule) => {
-                self.rule_hits[rule] += 1;
-                match tables.rules.action(rule) {
-                    RuleAction::Allow => (None, None),
-                    RuleAction::Drop => return Err(self.rule_drop()),
-                    RuleAction::Route(route) => (Some(route), None),
-                    RuleAction::Limit(profile) => (None, Some(profile)),
-                }
-            }
-            None => {
-                self.counters.default_action += 1;
-                if tables.default_drop {
-                    return Err(self.rule_drop());
-                }
-                (None, None)
-            }
-        };
-        // Written field by field in place: the plan array is the only copy.
-        plan.route = route;
-        plan.rule_profile = rule_profile;
-        plan.decided_by_rules = false;
-        if tables.topic_limits {
-            plan.topic_key = id_key(Dimension::Topic, key.topic, rule_profile);
-            plan.topic_home = self.topics.home(plan.topic_key);
+    fn plan<const TOPICS: bool, const SENDERS: bool>(&self, key: &FrameKey, frame: usize, ruled: Ruled) -> Plan {
+        let mut plan = Plan { frame: frame as u16, msgs: key.msg_count, route_rule: ruled.route_rule, ..Plan::EMPTY };
+        if TOPICS {
+            plan.topic_key = id_key_with(Dimension::Topic, key.topic, ruled.imposed);
+            plan.topic_home = self.topics.home(plan.topic_key) as u32;
         }
-        if tables.sender_limits {
-            plan.sender_key = id_key(Dimension::Sender, key.sender, None);
-            plan.sender_home = self.senders.home(plan.sender_key);
+        if SENDERS {
+            plan.sender_key = id_key_with(Dimension::Sender, key.sender, 0);
+            plan.sender_home = self.senders.home(plan.sender_key) as u32;
         }
-        Ok(())
+        plan
     }
 
     /// Starts loading the frame's two buckets.
     #[inline(always)]
-    fn prefetch(&self, tables: &Tables, plan: &Plan) {
-        if tables.topic_limits {
-            self.topics.prefetch(plan.topic_home);
+    fn prefetch<const TOPICS: bool, const SENDERS: bool>(&self, plan: &Plan) {
+        if TOPICS {
+            self.topics.prefetch(plan.topic_home as usize);
         }
-        if tables.sender_limits {
-            self.senders.prefetch(plan.sender_home);
+        if SENDERS {
+            self.senders.prefetch(plan.sender_home as usize);
         }
     }
 
     /// Topic bucket, then sender quota, for a frame the rules let through.
     #[inline(always)]
-    fn charge(&mut self, tables: &Tables, key: &FrameKey, plan: &Plan, now_tsc: u64) -> Verdict {
-        let msgs = u64::from(key.msg_count);
-        let topic = if tables.topic_limits {
-            let at = (plan.topic_key, plan.topic_home);
-            self.offer(tables, Dimension::Topic, at, key.topic, plan.rule_profile, msgs, now_tsc)
+    fn charge<const TOPICS: bool, const SENDERS: bool, const RECONCILED: bool>(
+        &mut self,
+        tables: &Tables,
+        plan: &Plan,
+        now_tsc: u64,
+        tally: &mut Tally,
+    ) -> Verdict {
+        let msgs = u64::from(plan.msgs);
+        // Each bucket's tokens are taken as soon as it covers the frame;
+        // should the sender's quota then refuse it, the topic's go back
+        // (rare, and exact: nothing refills the topic bucket in between).
+        let topic = if TOPICS {
+            self.offer::<RECONCILED>(tables, Dimension::Topic, plan.topic_key, plan.topic_home, msgs, now_tsc)
         } else {
             None
         };
-        if let Some(i) = topic
-            && !self.topics.entry(i).bucket.covers(msgs)
+        if let Some(offered) = &topic
+            && !offered.covers
         {
-            self.counters.topic_limited += 1;
+            tally.topic_limited += 1;
             return Verdict::Drop(DropReason::TopicLimited);
         }
-        let sender = if tables.sender_limits {
-            let at = (plan.sender_key, plan.sender_home);
-            self.offer(tables, Dimension::Sender, at, key.sender, None, msgs, now_tsc)
-        } else {
-            None
-        };
-        if let Some(i) = sender {
-            if !self.senders.entry(i).bucket.covers(msgs) {
-                // The topic tokens were only looked at, never taken.
-                self.counters.sender_limited += 1;
-                return Verdict::Drop(DropReason::SenderLimited);
+        if SENDERS
+            && let Some(offered) =
+                self.offer::<RECONCILED>(tables, Dimension::Sender, plan.sender_key, plan.sender_home, msgs, now_tsc)
+            && !offered.covers
+        {
+            if let Some(offered) = topic {
+                self.topics.entry_mut(offered.index).bucket.give_back(msgs);
             }
-            self.senders.entry_mut(i).bucket.take(msgs);
+            tally.sender_limited += 1;
+            return Verdict::Drop(DropReason::SenderLimited);
         }
-        if let Some(i) = topic {
-            self.topics.entry_mut(i).bucket.take(msgs);
+        tally.admitted_frames += 1;
+        tally.admitted_msgs += msgs;
+        match plan.route_rule {
+            NO_ROUTE => Verdict::Forward(None),
+            rule => Verdict::Forward(tables.rules.route(usize::from(rule))),
         }
-        self.counters.admitted_frames += 1;
-        self.counters.admitted_msgs += msgs;
-        Verdict::Forward(plan.route)
-    }
-
-    #[inline]
-    fn rule_drop(&mut self) -> Verdict {
-        self.counters.rule_drop += 1;
-        Verdict::Drop(DropReason::RuleDrop)
     }
 
     /// Finds (or creates) the bucket `key` (whose home slot is `home`) names
-    /// for `id` in `dim`, refills
-    /// it and records `msgs` of demand. None when `id` is unlimited.
-    #[allow(clippy::too_many_arguments)] // inlined into `charge`, twice
+    /// in `dim`, refills it, records `msgs` of demand and tells whether it
+    /// covers them, taking them if it does. None when the id is unlimited.
     #[inline(always)]
-    fn offer(
+    fn offer<const RECONCILED: bool>(
         &mut self,
         tables: &Tables,
         dim: Dimension,
-        (key, home): (u64, usize),
-        id: u32,
-        rule_profile: Option<ProfileId>,
+        key: u64,
+        home: u32,
         msgs: u64,
         now: u64,
-    ) -> Option<usize> {
+    ) -> Option<Offered> {
         let (table, ids) = match dim {
             Dimension::Topic => (&mut self.topics, &tables.topics),
             Dimension::Sender => (&mut self.senders, &tables.senders),
         };
-        let index = match table.find_from(key, home) {
-            Ok(i) => i,
+        let (index, entry) = match table.find_from(key, home as usize) {
+            Ok(i) => (i, table.slot_mut(i)),
             Err(vacant) => {
-                let profile = rule_profile.or_else(|| ids.profile_of(id))?;
-                let fresh = Entry {
-                    key,
-                    bucket: TokenBucket::full(self.default_limit[usize::from(profile)], now),
-                    profile,
-                    ..Entry::default()
-                };
-                match table.insert_at(vacant, fresh) {
-                    Some(i) => i,
-                    None => {
-                        self.counters.overflow_frames += 1;
-                        table.overflow_index(profile)
-                    }
-                }
+                let i = insert_fresh(table, ids, &self.default_limit, &mut self.counters, (key, vacant), now)?;
+                (i, table.entry_mut(i))
             }
         };
-        let entry = table.entry_mut(index);
         entry.bucket.refill(now);
         if entry.stamp != self.stamp {
             // First touch this period (the stamp also tells expiry the
             // bucket is in use); if the tables changed since the last one,
             // the id's profile is looked up once more.
             if !self.generations.is_current(self.stamp, entry.stamp) {
-                let profile = rule_profile.or_else(|| ids.profile_of(id));
+                let profile = imposed_profile(key).or_else(|| ids.profile_of(key as u32));
                 if !self.generations.revalidate(entry, self.stamp, profile, &self.default_limit, now) {
                     table.remove(index);
                     return None;
@@ -399,37 +532,17 @@ impl Shard {
             entry.demand = 0;
             entry.listed = NOT_LISTED;
         }
-        if !self.reconciled {
-            // One worker: its buckets are the global ones, nobody needs
-            // its demand.
-            return Some(index);
+        let covers = entry.bucket.covers(msgs);
+        if RECONCILED {
+            // With one worker its buckets are the global ones: nobody
+            // needs its demand.
+            let listing = Listing { thresholds: &self.list_threshold, defaults: &self.default_limit };
+            record_demand(entry, &mut self.touched, listing, msgs, covers);
         }
-        let frame = msgs as u16;
-        let msgs = msgs as u32;
-        if let Some(report) = self.touched.get_mut(entry.listed as usize) {
-            report.demand = report.demand.saturating_add(msgs);
-            report.max_frame = report.max_frame.max(frame);
-            return Some(index);
+        if covers {
+            entry.bucket.take(msgs);
         }
-        entry.demand = entry.demand.saturating_add(msgs);
-        let profile = usize::from(entry.profile);
-        // Listed when it nears its default share, holds a reconciled share,
-        // or is about to refuse this frame (so a worker whose burst share is
-        // too small for its frames gets a bigger one).
-        if (entry.demand >= self.list_threshold[profile]
-            || entry.bucket.limit() != self.default_limit[profile]
-            || !entry.bucket.covers(u64::from(frame)))
-            && self.touched.len() < self.touched.capacity()
-        {
-            entry.listed = self.touched.len() as u32;
-            self.touched.push(Report {
-                key: entry.key,
-                demand: entry.demand,
-                profile: entry.profile,
-                max_frame: frame,
-            });
-        }
-        Some(index)
+        Some(Offered { index, covers })
     }
 
     fn table(&mut self, key: u64) -> &mut BucketTable {

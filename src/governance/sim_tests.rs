@@ -572,28 +572,12 @@ fn control_work_follows_ids_near_their_limit_not_table_size() {
     assert_eq!(sim.reconciler.stats().tracked_ids, 3);
 }
 
-#[test]
-fn decide_burst_agrees_with_decide() {
-    let config = r#"[governance]
-        max_topics = 8
-        [governance.profiles.gold]
-        rate = 50
-        burst = 20
-        [governance.topic_defaults]
-        rate = 100
-        burst = 30
-        [governance.sender_defaults]
-        rate = 80
-        burst = 25
-        [[governance.rules]]
-        topic = 3
-        action = "drop"
-        [[governance.rules]]
-        topics = "10-19"
-        action = "limit"
-        profile = "gold""#;
-    let mut one = Sim::new(config, 2);
-    let mut burst = Sim::new(config, 2);
+/// Drives two identical sims with the same random frames, one deciding
+/// bursts of 32 and the other frame by frame: verdicts, counters and rule
+/// hits must agree. Returns how often each outcome occurred.
+fn burst_and_single_agree(config: &str, workers: usize) -> [u32; 4] {
+    let mut one = Sim::new(config, workers);
+    let mut burst = Sim::new(config, workers);
     let mut seed = 1u32;
     let mut next = move || {
         seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
@@ -618,9 +602,68 @@ fn decide_burst_agrees_with_decide() {
                 Verdict::Drop(_) => 3,
             }] += 1;
         }
+        assert_eq!(burst.shards[0].counters(), one.shards[0].counters());
+        assert_eq!(burst.shards[0].rule_hits(), one.shards[0].rule_hits());
     }
-    // The traffic exercises every outcome.
-    assert!(outcomes.iter().all(|&n| n > 0), "{outcomes:?}");
+    outcomes
+}
+
+const RULES_AND_LIMITS: &str = r#"[governance]
+    max_topics = 8
+    [governance.profiles.gold]
+    rate = 50
+    burst = 20
+    [governance.topic_defaults]
+    rate = 100
+    burst = 30
+    [governance.sender_defaults]
+    rate = 80
+    burst = 25
+    [[governance.rules]]
+    topic = 3
+    action = "drop"
+    [[governance.rules]]
+    topics = "10-19"
+    action = "limit"
+    profile = "gold"
+    [[governance.rules]]
+    topic = 5
+    action = "route"
+    port = 1
+    next_hop = "02:00:00:00:00:01""#;
+
+#[test]
+fn decide_burst_agrees_with_decide() {
+    for workers in [1, 2] {
+        let outcomes = burst_and_single_agree(RULES_AND_LIMITS, workers);
+        // The traffic exercises every outcome.
+        assert!(outcomes.iter().all(|&n| n > 0), "{workers} workers: {outcomes:?}");
+    }
+}
+
+#[test]
+fn decide_burst_agrees_with_decide_whatever_the_tables_limit() {
+    // Each kind of work has its own copy of the burst loop.
+    let rules = r#"
+        [[governance.rules]]
+        topic = 3
+        action = "drop"
+        [[governance.rules]]
+        topic = 5
+        action = "route"
+        port = 1
+        next_hop = "02:00:00:00:00:01""#;
+    let topics_only = format!("[governance]\n[governance.topic_defaults]\nrate = 100\nburst = 30\n{rules}");
+    let senders_only = format!("[governance]\n[governance.sender_defaults]\nrate = 80\nburst = 25\n{rules}");
+    let rules_only = format!("[governance]\n{rules}");
+    for workers in [1, 2] {
+        let [_, _, topic_limited, sender_limited] = burst_and_single_agree(&topics_only, workers);
+        assert!(topic_limited > 0 && sender_limited == 0, "topics only");
+        let [_, _, topic_limited, sender_limited] = burst_and_single_agree(&senders_only, workers);
+        assert!(topic_limited == 0 && sender_limited > 0, "senders only");
+        let [admitted, dropped, topic_limited, sender_limited] = burst_and_single_agree(&rules_only, workers);
+        assert!(admitted > 0 && dropped > 0 && topic_limited + sender_limited == 0, "rules only");
+    }
 }
 
 #[test]

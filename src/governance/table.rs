@@ -41,21 +41,24 @@ pub struct Entry {
     pub listed: u32,
     /// Period stamp of the last touch; 0 = never touched.
     pub stamp: u32,
-    /// Equal to the table's generation while the slot is in use.
-    pub generation: u16,
     pub profile: u16,
 }
+
+/// `Entry::key` of a vacant hashed slot: no key has all bits set (id keys
+/// have bit 63 clear, overflow keys live outside the hashed slots), so a
+/// probe tells a hit, a miss and a vacancy apart by the key alone.
+const VACANT: u64 = u64::MAX;
 
 const _: () = assert!(std::mem::size_of::<Entry>() == 64);
 
 /// Fixed-capacity bucket table plus one overflow bucket per profile.
 pub struct BucketTable {
     /// `slot_mask + 1` hashed slots, then `MAX_PROFILES` overflow entries,
-    /// on huge pages (a random probe then costs no TLB miss).
+    /// on huge pages (a random probe then costs no TLB miss). The array's
+    /// mask is the slot mask: probes index with `masked`, unchecked.
     entries: HugeArray<Entry>,
     slot_mask: usize,
     hash: SlotHash,
-    generation: u16,
     len: usize,
     limit: usize,
     max_limit: usize,
@@ -68,11 +71,13 @@ impl BucketTable {
     pub fn try_with_limit(limit: usize, node: Option<u32>) -> Result<Self, AllocError> {
         let slots = limit.saturating_add(limit / 2 + 1).checked_next_power_of_two().unwrap_or(usize::MAX).max(8);
         let len = slots.saturating_add(MAX_PROFILES);
+        let vacant = Entry { key: VACANT, ..Entry::default() };
+        let mut entries = HugeArray::new(len, vacant, node).ok_or(AllocError::Table(len))?;
+        entries.set_mask(slots - 1);
         Ok(BucketTable {
-            entries: HugeArray::new(len, Entry::default(), node).ok_or(AllocError::Table(len))?,
+            entries,
             slot_mask: slots - 1,
             hash: SlotHash::new(slots.trailing_zeros()),
-            generation: 1,
             len: 0,
             limit,
             max_limit: limit,
@@ -100,9 +105,10 @@ impl BucketTable {
         self.limit = limit.min(self.max_limit);
     }
 
+    /// Whether hashed slot `index` (wrapped by the slot mask) holds a key.
     #[inline(always)]
     fn in_use(&self, index: usize) -> bool {
-        self.entries[index].generation == self.generation
+        self.entries.masked(index).key != VACANT
     }
 
     /// Index of `key`, or `Err` with the vacant slot where it would go.
@@ -114,13 +120,18 @@ impl BucketTable {
     /// [`BucketTable::find`] with `key`'s home slot already hashed.
     #[inline(always)]
     pub fn find_from(&self, key: u64, home: usize) -> Result<usize, usize> {
+        debug_assert!(home <= self.slot_mask, "a home slot comes from `home`");
+        // `home` comes from `home()`, below the slot count; `masked`
+        // wraps anything else, so no bounds check either way.
+        debug_assert_ne!(key, VACANT);
         let mut i = home;
         loop {
-            if !self.in_use(i) {
-                return Err(i);
-            }
-            if self.entries[i].key == key {
+            let slot_key = self.entries.masked(i).key;
+            if slot_key == key {
                 return Ok(i);
+            }
+            if slot_key == VACANT {
+                return Err(i);
             }
             i = (i + 1) & self.slot_mask;
         }
@@ -137,19 +148,16 @@ impl BucketTable {
     /// after another.
     #[inline(always)]
     pub fn prefetch(&self, home: usize) {
-        if let Some(entry) = self.entries.get(home) {
-            prefetch(entry);
-        }
+        prefetch(self.entries.masked(home));
     }
 
     /// Puts `entry` into the vacant slot `find` returned, unless the table
     /// is at its limit. Returns the entry's index.
     #[inline]
-    pub fn insert_at(&mut self, vacant: usize, mut entry: Entry) -> Option<usize> {
+    pub fn insert_at(&mut self, vacant: usize, entry: Entry) -> Option<usize> {
         if self.len >= self.limit {
             return None;
         }
-        entry.generation = self.generation;
         self.entries[vacant] = entry;
         self.len += 1;
         Some(vacant)
@@ -158,21 +166,25 @@ impl BucketTable {
     /// Removes the entry at `index`, shifting later entries of the probe
     /// run back so that lookups never need tombstones.
     pub fn remove(&mut self, index: usize) {
+        if index > self.slot_mask {
+            // An overflow entry: outside the probed slots, always kept.
+            return;
+        }
         let mut hole = index;
         let mut next = (index + 1) & self.slot_mask;
         while self.in_use(next) {
-            let home = self.hash.slot(self.entries[next].key);
+            let home = self.hash.slot(self.entries.masked(next).key);
             // The entry may move into the hole if the hole lies between its
             // home slot and where it sits now (cyclically).
             let from_home = next.wrapping_sub(home) & self.slot_mask;
             let from_hole = next.wrapping_sub(hole) & self.slot_mask;
             if from_home >= from_hole {
-                self.entries[hole] = self.entries[next];
+                *self.entries.masked_mut(hole) = *self.entries.masked(next);
                 hole = next;
             }
             next = (next + 1) & self.slot_mask;
         }
-        self.entries[hole].generation = self.generation.wrapping_sub(1);
+        self.entries.masked_mut(hole).key = VACANT;
         self.len -= 1;
     }
 
@@ -183,7 +195,7 @@ impl BucketTable {
         let mut i = *cursor & self.slot_mask;
         let mut removed = 0;
         for _ in 0..budget {
-            if self.in_use(i) && expired(&mut self.entries[i]) {
+            if self.in_use(i) && expired(self.entries.masked_mut(i)) {
                 // Backward shift may have moved another entry into slot i:
                 // look at it again.
                 self.remove(i);
@@ -206,7 +218,13 @@ impl BucketTable {
     /// outside the hashed slots and are always in use).
     pub fn init_overflow(&mut self, profile: u16, entry: Entry) {
         let i = self.overflow_index(profile);
-        self.entries[i] = Entry { generation: self.generation, ..entry };
+        self.entries[i] = entry;
+    }
+
+    /// Hashed slot `index` (as `find` returns it), without a bounds check.
+    #[inline(always)]
+    pub fn slot_mut(&mut self, index: usize) -> &mut Entry {
+        self.entries.masked_mut(index)
     }
 
     #[inline(always)]
@@ -288,6 +306,19 @@ mod tests {
         for k in 0..1000 {
             assert_eq!(t.find(k).is_ok(), k % 2 == 1, "key {k}");
         }
+    }
+
+    #[test]
+    fn overflow_entries_are_never_removed() {
+        let mut t = BucketTable::sized(10);
+        for k in 0..10 {
+            insert(&mut t, k).unwrap();
+        }
+        t.init_overflow(3, entry(99));
+        t.remove(t.overflow_index(3));
+        assert_eq!(t.len(), 10);
+        assert_eq!(t.entry(t.overflow_index(3)).key, 99);
+        assert!((0..10).all(|k| t.find(k).is_ok()));
     }
 
     #[test]
