@@ -67,13 +67,15 @@ def main():
             results[name].append(pps)
         print(json.dumps({"run": run, **{k: round(v[-1] / 1e6, 3) for k, v in results.items()}}), flush=True)
     io = statistics.median(results["testpmd_io"])
-    print(f"{'case':<22} {'Mpps':>8} {'/ testpmd io':>13}")
+    print(f"{'case':<22} {'Mpps':>8} {'/ testpmd io':>13} {'paired':>7}")
     lines = []
     for k, v in results.items():
         m = statistics.median(v)
-        print(f"{k:<22} {m / 1e6:8.2f} {m / io:13.2f}")
+        paired = bench.paired_ratio(v, results["testpmd_io"])
+        print(f"{k:<22} {m / 1e6:8.2f} {m / io:13.2f} {paired:7.2f}")
         lines.append({"kind": "line_rate", "case": k, "mpps": m / 1e6, "ratio_vs_testpmd_io": m / io,
-                      "runs_mpps": [x / 1e6 for x in v], "secs_per_run": args.secs, **b.machine})
+                      "paired_ratio_vs_testpmd_io": paired, "runs_mpps": [x / 1e6 for x in v],
+                      "secs_per_run": args.secs, **b.machine})
     if args.out:
         with open(args.out, "a") as f:
             for line in lines:

@@ -53,6 +53,13 @@ LOADS = [0.1, 0.5, 0.9]
 EAL_COMMON = ["--no-huge", "--no-pci", "--log-level", "lib.eal:error"]
 
 
+def paired_ratio(runs, peer_runs):
+    """Median over alternation rounds of (this run / the peer's run in the same round). On a host whose speed
+    drifts between rounds, this pairs each run with the peer measured beside it, where the ratio of medians
+    can pair a quiet round of one with a busy round of the other."""
+    return statistics.median(r / p for r, p in zip(runs, peer_runs))
+
+
 def log(msg):
     print(f"bench: {msg}", file=sys.stderr, flush=True)
 
@@ -303,6 +310,8 @@ class Bench:
             self.emit({"kind": "throughput", "case": name, "mpps": pps / 1e6, "msgs_per_s": msgs,
                        "msgs_admitted_per_s": admitted, "msgs_measured": measured_msgs,
                        "ns_per_packet": 1e9 / pps, "ratio_vs_testpmd_io": pps / io,
+                       "paired_ratio_vs_testpmd_io": paired_ratio([x[0] for x in rs],
+                                                                  [x[0] for x in runs["testpmd-io"]]),
                        "runs_mpps": [x[0] / 1e6 for x in rs], "lcores": 1})
 
     def scaling(self):
@@ -389,7 +398,9 @@ class Bench:
         for name, rs in runs.items():
             pps = statistics.median(rs)
             self.emit({"kind": "line_rate", "case": name, "mpps": pps / 1e6, "ns_per_packet": 1e9 / pps,
-                       "ratio_vs_testpmd_io": pps / io, "runs_mpps": [x / 1e6 for x in rs], "lcores": 1})
+                       "ratio_vs_testpmd_io": pps / io,
+                       "paired_ratio_vs_testpmd_io": paired_ratio(rs, runs["min-testpmd-io"]),
+                       "runs_mpps": [x / 1e6 for x in rs], "lcores": 1})
         self.governed_scaling()
 
     def governed_scaling(self):
@@ -435,10 +446,11 @@ def print_table(lines):
             print(f"{x['case']:<24} skipped: {x['skipped']}")
         elif x["kind"] == "throughput":
             print(f"{x['case']:<24} {x['mpps']:8.3f} Mpps {x['msgs_per_s'] / 1e6:8.3f} M msgs/s "
-                  f"{x['ns_per_packet']:7.1f} ns/pkt  x{x['ratio_vs_testpmd_io']:.2f} of testpmd-io")
+                  f"{x['ns_per_packet']:7.1f} ns/pkt  x{x['ratio_vs_testpmd_io']:.2f} of testpmd-io "
+                  f"(paired x{x['paired_ratio_vs_testpmd_io']:.2f})")
         elif x["kind"] == "line_rate":
             print(f"{x['case']:<24} {x['mpps']:8.3f} Mpps {x['ns_per_packet']:7.1f} ns/pkt  "
-                  f"x{x['ratio_vs_testpmd_io']:.2f} of testpmd-io")
+                  f"x{x['ratio_vs_testpmd_io']:.2f} of testpmd-io (paired x{x['paired_ratio_vs_testpmd_io']:.2f})")
         elif x["kind"] == "governance":
             print(f"{'governance ' + x['case']:<40} {x['ns_per_frame']:7.1f} ns/frame {x['ns_per_msg']:7.2f} ns/msg")
         elif x["kind"] == "scaling":

@@ -226,8 +226,9 @@ struct Tally {
     msgs: u64,
 }
 
-/// Frames (and their messages) that governance or routing dropped after
-/// they were counted as received; admitted = received − these.
+/// Frames (and their messages) governance dropped after they were counted
+/// as received; admitted = received − these. A frame admitted but without a
+/// route stays admitted (its tokens are spent); `no_route` counts the packet.
 #[derive(Clone, Copy, Default)]
 struct Refused {
     frames: u64,
@@ -267,6 +268,7 @@ impl Egress {
 
 /// One burst in three passes, so governance sees the burst's frames at once:
 /// classify every packet, decide every frame, then forward or drop each.
+/// Under tables that govern nothing the middle pass is skipped.
 #[inline(always)]
 fn process_burst(n: usize, cx: BurstContext<'_>, governance: &mut Shard, now: u64, timed: bool, st: &mut LoopState) {
     let BurstContext { ingress, routes, parse, tables, subscribers } = cx;
