@@ -13,7 +13,7 @@ use crate::dataplane::classify::{
 use crate::dataplane::control_flags::ControlFlags;
 use crate::dataplane::counters::{Counter, GOVERNANCE_SAMPLE_EVERY, LocalCounters, PublishedCounters};
 use crate::dataplane::reason::DropReason;
-use crate::dataplane::routes::{Hop, NO_SLOT, RouteTable};
+use crate::dataplane::routes::{Hop, RouteTable};
 use crate::dpdk::{
     FreeBatch, MAX_BURST, Mbuf, RcuReader, RxBurst, RxQueue, TxBuffer, TxOutcome, TxQueue, ip_checksum_flags, tsc,
 };
@@ -257,12 +257,11 @@ impl Egress {
     #[inline(always)]
     fn resolve(hop: Option<Hop>, routes: &RouteTable, links_up: u64) -> Option<Egress> {
         let hop = hop?;
-        let port = hop.egress as usize;
-        let slot = *routes.tx_slot.get(port)?;
-        if slot == NO_SLOT || links_up & (1 << port) == 0 {
+        let (slot, src_mac) = routes.egress(hop.egress)?;
+        if links_up & (1 << hop.egress) == 0 {
             return None;
         }
-        Some(Egress { slot: slot as usize, macs: MacRewrite::new(&hop.next_hop, &routes.port_mac[port]) })
+        Some(Egress { slot, macs: MacRewrite::new(&hop.next_hop, &src_mac) })
     }
 }
 
@@ -284,7 +283,7 @@ fn process_burst(n: usize, cx: BurstContext<'_>, governance: &mut Shard, now: u6
             st.verdicts[..tally.frames].fill(Verdict::Forward(None));
             forward_mixed(default, routes, subscribers, st);
         }
-        return count_burst(tally, Refused::default(), &mut st.out);
+        return finish_burst(tally, Refused::default(), &mut st.out);
     }
     let tally = classify_burst::<true>(parse, st);
     if tally.frames > 0 {
@@ -300,12 +299,12 @@ fn process_burst(n: usize, cx: BurstContext<'_>, governance: &mut Shard, now: u6
     } else {
         forward_mixed(default, routes, subscribers, st)
     };
-    count_burst(tally, refused, &mut st.out);
+    finish_burst(tally, refused, &mut st.out);
 }
 
 /// Adds the burst's tallies to the counters and sends what it queued.
 #[inline(always)]
-fn count_burst(tally: Tally, refused: Refused, out: &mut Outputs) {
+fn finish_burst(tally: Tally, refused: Refused, out: &mut Outputs) {
     let local = &mut out.local;
     local.add(Counter::RxBytes, tally.bytes);
     local.add(Counter::FramesReceived, tally.frames as u64);

@@ -8,6 +8,14 @@ use std::ptr::NonNull;
 /// Largest burst the fixed arrays hold (the configured burst is ≤ this).
 pub const MAX_BURST: usize = 256;
 
+/// Where an mbuf segment's data starts: `buf_addr + data_off`, inside its
+/// buffer for any mbuf DPDK handed out. Only computes the address (the
+/// callers' unsafe blocks read or write through it).
+#[inline(always)]
+fn data_start(m: &sys::rte_mbuf) -> *mut u8 {
+    m.buf_addr.cast::<u8>().wrapping_add(usize::from(m.data_off))
+}
+
 /// One received packet, owned. Dropping it frees it back to its mempool.
 pub struct Mbuf {
     raw: NonNull<sys::rte_mbuf>,
@@ -28,7 +36,7 @@ impl Mbuf {
         // data_len initialised bytes inside its buffer.
         unsafe {
             let m = self.raw.as_ref();
-            let start = (m.buf_addr as *const u8).add(m.data_off as usize);
+            let start = data_start(m);
             std::slice::from_raw_parts(start, m.data_len as usize)
         }
     }
@@ -40,7 +48,7 @@ impl Mbuf {
         // received mbuf is not shared (refcnt 1, no indirect buffers from PMDs used here).
         unsafe {
             let m = self.raw.as_ref();
-            let start = (m.buf_addr as *mut u8).add(m.data_off as usize);
+            let start = data_start(m);
             std::slice::from_raw_parts_mut(start, m.data_len as usize)
         }
     }
@@ -111,7 +119,7 @@ impl Mbuf {
         // buf_len lies inside its buffer, which nobody else references.
         unsafe {
             let m = self.raw.as_ref();
-            let start = (m.buf_addr as *mut u8).add(m.data_off as usize);
+            let start = data_start(m);
             std::slice::from_raw_parts_mut(start, (m.buf_len - m.data_off) as usize)
         }
     }
@@ -160,7 +168,7 @@ impl PacketRef<'_> {
         // SAFETY: buf_addr + data_off points at data_len initialised bytes of
         // this mbuf, which the burst keeps alive for the borrow's lifetime.
         unsafe {
-            let start = (self.m.buf_addr as *const u8).add(self.m.data_off as usize);
+            let start = data_start(self.m);
             std::slice::from_raw_parts(start, self.m.data_len as usize)
         }
     }
@@ -173,9 +181,7 @@ impl PacketRef<'_> {
     /// Starts loading the packet's first bytes into the cache.
     #[inline(always)]
     pub fn prefetch_data(&self) {
-        // SAFETY: buf_addr + data_off lies inside this mbuf's buffer; a
-        // prefetch only hints the cache and never faults.
-        unsafe { super::prefetch0((self.m.buf_addr as *const u8).add(self.m.data_off as usize)) }
+        super::prefetch0(data_start(self.m));
     }
 
     /// Total packet length over all segments.
@@ -215,7 +221,7 @@ impl<'a> Iterator for Segments<'a> {
         // data_off points at data_len initialised bytes of that segment.
         unsafe {
             self.next = m.next.as_ref();
-            let start = (m.buf_addr as *const u8).add(m.data_off as usize);
+            let start = data_start(m);
             Some(std::slice::from_raw_parts(start, m.data_len as usize))
         }
     }
@@ -323,7 +329,7 @@ impl RxBurst {
             // buf_addr + data_off points at data_len bytes of the buffer.
             let (data, pkt_len) = unsafe {
                 let m = &*raw;
-                let start = (m.buf_addr as *mut u8).add(m.data_off as usize);
+                let start = data_start(m);
                 (std::slice::from_raw_parts_mut(start, m.data_len as usize), m.pkt_len)
             };
             edit(data);
