@@ -60,6 +60,16 @@ def paired_ratio(runs, peer_runs):
     return statistics.median(r / p for r, p in zip(runs, peer_runs))
 
 
+def stop(proc):
+    """SIGINT, as a user would stop a DPDK app; killed if it has not exited within 15 s."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+
+
 def log(msg):
     print(f"bench: {msg}", file=sys.stderr, flush=True)
 
@@ -164,12 +174,7 @@ class Bench:
                 if time.monotonic() > deadline:
                     break
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.communicate(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
+            stop(proc)
         measured = readings[1:]
         if not measured:
             raise RuntimeError(f"testpmd {mode}: no Rx-pps readings ({' '.join(cmd)})")
@@ -197,12 +202,7 @@ class Bench:
             time.sleep(self.args.secs)
             (rx1, tx1), t1 = port_packets(sock), time.monotonic()
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.communicate(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
+            stop(proc)
         if tx1 - tx0 < (rx1 - rx0) * 0.99:
             raise RuntimeError(f"l3fwd did not forward to port 1: rx {rx1 - rx0}, tx {tx1 - tx0}")
         return (rx1 - rx0) / (t1 - t0)
