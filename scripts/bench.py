@@ -53,6 +53,13 @@ LOADS = [0.1, 0.5, 0.9]
 EAL_COMMON = ["--no-huge", "--no-pci", "--log-level", "lib.eal:error"]
 
 
+def spread_lcores(forwarding):
+    """EAL --lcores for a main lcore and `forwarding` lcores: lcore k on CPU k mod cores (so on 2 CPUs the
+    second forwarding lcore shares CPU 0 with the mostly sleeping main lcore)."""
+    cpus = os.cpu_count() or 2
+    return ",".join(f"{k}@{k % cpus}" for k in range(forwarding + 1))
+
+
 def paired_ratio(runs, peer_runs):
     """Median over alternation rounds of (this run / the peer's run in the same round). On a host whose speed
     drifts between rounds, this pairs each run with the peer measured beside it, where the ratio of medians
@@ -151,11 +158,15 @@ class Bench:
         return path
 
     # ---- one run of each program -----------------------------------------------
-    def testpmd(self, mode, pcap):
-        """Mean Rx-pps of port 0 over the measured seconds (the first reading is start-up)."""
-        cmd = ["dpdk-testpmd", "-l", "0-1", "-m", "512", *EAL_COMMON, self.prefix("testpmd"),
-               "--vdev", f"net_pcap0,rx_pcap={pcap},infinite_rx=1", "--vdev", "net_null0,no-rx=1",
-               "--", f"--forward-mode={mode}", "--stats-period", "1", "--total-num-mbufs", "32768"]
+    def testpmd(self, mode, pcap, cores=1):
+        """Mean Rx-pps of port 0 over the measured seconds (the first reading is start-up). With `cores` > 1,
+        `pcap` is a list: one RX queue (and forwarding lcore) per capture, lcores placed as tachyon's workers."""
+        pcaps = pcap if isinstance(pcap, list) else [pcap]
+        rx = ",".join(f"rx_pcap={p}" for p in pcaps)
+        cmd = ["dpdk-testpmd", "--lcores", spread_lcores(cores), "-m", "512", *EAL_COMMON, self.prefix("testpmd"),
+               "--vdev", f"net_pcap0,{rx},infinite_rx=1", "--vdev", "net_null0,no-rx=1",
+               "--", f"--forward-mode={mode}", "--stats-period", "1", "--total-num-mbufs", str(32768 * cores),
+               f"--rxq={cores}", f"--txq={cores}", f"--nb-cores={cores}"]
         readings = []
         port = None
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -322,12 +333,14 @@ class Bench:
     def scale(self, pcaps, counts, config, name):
         """R(n) for each worker count, one pcap RX queue per worker (same load per worker), and the efficiency
         R(n) / (n R(1)). Worker lcores 1..n; lcore k runs on CPU k mod cores, so on 2 CPUs the second worker
-        shares CPU 0 with the (mostly sleeping) control lcore."""
+        shares CPU 0 with the (mostly sleeping) control lcore. The peer: testpmd io with as many forwarding
+        lcores on the same CPUs and captures, alternating with tachyon, so that what the machine itself loses
+        from 1 to n cores (shared caches, memory, the host) shows as testpmd's own efficiency."""
         results = {n: [] for n in counts}
-        cpus = os.cpu_count() or 2
+        peer = {n: [] for n in counts}
         for r in range(self.args.runs):
             for n in results:
-                lcores = ",".join(f"{k}@{k % cpus}" for k in range(n + 1))
+                lcores = spread_lcores(n)
                 cfg = self.work / f"scale-{name}{n}.toml"
                 cfg.write_text(config.read_text() + f"\n[workers]\nlcores = {list(range(1, n + 1))}\n\n"
                                "[dataplane]\nmbufs_per_pool = 65535\n")
@@ -338,13 +351,18 @@ class Bench:
                 if len(per_worker) != n or min(per_worker) == 0:
                     raise RuntimeError(f"scaling {name}{n}: workers did not all carry traffic: {per_worker}")
                 results[n].append(pps)
-                log(f"scaling {name}run {r + 1}/{self.args.runs} {n} worker(s): {pps / 1e6:.3f} Mpps")
-        r1 = statistics.median(results[counts[0]])
+                peer[n].append(self.testpmd("io", pcaps[:n], cores=n))
+                log(f"scaling {name}run {r + 1}/{self.args.runs} {n} worker(s): {pps / 1e6:.3f} Mpps, "
+                    f"testpmd io {peer[n][-1] / 1e6:.3f} Mpps")
+        r1, p1 = statistics.median(results[counts[0]]), statistics.median(peer[counts[0]])
         for n, rs in results.items():
-            rn = statistics.median(rs)
+            rn, pn = statistics.median(rs), statistics.median(peer[n])
+            efficiency, peer_efficiency = rn / (n * r1), pn / (n * p1)
             self.emit({"kind": "scaling", "case": f"{name}workers-{n}", "workers": n, "mpps": rn / 1e6,
-                       "mpps_per_worker": rn / n / 1e6, "efficiency": rn / (n * r1),
-                       "runs_mpps": [x / 1e6 for x in rs]})
+                       "mpps_per_worker": rn / n / 1e6, "efficiency": efficiency,
+                       "testpmd_io_mpps": pn / 1e6, "testpmd_io_efficiency": peer_efficiency,
+                       "efficiency_vs_testpmd_io": efficiency / peer_efficiency,
+                       "runs_mpps": [x / 1e6 for x in rs], "testpmd_io_runs_mpps": [x / 1e6 for x in peer[n]]})
 
     def latency(self):
         caps = []
@@ -454,7 +472,9 @@ def print_table(lines):
         elif x["kind"] == "governance":
             print(f"{'governance ' + x['case']:<40} {x['ns_per_frame']:7.1f} ns/frame {x['ns_per_msg']:7.2f} ns/msg")
         elif x["kind"] == "scaling":
-            print(f"{x['case']:<24} {x['mpps']:8.3f} Mpps  efficiency {x['efficiency']:.2f}")
+            print(f"{x['case']:<24} {x['mpps']:8.3f} Mpps  efficiency {x['efficiency']:.2f} "
+                  f"(testpmd io on the same cores: {x['testpmd_io_mpps']:.3f} Mpps, efficiency "
+                  f"{x['testpmd_io_efficiency']:.2f}; ratio {x['efficiency_vs_testpmd_io']:.2f})")
         elif x["case"] == "capacity":
             print(f"{'memif loop capacity':<24} {x['mpps']:8.3f} Mpps")
         else:

@@ -351,6 +351,9 @@ impl GovernanceControl {
             self.reconcile.lag =
                 self.last_period_end.map(|prev| (started - prev).saturating_sub(self.period)).unwrap_or_default();
             self.last_period_end = Some(now);
+            let stats = self.reconciler.stats();
+            self.reconcile.tracked_limits = stats.tracked_ids as u64;
+            self.reconcile.share_updates = stats.updates_sent;
         }
         self.tables.reclaim();
         if self.sighup.swap(false, Ordering::SeqCst) {
@@ -472,6 +475,12 @@ impl GovernanceControl {
             "rule_hits": hits,
             "reconcile_periods": stats.periods,
             "reconcile_last_duration_us": self.reconcile.last_duration.as_secs_f64() * 1e6,
+            "reconcile_active_ids": stats.active_ids,
+            "reconcile_tracked_ids": stats.tracked_ids,
+            "reconcile_updates_sent": stats.updates_sent,
+            "reconcile_late_reports": stats.late_reports,
+            "reconcile_untracked_reports": stats.untracked_reports,
+            "reconcile_deadline_finishes": stats.deadline_finishes,
         })
     }
 }

@@ -21,7 +21,7 @@
 //! removing buckets idle for a whole period that a fresh bucket would
 //! reproduce exactly (default share, full).
 
-use super::bucket::{FRAC_ONE, FixedLimit, TokenBucket};
+use super::bucket::{FRAC_ONE, FixedLimit, RATE_SHIFT, TokenBucket};
 use super::buckets::list_capacity;
 use super::exchange::{BATCH_LEN, Batch, Epoch, Report, ShareUpdate, WorkerLink};
 use super::generations::Generations;
@@ -149,10 +149,19 @@ fn insert_fresh(
 }
 
 /// When a bucket goes on the report list: per profile, the demand
-/// threshold and the default share.
+/// threshold and the default share; the period, for buckets that hold a
+/// reconciled share.
 struct Listing<'a> {
     thresholds: &'a [u32],
     defaults: &'a [FixedLimit],
+    period_ticks: u64,
+}
+
+/// Demand per period that lists a bucket holding `limit`: half of what the
+/// limit earns in a period, at least one message.
+fn listing_threshold(limit: FixedLimit, period_ticks: u64) -> u32 {
+    let per_period = (u128::from(limit.rate) * u128::from(period_ticks)) >> RATE_SHIFT;
+    (per_period / 2).clamp(1, u128::from(u32::MAX)) as u32
 }
 
 /// Adds `msgs` to the demand of `entry` this period, on its report-list
@@ -167,13 +176,21 @@ fn record_demand(entry: &mut Entry, touched: &mut Vec<Report>, listing: Listing,
         return;
     }
     entry.demand = entry.demand.saturating_add(msgs);
-    // Listed when it nears its default share, holds a reconciled share,
-    // or is about to refuse this frame (so a worker whose burst share is
-    // too small for its frames gets a bigger one).
+    // Listed when its demand nears the share it holds (the default one, or
+    // what the reconciler gave it), or when it is about to refuse this
+    // frame (so a worker whose burst share is too small for its frames
+    // gets a bigger one). A reconciled share used far below its size is
+    // not reported: the reconciler then gives it back, and releases the
+    // limit once nobody reports it, instead of moving the split of an idle
+    // limit every period.
     let profile = usize::from(entry.profile);
-    if (entry.demand >= listing.thresholds[profile] || entry.bucket.limit() != listing.defaults[profile] || !covers)
-        && touched.len() < touched.capacity()
-    {
+    let limit = entry.bucket.limit();
+    let threshold = if limit == listing.defaults[profile] {
+        listing.thresholds[profile]
+    } else {
+        listing_threshold(limit, listing.period_ticks)
+    };
+    if (entry.demand >= threshold || !covers) && touched.len() < touched.capacity() {
         entry.listed = touched.len() as u32;
         touched.push(Report { key: entry.key, demand: entry.demand, profile: entry.profile, max_frame: frame });
     }
@@ -199,6 +216,8 @@ pub struct Shard {
     /// puts an id on the report list.
     default_limit: Vec<FixedLimit>,
     list_threshold: Vec<u32>,
+    /// The reconciliation period, in TSC ticks.
+    period_ticks: u64,
     /// Period being counted. Its stamp changes with each period and each
     /// adopted generation; `previous_stamp` is the one before.
     epoch: u64,
@@ -248,6 +267,7 @@ impl Shard {
             rule_count: 0,
             default_limit: Vec::with_capacity(MAX_PROFILES),
             list_threshold: Vec::with_capacity(MAX_PROFILES),
+            period_ticks: 0,
             epoch,
             stamp: 1,
             previous_stamp: 1,
@@ -536,7 +556,11 @@ impl Shard {
         if RECONCILED {
             // With one worker its buckets are the global ones: nobody
             // needs its demand.
-            let listing = Listing { thresholds: &self.list_threshold, defaults: &self.default_limit };
+            let listing = Listing {
+                thresholds: &self.list_threshold,
+                defaults: &self.default_limit,
+                period_ticks: self.period_ticks,
+            };
             record_demand(entry, &mut self.touched, listing, msgs, covers);
         }
         if covers {
@@ -576,12 +600,11 @@ impl Shard {
         self.generations.adopt(tables, self.stamp);
         self.default_limit.clear();
         self.list_threshold.clear();
+        self.period_ticks = tables.reconcile_ticks;
         for (i, profile) in tables.profiles.iter().enumerate().take(MAX_PROFILES) {
             let default = profile.fixed.share(self.default_frac);
             self.default_limit.push(default);
-            // Half of what the default share earns per period.
-            let per_period = (u128::from(default.rate) * u128::from(tables.reconcile_ticks)) >> 48;
-            self.list_threshold.push((per_period / 2).clamp(1, u128::from(u32::MAX)) as u32);
+            self.list_threshold.push(listing_threshold(default, tables.reconcile_ticks));
             let profile_id = i as ProfileId;
             let kept = (!fresh).then(|| self.generations.profile_unchanged(profile_id)).flatten();
             for dim in [Dimension::Topic, Dimension::Sender] {

@@ -338,6 +338,31 @@ fn a_split_limit_goes_back_to_the_default_after_a_second_idle() {
     assert_eq!(sim.reconciler.stats().tracked_ids, 0);
 }
 
+#[test]
+fn a_split_limit_used_far_below_its_shares_stops_being_reported_and_is_released() {
+    let mut sim = Sim::new(&one_topic_limit(), 2);
+    sim.drive(1, &[5.0 * RATE as f64, 0.0], 10 * MS);
+    assert!(sim.shards[0].topic_share(&sim.tables, 1).unwrap() > 0.99);
+    // Both workers go on with a trickle (0.5 % of the limit each, a frame
+    // every 10 ms, worker 1 half an interval after worker 0, so never in
+    // the same period: each period's demand is lopsided). A share the
+    // reconciler set is reported only while its demand nears it, so the
+    // trickle neither moves the split every period nor keeps it alive: it
+    // is released as if idle.
+    let trickle = RATE as f64 / 200.0;
+    sim.credit = vec![0.0, 0.5];
+    let admitted = sim.drive(1, &[trickle, trickle], sim.now + 2500 * MS);
+    assert_eq!(sim.reconciler.stats().tracked_ids, 0, "a limit nobody nears is not tracked");
+    for (w, admitted) in admitted.into_iter().enumerate() {
+        let share = sim.shards[w].topic_share(&sim.tables, 1).unwrap();
+        assert!((share - 0.5).abs() < 1e-3, "worker {w} back at the default share: {share}");
+        assert!(admitted >= 249, "worker {w} admitted its whole trickle: {admitted}");
+    }
+    let sent = sim.reconciler.stats().updates_sent;
+    sim.drive(1, &[trickle, trickle], sim.now + 500 * MS);
+    assert_eq!(sim.reconciler.stats().updates_sent, sent, "no split is moved for a trickle");
+}
+
 fn one_topic(rate: u64, burst: u64) -> String {
     format!("[governance]\n[[governance.topics]]\nid = 1\nrate = {rate}\nburst = {burst}")
 }

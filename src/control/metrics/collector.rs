@@ -368,7 +368,21 @@ fn encode_governance(enc: &mut DescriptorEncoder, governance: &dyn GovernanceSou
         None,
         MetricType::Gauge,
     )?
-    .encode_gauge(&r.lag.as_secs_f64())
+    .encode_gauge(&r.lag.as_secs_f64())?;
+    enc.encode_descriptor(
+        "reconcile_tracked_limits",
+        "Global limits whose split between the workers is tracked (some worker ran near its share lately).",
+        None,
+        MetricType::Gauge,
+    )?
+    .encode_gauge(&(r.tracked_limits as i64))?;
+    enc.encode_descriptor(
+        "reconcile_share_updates",
+        "Share updates the reconciler sent to the workers.",
+        None,
+        MetricType::Counter,
+    )?
+    .encode_counter::<NoLabelSet, u64, f64>(&r.share_updates, None)
 }
 
 #[cfg(test)]
@@ -428,6 +442,8 @@ mod tests {
             periods: 2,
             last_duration: Duration::from_micros(30),
             lag: Duration::from_millis(1),
+            tracked_limits: 7,
+            share_updates: 40,
         });
         let text = exposition.prometheus_text();
         assert_eq!(sample(&text, "tachyon_packets_processed_total{core=\"3\"}"), 72.0);
@@ -436,5 +452,7 @@ mod tests {
         assert_eq!(sample(&text, "tachyon_reconcile_periods_total"), 2.0);
         assert_eq!(sample(&text, "tachyon_reconcile_duration_seconds"), 3e-5);
         assert_eq!(sample(&text, "tachyon_reconcile_lag_seconds"), 0.001);
+        assert_eq!(sample(&text, "tachyon_reconcile_tracked_limits"), 7.0);
+        assert_eq!(sample(&text, "tachyon_reconcile_share_updates_total"), 40.0);
     }
 }

@@ -23,6 +23,11 @@ pub struct ReconcileStatus {
     pub last_duration: Duration,
     /// How far behind its deadline the last period was reconciled.
     pub lag: Duration,
+    /// Limits whose split between the workers the reconciler keeps (those
+    /// some worker ran near its share within about a second).
+    pub tracked_limits: u64,
+    /// Share updates sent to the workers so far.
+    pub share_updates: u64,
 }
 
 /// Read at scrape time, on the metrics and telemetry threads: implementations
