@@ -59,12 +59,23 @@ def machine():
             model = line.split(":", 1)[1].strip()
             break
     dpdk = subprocess.run(["pkg-config", "--modversion", "libdpdk"], capture_output=True, text=True).stdout.strip()
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip() != ""
-    return {"cpu_model": model, "cores": os.cpu_count(), "kernel": platform.release(), "dpdk": dpdk,
-            "commit": commit + ("-dirty" if dirty else ""), "cpu_pressure_avg60_at_start": cpu_pressure()}
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = (
+        subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        ).stdout.strip()
+        != ""
+    )
+    return {
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "dpdk": dpdk,
+        "commit": commit + ("-dirty" if dirty else ""),
+        "cpu_pressure_avg60_at_start": cpu_pressure(),
+    }
 
 
 class Appliance:
@@ -75,17 +86,37 @@ class Appliance:
         self.path = Path(f"/dev/shm/tachyon-bb-{os.getpid()}-{tag}.bridge")
         self.stats = self.dir / "stats.json"
         cfg = self.dir / "bridge.toml"
-        text = (f"[bridge]\ningress_ring_bytes = {INGRESS_RING}\nsubscriber_ring_bytes = {SUB_RING}\n"
-                f"to_wire = {'true' if dest == 'wire' else 'false'}\n")
+        text = (
+            f"[bridge]\ningress_ring_bytes = {INGRESS_RING}\nsubscriber_ring_bytes = {SUB_RING}\n"
+            f"to_wire = {'true' if dest == 'wire' else 'false'}\n"
+        )
         if workers > 1:
             text += f"\n[workers]\nlcores = {list(range(1, workers + 1))}\n"
         cfg.write_text(text)
         cpus = os.cpu_count() or 1
         lcores = ",".join(f"{k}@{k % cpus}" for k in range(workers + 1))
-        cmd = [str(b.bin / "tachyon"), "--lcores", lcores, *EAL_COMMON, f"--file-prefix=bb-{os.getpid()}-{tag}",
-               "--vdev", "net_null0,no-rx=1", "--", "--config", str(cfg), "--bridge", str(self.path),
-               "--duration", "3600", "--quiet", "--no-metrics", "--stats-json", str(self.stats)]
-        self.err = open(self.dir / "stderr.txt", "w+")
+        cmd = [
+            str(b.bin / "tachyon"),
+            "--lcores",
+            lcores,
+            *EAL_COMMON,
+            f"--file-prefix=bb-{os.getpid()}-{tag}",
+            "--vdev",
+            "net_null0,no-rx=1",
+            "--",
+            "--config",
+            str(cfg),
+            "--bridge",
+            str(self.path),
+            "--duration",
+            "3600",
+            "--quiet",
+            "--no-metrics",
+            "--stats-json",
+            str(self.stats),
+        ]
+        # Open for the appliance's whole life (closed in stop), not a with-block's.
+        self.err = open(self.dir / "stderr.txt", "w+")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.err)
         deadline = time.time() + 30
         while not self.path.exists():
@@ -110,8 +141,15 @@ class Appliance:
 
 def totals(stats):
     """Bridge counters summed over workers, from --stats-json."""
-    keys = ["bridge_msgs_received", "bridge_msgs_admitted", "bridge_frames_sent", "bridge_bytes_sent",
-            "bridge_frames_tx_full", "bridge_msgs_no_mbuf", "bridge_msgs_oversize"]
+    keys = [
+        "bridge_msgs_received",
+        "bridge_msgs_admitted",
+        "bridge_frames_sent",
+        "bridge_bytes_sent",
+        "bridge_frames_tx_full",
+        "bridge_msgs_no_mbuf",
+        "bridge_msgs_oversize",
+    ]
     out = {}
     for k in keys:
         out[k] = sum(w.get(k, 0) for w in stats.get("workers", [])) if "workers" in stats else stats.get(k, 0)
@@ -128,9 +166,18 @@ class Bench:
         self.appliance_stats = []
 
     def client(self, extra, **tags):
-        cmd = [str(self.bin / "examples" / "bench"), "--secs", str(self.args.secs),
-               "--grace-ms", str(self.args.grace_ms), "--ingress-ring-bytes", str(INGRESS_RING),
-               "--subscriber-ring-bytes", str(SUB_RING), *extra]
+        cmd = [
+            str(self.bin / "examples" / "bench"),
+            "--secs",
+            str(self.args.secs),
+            "--grace-ms",
+            str(self.args.grace_ms),
+            "--ingress-ring-bytes",
+            str(INGRESS_RING),
+            "--subscriber-ring-bytes",
+            str(SUB_RING),
+            *extra,
+        ]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if p.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed: {p.stderr}")
@@ -138,9 +185,11 @@ class Bench:
             r = {**json.loads(line), **tags}
             self.runs.append(r)
             if r["phase"] == "full":
-                log(f"{tags['rep']} {r['target']:9} w={tags['workers']} {tags['dest']:5} {r['shape']:11} "
+                log(
+                    f"{tags['rep']} {r['target']:9} w={tags['workers']} {tags['dest']:5} {r['shape']:11} "
                     f"b={r['batch']:<5} {r['accepted_per_s'] / 1e6:7.2f} M/s accepted, "
-                    f"{r['delivered_per_s'] / 1e6:7.2f} M/s delivered")
+                    f"{r['delivered_per_s'] / 1e6:7.2f} M/s delivered"
+                )
             else:
                 log(f"{'':>36} half: p50 {r['lat_p50_us']} us, p99 {r['lat_p99_us']} us")
 
@@ -149,22 +198,31 @@ class Bench:
 
     def peer(self, workers, rep):
         for shape, batch in self.cases():
-            self.client(["--in-process", "--shards", str(workers), "--batch", str(batch), "--shape", shape],
-                        rep=rep, workers=workers, dest="inproc")
+            self.client(
+                ["--in-process", "--shards", str(workers), "--batch", str(batch), "--shape", shape],
+                rep=rep,
+                workers=workers,
+                dest="inproc",
+            )
 
     def appliance(self, workers, dest, rep):
         self.n += 1
         app = Appliance(self, workers, dest, f"{workers}{dest}{self.n}")
         try:
             for shape, batch in self.cases():
-                self.client(["--path", str(app.path), "--batch", str(batch), "--shape", shape],
-                            rep=rep, workers=workers, dest=dest)
+                self.client(
+                    ["--path", str(app.path), "--batch", str(batch), "--shape", shape],
+                    rep=rep,
+                    workers=workers,
+                    dest=dest,
+                )
         finally:
             stats = app.stop()
         t = totals(stats)
         workers_seen = [w.get("bridge_msgs_received", 0) for w in stats.get("workers", [])]
-        self.appliance_stats.append({"rep": rep, "workers": workers, "dest": dest, **t,
-                                     "msgs_received_per_worker": workers_seen})
+        self.appliance_stats.append(
+            {"rep": rep, "workers": workers, "dest": dest, **t, "msgs_received_per_worker": workers_seen}
+        )
         if dest == "local" and t["bridge_frames_sent"] != 0:
             raise RuntimeError(f"to_wire = false but bridge_frames_sent = {t['bridge_frames_sent']}")
         if dest == "wire" and t["bridge_frames_sent"] == 0:
@@ -177,8 +235,10 @@ class Bench:
         t0 = time.time()
         for rep in range(self.args.runs):
             for workers in self.args.workers:
-                steps = [lambda: self.peer(workers, rep)] + [
-                    (lambda d=d: self.appliance(workers, d, rep)) for d in DESTS]
+                steps = [
+                    lambda w=workers, r=rep: self.peer(w, r),
+                    *((lambda d=d, w=workers, r=rep: self.appliance(w, d, r)) for d in DESTS),
+                ]
                 if rep % 2 == 1:
                     steps.reverse()
                 for s in steps:
@@ -198,19 +258,40 @@ def summarize(b, meta):
         groups.setdefault(key, []).append(r)
     out = []
     for (workers, dest, shape, batch, phase), rs in sorted(groups.items()):
-        out.append({
-            "kind": "bridge", "workers": workers, "dest": dest, "shape": shape, "batch": batch, "phase": phase,
-            "accepted_per_s": med(r["accepted_per_s"] for r in rs),
-            "delivered_per_s": med(r["delivered_per_s"] for r in rs),
-            "offered_per_s": med(r["offered_per_s"] for r in rs),
-            "lat_p50_us": med(r["lat_p50_us"] for r in rs),
-            "lat_p99_us": med(r["lat_p99_us"] for r in rs),
-            "lat_p999_us": med(r["lat_p999_us"] for r in rs),
-            "subscriber_overflow": sum(r["subscriber_overflow"] for r in rs),
-            "runs": [{k: r[k] for k in ("rep", "accepted_per_s", "delivered_per_s", "lat_p50_us", "lat_p99_us",
-                                        "refused_parts", "backoff_sleeps", "subscriber_overflow", "secs")}
-                     for r in rs],
-        })
+        out.append(
+            {
+                "kind": "bridge",
+                "workers": workers,
+                "dest": dest,
+                "shape": shape,
+                "batch": batch,
+                "phase": phase,
+                "accepted_per_s": med(r["accepted_per_s"] for r in rs),
+                "delivered_per_s": med(r["delivered_per_s"] for r in rs),
+                "offered_per_s": med(r["offered_per_s"] for r in rs),
+                "lat_p50_us": med(r["lat_p50_us"] for r in rs),
+                "lat_p99_us": med(r["lat_p99_us"] for r in rs),
+                "lat_p999_us": med(r["lat_p999_us"] for r in rs),
+                "subscriber_overflow": sum(r["subscriber_overflow"] for r in rs),
+                "runs": [
+                    {
+                        k: r[k]
+                        for k in (
+                            "rep",
+                            "accepted_per_s",
+                            "delivered_per_s",
+                            "lat_p50_us",
+                            "lat_p99_us",
+                            "refused_parts",
+                            "backoff_sleeps",
+                            "subscriber_overflow",
+                            "secs",
+                        )
+                    }
+                    for r in rs
+                ],
+            }
+        )
     peer = {(o["workers"], o["shape"], o["batch"], o["phase"]): o for o in out if o["dest"] == "inproc"}
     for o in out:
         p = peer.get((o["workers"], o["shape"], o["batch"], o["phase"]))
@@ -240,7 +321,7 @@ def print_rows(rows, batches, cell, idx, phase):
     print("|---|---|---|" + "---:|" * len(batches))
     for w in sorted({r["workers"] for r in rows}):
         for shape in SHAPES:
-            for dest in ["inproc"] + DESTS:
+            for dest in ["inproc", *DESTS]:
                 cells = []
                 for bt in batches:
                     r = idx.get((w, dest, shape, bt, phase))
@@ -249,11 +330,12 @@ def print_rows(rows, batches, cell, idx, phase):
 
 
 def table(lines, batches):
-    rows = [l for l in lines if l.get("kind") == "bridge"]
+    rows = [line for line in lines if line.get("kind") == "bridge"]
     idx = {(r["workers"], r["dest"], r["shape"], r["batch"], r["phase"]): r for r in rows}
     print("\nThroughput: accepted M msgs/s (ratio to the in-process ring) [delivered to the subscriber, M/s]")
-    print_rows(rows, batches, lambda r: f"{m(r['accepted_per_s'])}{ratio_note(r)} [{m(r['delivered_per_s'])}]",
-               idx, "full")
+    print_rows(
+        rows, batches, lambda r: f"{m(r['accepted_per_s'])}{ratio_note(r)} [{m(r['delivered_per_s'])}]", idx, "full"
+    )
     print("\nLatency publish -> subscriber at half the accepted rate: P50 / P99 µs")
     print_rows(rows, batches, lambda r: f"{us(r['lat_p50_us'])} / {us(r['lat_p99_us'])}", idx, "half")
 
@@ -273,14 +355,21 @@ def main():
     a.secs = a.secs or (0.25 if a.quick else 1.0)
     a.grace_ms = a.grace_ms if a.grace_ms is not None else (100 if a.quick else 200)
     out = Path(a.out or ROOT / "docs" / "bench" / ("bridge-quick.jsonl" if a.quick else "bridge.jsonl"))
-    meta = {**machine(), "mode": "quick" if a.quick else "full", "runs": a.runs, "secs_per_phase": a.secs,
-            "payload_bytes": 16, "ingress_ring_bytes": INGRESS_RING, "subscriber_ring_bytes": SUB_RING}
+    meta = {
+        **machine(),
+        "mode": "quick" if a.quick else "full",
+        "runs": a.runs,
+        "secs_per_phase": a.secs,
+        "payload_bytes": 16,
+        "ingress_ring_bytes": INGRESS_RING,
+        "subscriber_ring_bytes": SUB_RING,
+    }
     b = Bench(a)
     b.run()
     meta["cpu_pressure_avg60_at_end"] = cpu_pressure()
     lines = summarize(b, meta)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(json.dumps(l) + "\n" for l in lines))
+    out.write_text("".join(json.dumps(line) + "\n" for line in lines))
     log(f"wrote {out}")
     table(lines, a.batches)
 

@@ -25,11 +25,25 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench  # noqa: E402  (scripts/bench.py: the same testpmd, l3fwd and tachyon runners)
+import bench
 
 ROOT = Path(__file__).resolve().parent.parent
-MIN_FRAMES = ["--topics", "100000", "--dist", "uniform", "--senders", "10000", "--records", "1",
-              "--payload", "8", "--src-ips", "64", "--dst-ip", "198.18.1.1"]
+MIN_FRAMES = [
+    "--topics",
+    "100000",
+    "--dist",
+    "uniform",
+    "--senders",
+    "10000",
+    "--records",
+    "1",
+    "--payload",
+    "8",
+    "--src-ips",
+    "64",
+    "--dst-ip",
+    "198.18.1.1",
+]
 
 
 def main():
@@ -42,13 +56,30 @@ def main():
     args = p.parse_args()
     ns = argparse.Namespace(secs=args.secs, runs=args.runs, short=False, bin_dir=args.after)
     b = bench.Bench(ns)
-    l3fwd = subprocess.run(["bash", str(ROOT / "scripts" / "build-l3fwd.sh")], check=True, capture_output=True,
-                           text=True).stdout.strip().splitlines()[-1]
+    l3fwd = (
+        subprocess.run(["bash", str(ROOT / "scripts" / "build-l3fwd.sh")], check=True, capture_output=True, text=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     work = Path(tempfile.mkdtemp(prefix="tachyon-compare-"))
     pcap, summary = work / "min.pcap", work / "min.json"
-    subprocess.run([str(Path(args.after) / "tachyon-gen"), "pcap", "--out", str(pcap), "--frames",
-                    str(bench.PCAP_FRAMES), "--summary-json", str(summary), "--seed", "7", *MIN_FRAMES],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            str(Path(args.after) / "tachyon-gen"),
+            "pcap",
+            "--out",
+            str(pcap),
+            "--frames",
+            str(bench.PCAP_FRAMES),
+            "--summary-json",
+            str(summary),
+            "--seed",
+            "7",
+            *MIN_FRAMES,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     vdevs = [f"net_pcap0,rx_pcap={pcap},infinite_rx=1", "net_null0,no-rx=1"]
     empty = work / "empty.toml"
     empty.write_text("")
@@ -73,9 +104,18 @@ def main():
         m = statistics.median(v)
         paired = bench.paired_ratio(v, results["testpmd_io"])
         print(f"{k:<22} {m / 1e6:8.2f} {m / io:13.2f} {paired:7.2f}")
-        lines.append({"kind": "line_rate", "case": k, "mpps": m / 1e6, "ratio_vs_testpmd_io": m / io,
-                      "paired_ratio_vs_testpmd_io": paired, "runs_mpps": [x / 1e6 for x in v],
-                      "secs_per_run": args.secs, **b.machine})
+        lines.append(
+            {
+                "kind": "line_rate",
+                "case": k,
+                "mpps": m / 1e6,
+                "ratio_vs_testpmd_io": m / io,
+                "paired_ratio_vs_testpmd_io": paired,
+                "runs_mpps": [x / 1e6 for x in v],
+                "secs_per_run": args.secs,
+                **b.machine,
+            }
+        )
     if args.out:
         with open(args.out, "a") as f:
             for line in lines:

@@ -39,14 +39,44 @@ ROOT = Path(__file__).resolve().parent.parent
 GOVERNANCE_CONFIG = ROOT / "dpdk-config" / "bench-governance.toml"
 PASS_THROUGH_CONFIG = ROOT / "dpdk-config" / "bench-pass-through.toml"
 # The traffic of every case: 100,000 topics (Zipf 1.1), 10,000 senders, 1-8 records.
-TRAFFIC = ["--topics", "100000", "--dist", "zipf", "--zipf-s", "1.1", "--senders", "10000",
-           "--records", "1-8", "--payload", "64", "--src-ips", "64", "--sticky-flows"]
+TRAFFIC = [
+    "--topics",
+    "100000",
+    "--dist",
+    "zipf",
+    "--zipf-s",
+    "1.1",
+    "--senders",
+    "10000",
+    "--records",
+    "1-8",
+    "--payload",
+    "64",
+    "--src-ips",
+    "64",
+    "--sticky-flows",
+]
 # Minimum-size frames, addressed so that l3fwd's LPM routes them to port 1.
-MIN_FRAMES = ["--topics", "100000", "--dist", "uniform", "--senders", "10000", "--records", "1",
-              "--payload", "8", "--src-ips", "64", "--dst-ip", "198.18.1.1"]
+MIN_FRAMES = [
+    "--topics",
+    "100000",
+    "--dist",
+    "uniform",
+    "--senders",
+    "10000",
+    "--records",
+    "1",
+    "--payload",
+    "8",
+    "--src-ips",
+    "64",
+    "--dst-ip",
+    "198.18.1.1",
+]
 # The governance sweep: (topics, popularity, records per frame).
-SWEEP = [(t, d, 1) for t in (1000, 100000, 1000000) for d in ("zipf", "uniform")] + \
-        [(100000, "zipf", r) for r in (4, 16, 32)]
+SWEEP = [(t, d, 1) for t in (1000, 100000, 1000000) for d in ("zipf", "uniform")] + [
+    (100000, "zipf", r) for r in (4, 16, 32)
+]
 # net_pcap keeps the whole capture in mbufs; this leaves room in a 32k pool.
 PCAP_FRAMES = 16384
 LOADS = [0.1, 0.5, 0.9]
@@ -64,7 +94,7 @@ def paired_ratio(runs, peer_runs):
     """Median over alternation rounds of (this run / the peer's run in the same round). On a host whose speed
     drifts between rounds, this pairs each run with the peer measured beside it, where the ratio of medians
     can pair a quiet round of one with a busy round of the other."""
-    return statistics.median(r / p for r, p in zip(runs, peer_runs))
+    return statistics.median(r / p for r, p in zip(runs, peer_runs, strict=True))
 
 
 def stop(proc):
@@ -91,10 +121,17 @@ def machine():
     except OSError:
         pass
     dpdk = subprocess.run(["pkg-config", "--modversion", "libdpdk"], capture_output=True, text=True).stdout.strip()
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    return {"cpu_model": model, "cores": os.cpu_count(), "kernel": platform.release(), "dpdk": dpdk,
-            "commit": commit, "cpu_pressure_avg60_at_start": cpu_pressure()}
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "dpdk": dpdk,
+        "commit": commit,
+        "cpu_pressure_avg60_at_start": cpu_pressure(),
+    }
 
 
 def cpu_pressure():
@@ -136,8 +173,13 @@ class Bench:
         return f"--file-prefix=bench-{os.getpid()}-{name}-{self.prefix_n}"
 
     def emit(self, obj):
-        obj = {**obj, "mode": "short" if self.args.short else "full",
-               "runs": self.args.runs, "secs_per_run": self.args.secs, **self.machine}
+        obj = {
+            **obj,
+            "mode": "short" if self.args.short else "full",
+            "runs": self.args.runs,
+            "secs_per_run": self.args.secs,
+            **self.machine,
+        }
         self.lines.append(obj)
         log(json.dumps(obj))
 
@@ -145,16 +187,43 @@ class Bench:
     def make_pcap(self, name, seed):
         path = self.work / f"{name}.pcap"
         summary = self.work / f"{name}.json"
-        subprocess.run([str(self.bin / "tachyon-gen"), "pcap", "--out", str(path), "--frames", str(PCAP_FRAMES),
-                        "--summary-json", str(summary), "--seed", str(seed), *TRAFFIC],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                str(self.bin / "tachyon-gen"),
+                "pcap",
+                "--out",
+                str(path),
+                "--frames",
+                str(PCAP_FRAMES),
+                "--summary-json",
+                str(summary),
+                "--seed",
+                str(seed),
+                *TRAFFIC,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         s = json.loads(summary.read_text())
         return path, s["messages"] / max(s["valid_frames"], 1)
 
     def make_min_pcap(self, name, seed):
         path = self.work / f"{name}.pcap"
-        subprocess.run([str(self.bin / "tachyon-gen"), "pcap", "--out", str(path), "--frames", str(PCAP_FRAMES),
-                        "--seed", str(seed), *MIN_FRAMES], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                str(self.bin / "tachyon-gen"),
+                "pcap",
+                "--out",
+                str(path),
+                "--frames",
+                str(PCAP_FRAMES),
+                "--seed",
+                str(seed),
+                *MIN_FRAMES,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         return path
 
     # ---- one run of each program -----------------------------------------------
@@ -163,14 +232,33 @@ class Bench:
         `pcap` is a list: one RX queue (and forwarding lcore) per capture, lcores placed as tachyon's workers."""
         pcaps = pcap if isinstance(pcap, list) else [pcap]
         rx = ",".join(f"rx_pcap={p}" for p in pcaps)
-        cmd = ["dpdk-testpmd", "--lcores", spread_lcores(cores), "-m", "512", *EAL_COMMON, self.prefix("testpmd"),
-               "--vdev", f"net_pcap0,{rx},infinite_rx=1", "--vdev", "net_null0,no-rx=1",
-               "--", f"--forward-mode={mode}", "--stats-period", "1", "--total-num-mbufs", str(32768 * cores),
-               f"--rxq={cores}", f"--txq={cores}", f"--nb-cores={cores}"]
+        cmd = [
+            "dpdk-testpmd",
+            "--lcores",
+            spread_lcores(cores),
+            "-m",
+            "512",
+            *EAL_COMMON,
+            self.prefix("testpmd"),
+            "--vdev",
+            f"net_pcap0,{rx},infinite_rx=1",
+            "--vdev",
+            "net_null0,no-rx=1",
+            "--",
+            f"--forward-mode={mode}",
+            "--stats-period",
+            "1",
+            "--total-num-mbufs",
+            str(32768 * cores),
+            f"--rxq={cores}",
+            f"--txq={cores}",
+            f"--nb-cores={cores}",
+        ]
         readings = []
         port = None
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         deadline = time.monotonic() + self.args.secs + 30
         try:
             for line in proc.stdout:
@@ -196,12 +284,30 @@ class Bench:
         no rates). The pcap's destination addresses must route to port 1 (198.18.1.0/24). `--parse-ptype`: the
         virtual devices report no packet types, so l3fwd parses them in software, as it would on such a NIC."""
         prefix = self.prefix("l3fwd")
-        cmd = [binary, "-l", "1", "-m", "1024", *EAL_COMMON, prefix,
-               "--vdev", f"net_pcap0,rx_pcap={pcap},infinite_rx=1", "--vdev", "net_null0,no-rx=1",
-               "--", "-p", "0x3", "-P", "--parse-ptype", "--config", "(0,0,1),(1,0,1)"]
+        cmd = [
+            binary,
+            "-l",
+            "1",
+            "-m",
+            "1024",
+            *EAL_COMMON,
+            prefix,
+            "--vdev",
+            f"net_pcap0,rx_pcap={pcap},infinite_rx=1",
+            "--vdev",
+            "net_null0,no-rx=1",
+            "--",
+            "-p",
+            "0x3",
+            "-P",
+            "--parse-ptype",
+            "--config",
+            "(0,0,1),(1,0,1)",
+        ]
         sock = Path("/var/run/dpdk") / prefix.split("=", 1)[1] / "dpdk_telemetry.v2"
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True)
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         try:
             deadline = time.monotonic() + 30
             while not sock.exists():
@@ -224,9 +330,17 @@ class Bench:
         cmd = [str(self.bin / "tachyon"), "--lcores", lcores, "-m", "1024", *EAL_COMMON, self.prefix(tag)]
         for v in vdevs:
             cmd += ["--vdev", v]
-        cmd += ["--", "--no-metrics", "--config", str(config), "--duration", str(self.args.secs + 1), "--stats-json", str(stats)]
-        out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                             timeout=self.args.secs + 60)
+        cmd += [
+            "--",
+            "--no-metrics",
+            "--config",
+            str(config),
+            "--duration",
+            str(self.args.secs + 1),
+            "--stats-json",
+            str(stats),
+        ]
+        out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=self.args.secs + 60)
         if out.returncode != 0:
             raise RuntimeError(f"tachyon {tag} failed: {out.stderr.strip()[-2000:]}")
         rows = []
@@ -237,23 +351,68 @@ class Bench:
         measured = rows[1:] or rows
         if not measured:
             raise RuntimeError(f"tachyon {tag}: no live lines in: {out.stdout[-2000:]}")
-        return tuple(statistics.mean(col) for col in zip(*measured)), json.loads(stats.read_text())
+        return tuple(statistics.mean(col) for col in zip(*measured, strict=True)), json.loads(stats.read_text())
 
     def loop(self, rate, latency, tag):
         """tachyon-gen live <-> tachyon over memif; returns (gen report, tachyon stats)."""
         sock = self.work / f"{tag}-{self.prefix_n}.sock"
         t_stats, g_stats = self.work / f"{tag}-tachyon.json", self.work / f"{tag}-gen.json"
         tachyon = subprocess.Popen(
-            [str(self.bin / "tachyon"), "--lcores", "0@0,1@1", "-m", "512", *EAL_COMMON, self.prefix(tag + "-t"),
-             "--vdev", f"net_memif0,role=server,socket={sock},socket-abstract=no",
-             "--", "--no-metrics", "--config", str(self.config_off()), "--quiet", "--stats-json", str(t_stats)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            [
+                str(self.bin / "tachyon"),
+                "--lcores",
+                "0@0,1@1",
+                "-m",
+                "512",
+                *EAL_COMMON,
+                self.prefix(tag + "-t"),
+                "--vdev",
+                f"net_memif0,role=server,socket={sock},socket-abstract=no",
+                "--",
+                "--no-metrics",
+                "--config",
+                str(self.config_off()),
+                "--quiet",
+                "--stats-json",
+                str(t_stats),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         g_stats.unlink(missing_ok=True)
-        gen_cmd = [str(self.bin / "tachyon-gen"), "live", "--lcores", "0@0", "-m", "256", *EAL_COMMON,
-                   self.prefix(tag + "-g"), "--vdev", f"net_memif0,role=client,socket={sock},socket-abstract=no",
-                   "--", "--rx-port", "0", "--rate", str(int(rate)), "--duration", str(self.args.secs),
-                   "--warmup", str(min(0.5, self.args.secs / 4)), "--quiet", "--stats-json", str(g_stats),
-                   "--link-wait", "20", "--settle-ms", "1500", "--linger", "30", *TRAFFIC]
+        gen_cmd = [
+            str(self.bin / "tachyon-gen"),
+            "live",
+            "--lcores",
+            "0@0",
+            "-m",
+            "256",
+            *EAL_COMMON,
+            self.prefix(tag + "-g"),
+            "--vdev",
+            f"net_memif0,role=client,socket={sock},socket-abstract=no",
+            "--",
+            "--rx-port",
+            "0",
+            "--rate",
+            str(int(rate)),
+            "--duration",
+            str(self.args.secs),
+            "--warmup",
+            str(min(0.5, self.args.secs / 4)),
+            "--quiet",
+            "--stats-json",
+            str(g_stats),
+            "--link-wait",
+            "20",
+            "--settle-ms",
+            "1500",
+            "--linger",
+            "30",
+            *TRAFFIC,
+        ]
         if latency:
             # Small bursts: a frame should not wait for 31 others to be built before it leaves.
             gen_cmd += ["--latency", "--burst", "8"]
@@ -263,8 +422,9 @@ class Bench:
                 if sock.exists() or tachyon.poll() is not None:
                     break
                 time.sleep(0.05)
-            gen = subprocess.Popen(gen_cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
+            gen = subprocess.Popen(
+                gen_cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
             # The generator writes its results, then keeps the memif link up until tachyon
             # has stopped polling it (net_memif unmaps the rings of a side that leaves).
             deadline = time.monotonic() + self.args.secs + 60
@@ -287,8 +447,12 @@ class Bench:
 
     def governance_refused(self):
         """Why this tachyon build refuses the governance config, or None when it takes it."""
-        out = subprocess.run([str(self.bin / "tachyon"), "-l", "0-1", "--", "--config", str(GOVERNANCE_CONFIG),
-                              "--plan"], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [str(self.bin / "tachyon"), "-l", "0-1", "--", "--config", str(GOVERNANCE_CONFIG), "--plan"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         return None if out.returncode == 0 else (out.stderr.strip() or out.stdout.strip())[-500:]
 
     # ---- cases --------------------------------------------------------------
@@ -318,12 +482,21 @@ class Bench:
             measured_msgs = rs[0][1] is not None
             msgs = statistics.median(x[1] for x in rs) if measured_msgs else pps * msgs_per_frame
             admitted = statistics.median(x[2] for x in rs) if measured_msgs else msgs
-            self.emit({"kind": "throughput", "case": name, "mpps": pps / 1e6, "msgs_per_s": msgs,
-                       "msgs_admitted_per_s": admitted, "msgs_measured": measured_msgs,
-                       "ns_per_packet": 1e9 / pps, "ratio_vs_testpmd_io": pps / io,
-                       "paired_ratio_vs_testpmd_io": paired_ratio([x[0] for x in rs],
-                                                                  [x[0] for x in runs["testpmd-io"]]),
-                       "runs_mpps": [x[0] / 1e6 for x in rs], "lcores": 1})
+            self.emit(
+                {
+                    "kind": "throughput",
+                    "case": name,
+                    "mpps": pps / 1e6,
+                    "msgs_per_s": msgs,
+                    "msgs_admitted_per_s": admitted,
+                    "msgs_measured": measured_msgs,
+                    "ns_per_packet": 1e9 / pps,
+                    "ratio_vs_testpmd_io": pps / io,
+                    "paired_ratio_vs_testpmd_io": paired_ratio([x[0] for x in rs], [x[0] for x in runs["testpmd-io"]]),
+                    "runs_mpps": [x[0] / 1e6 for x in rs],
+                    "lcores": 1,
+                }
+            )
 
     def scaling(self):
         workers_max = max(2, os.cpu_count() or 2)
@@ -342,8 +515,10 @@ class Bench:
             for n in results:
                 lcores = spread_lcores(n)
                 cfg = self.work / f"scale-{name}{n}.toml"
-                cfg.write_text(config.read_text() + f"\n[workers]\nlcores = {list(range(1, n + 1))}\n\n"
-                               "[dataplane]\nmbufs_per_pool = 65535\n")
+                cfg.write_text(
+                    config.read_text() + f"\n[workers]\nlcores = {list(range(1, n + 1))}\n\n"
+                    "[dataplane]\nmbufs_per_pool = 65535\n"
+                )
                 rx = ",".join(f"rx_pcap={p}" for p in pcaps[:n])
                 vdevs = [f"net_pcap0,{rx},infinite_rx=1", "net_null0,no-rx=1"]
                 (pps, _, _), stats = self.tachyon(lcores, vdevs, cfg, f"scale-{name}{n}")
@@ -352,17 +527,29 @@ class Bench:
                     raise RuntimeError(f"scaling {name}{n}: workers did not all carry traffic: {per_worker}")
                 results[n].append(pps)
                 peer[n].append(self.testpmd("io", pcaps[:n], cores=n))
-                log(f"scaling {name}run {r + 1}/{self.args.runs} {n} worker(s): {pps / 1e6:.3f} Mpps, "
-                    f"testpmd io {peer[n][-1] / 1e6:.3f} Mpps")
+                log(
+                    f"scaling {name}run {r + 1}/{self.args.runs} {n} worker(s): {pps / 1e6:.3f} Mpps, "
+                    f"testpmd io {peer[n][-1] / 1e6:.3f} Mpps"
+                )
         r1, p1 = statistics.median(results[counts[0]]), statistics.median(peer[counts[0]])
         for n, rs in results.items():
             rn, pn = statistics.median(rs), statistics.median(peer[n])
             efficiency, peer_efficiency = rn / (n * r1), pn / (n * p1)
-            self.emit({"kind": "scaling", "case": f"{name}workers-{n}", "workers": n, "mpps": rn / 1e6,
-                       "mpps_per_worker": rn / n / 1e6, "efficiency": efficiency,
-                       "testpmd_io_mpps": pn / 1e6, "testpmd_io_efficiency": peer_efficiency,
-                       "efficiency_vs_testpmd_io": efficiency / peer_efficiency,
-                       "runs_mpps": [x / 1e6 for x in rs], "testpmd_io_runs_mpps": [x / 1e6 for x in peer[n]]})
+            self.emit(
+                {
+                    "kind": "scaling",
+                    "case": f"{name}workers-{n}",
+                    "workers": n,
+                    "mpps": rn / 1e6,
+                    "mpps_per_worker": rn / n / 1e6,
+                    "efficiency": efficiency,
+                    "testpmd_io_mpps": pn / 1e6,
+                    "testpmd_io_efficiency": peer_efficiency,
+                    "efficiency_vs_testpmd_io": efficiency / peer_efficiency,
+                    "runs_mpps": [x / 1e6 for x in rs],
+                    "testpmd_io_runs_mpps": [x / 1e6 for x in peer[n]],
+                }
+            )
 
     def latency(self):
         caps = []
@@ -375,23 +562,36 @@ class Bench:
         per_load = {load: [] for load in LOADS}
         for r in range(self.args.runs):
             for load in LOADS:
-                gen, t = self.loop(capacity * load, True, f"lat{int(load * 100)}")
+                gen, _ = self.loop(capacity * load, True, f"lat{int(load * 100)}")
                 lat = gen["latency"]
                 if not lat or not lat["count"]:
                     raise RuntimeError(f"latency at {load:.0%}: no timestamped frame came back: {gen}")
                 per_load[load].append((lat, gen))
-                log(f"latency run {r + 1}/{self.args.runs} at {load:.0%}: p50 {lat['p50_ns']} ns "
-                    f"p99 {lat['p99_ns']} ns p99.9 {lat['p999_ns']} ns")
+                log(
+                    f"latency run {r + 1}/{self.args.runs} at {load:.0%}: p50 {lat['p50_ns']} ns "
+                    f"p99 {lat['p99_ns']} ns p99.9 {lat['p999_ns']} ns"
+                )
         for load, rs in per_load.items():
-            med = lambda k: statistics.median(x[0][k] for x in rs)  # noqa: E731
-            self.emit({"kind": "latency", "case": f"load-{int(load * 100)}", "load": load,
-                       "target_mpps": capacity * load / 1e6,
-                       "achieved_mpps": statistics.median(x[1]["tx_pps"] for x in rs) / 1e6,
-                       "p50_us": med("p50_ns") / 1e3, "p99_us": med("p99_ns") / 1e3,
-                       "p999_us": med("p999_ns") / 1e3, "max_us": max(x[0]["max_ns"] for x in rs) / 1e3,
-                       "samples": sum(x[0]["count"] for x in rs),
-                       "loss_ratio": statistics.median(x[1]["loss"]["loss_ratio"] for x in rs),
-                       "reordered": sum(x[1]["rx"]["reordered"] for x in rs)})
+
+            def med(k, rs=rs):
+                return statistics.median(x[0][k] for x in rs)
+
+            self.emit(
+                {
+                    "kind": "latency",
+                    "case": f"load-{int(load * 100)}",
+                    "load": load,
+                    "target_mpps": capacity * load / 1e6,
+                    "achieved_mpps": statistics.median(x[1]["tx_pps"] for x in rs) / 1e6,
+                    "p50_us": med("p50_ns") / 1e3,
+                    "p99_us": med("p99_ns") / 1e3,
+                    "p999_us": med("p999_ns") / 1e3,
+                    "max_us": max(x[0]["max_ns"] for x in rs) / 1e3,
+                    "samples": sum(x[0]["count"] for x in rs),
+                    "loss_ratio": statistics.median(x[1]["loss"]["loss_ratio"] for x in rs),
+                    "reordered": sum(x[1]["rx"]["reordered"] for x in rs),
+                }
+            )
 
     def line_rate(self):
         pcap = self.make_min_pcap("min", 7)
@@ -404,8 +604,13 @@ class Bench:
         if self.args.short:
             self.emit({"kind": "line_rate", "case": "min-l3fwd", "skipped": "not in --short (builds l3fwd)"})
         else:
-            l3fwd = subprocess.run(["bash", str(ROOT / "scripts" / "build-l3fwd.sh")], check=True,
-                                   capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            l3fwd = (
+                subprocess.run(
+                    ["bash", str(ROOT / "scripts" / "build-l3fwd.sh")], check=True, capture_output=True, text=True
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             cases["min-l3fwd"] = lambda: self.l3fwd(pcap, l3fwd)
         runs = {name: [] for name in cases}
         for r in range(self.args.runs):
@@ -415,10 +620,18 @@ class Bench:
         io = statistics.median(runs["min-testpmd-io"])
         for name, rs in runs.items():
             pps = statistics.median(rs)
-            self.emit({"kind": "line_rate", "case": name, "mpps": pps / 1e6, "ns_per_packet": 1e9 / pps,
-                       "ratio_vs_testpmd_io": pps / io,
-                       "paired_ratio_vs_testpmd_io": paired_ratio(rs, runs["min-testpmd-io"]),
-                       "runs_mpps": [x / 1e6 for x in rs], "lcores": 1})
+            self.emit(
+                {
+                    "kind": "line_rate",
+                    "case": name,
+                    "mpps": pps / 1e6,
+                    "ns_per_packet": 1e9 / pps,
+                    "ratio_vs_testpmd_io": pps / io,
+                    "paired_ratio_vs_testpmd_io": paired_ratio(rs, runs["min-testpmd-io"]),
+                    "runs_mpps": [x / 1e6 for x in rs],
+                    "lcores": 1,
+                }
+            )
         self.governed_scaling()
 
     def governed_scaling(self):
@@ -432,13 +645,26 @@ class Bench:
         for topics, dist, records in SWEEP:
             rs = []
             for _ in range(self.args.runs):
-                out = subprocess.run([str(example), str(topics), dist, str(records), "1", chunks], check=True,
-                                     capture_output=True, text=True)
+                out = subprocess.run(
+                    [str(example), str(topics), dist, str(records), "1", chunks],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
                 rs.append(json.loads(out.stdout.strip().splitlines()[-1])["ns_per_frame"])
             ns = statistics.median(rs)
-            self.emit({"kind": "governance", "case": f"{topics}-topics-{dist}-{records}-records", "topics": topics,
-                       "popularity": dist, "records": records, "ns_per_frame": ns, "ns_per_msg": ns / records,
-                       "runs_ns": rs})
+            self.emit(
+                {
+                    "kind": "governance",
+                    "case": f"{topics}-topics-{dist}-{records}-records",
+                    "topics": topics,
+                    "popularity": dist,
+                    "records": records,
+                    "ns_per_frame": ns,
+                    "ns_per_msg": ns / records,
+                    "runs_ns": rs,
+                }
+            )
             log(f"governance {topics} topics {dist} {records} records: {ns:.1f} ns/frame")
 
     def run(self):
@@ -463,29 +689,38 @@ def print_table(lines):
         if "skipped" in x:
             print(f"{x['case']:<24} skipped: {x['skipped']}")
         elif x["kind"] == "throughput":
-            print(f"{x['case']:<24} {x['mpps']:8.3f} Mpps {x['msgs_per_s'] / 1e6:8.3f} M msgs/s "
-                  f"{x['ns_per_packet']:7.1f} ns/pkt  x{x['ratio_vs_testpmd_io']:.2f} of testpmd-io "
-                  f"(paired x{x['paired_ratio_vs_testpmd_io']:.2f})")
+            print(
+                f"{x['case']:<24} {x['mpps']:8.3f} Mpps {x['msgs_per_s'] / 1e6:8.3f} M msgs/s "
+                f"{x['ns_per_packet']:7.1f} ns/pkt  x{x['ratio_vs_testpmd_io']:.2f} of testpmd-io "
+                f"(paired x{x['paired_ratio_vs_testpmd_io']:.2f})"
+            )
         elif x["kind"] == "line_rate":
-            print(f"{x['case']:<24} {x['mpps']:8.3f} Mpps {x['ns_per_packet']:7.1f} ns/pkt  "
-                  f"x{x['ratio_vs_testpmd_io']:.2f} of testpmd-io (paired x{x['paired_ratio_vs_testpmd_io']:.2f})")
+            print(
+                f"{x['case']:<24} {x['mpps']:8.3f} Mpps {x['ns_per_packet']:7.1f} ns/pkt  "
+                f"x{x['ratio_vs_testpmd_io']:.2f} of testpmd-io (paired x{x['paired_ratio_vs_testpmd_io']:.2f})"
+            )
         elif x["kind"] == "governance":
             print(f"{'governance ' + x['case']:<40} {x['ns_per_frame']:7.1f} ns/frame {x['ns_per_msg']:7.2f} ns/msg")
         elif x["kind"] == "scaling":
-            print(f"{x['case']:<24} {x['mpps']:8.3f} Mpps  efficiency {x['efficiency']:.2f} "
-                  f"(testpmd io on the same cores: {x['testpmd_io_mpps']:.3f} Mpps, efficiency "
-                  f"{x['testpmd_io_efficiency']:.2f}; ratio {x['efficiency_vs_testpmd_io']:.2f})")
+            print(
+                f"{x['case']:<24} {x['mpps']:8.3f} Mpps  efficiency {x['efficiency']:.2f} "
+                f"(testpmd io on the same cores: {x['testpmd_io_mpps']:.3f} Mpps, efficiency "
+                f"{x['testpmd_io_efficiency']:.2f}; ratio {x['efficiency_vs_testpmd_io']:.2f})"
+            )
         elif x["case"] == "capacity":
             print(f"{'memif loop capacity':<24} {x['mpps']:8.3f} Mpps")
         else:
-            print(f"{'latency ' + x['case']:<24} p50 {x['p50_us']:.2f} us p99 {x['p99_us']:.2f} us "
-                  f"p99.9 {x['p999_us']:.2f} us (loss {x['loss_ratio']:.2%})")
+            print(
+                f"{'latency ' + x['case']:<24} p50 {x['p50_us']:.2f} us p99 {x['p99_us']:.2f} us "
+                f"p99.9 {x['p999_us']:.2f} us (loss {x['loss_ratio']:.2%})"
+            )
 
 
 def pyplot():
     """matplotlib's pyplot drawing to files, or None (said once per chart) when it is not installed."""
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -514,8 +749,11 @@ def chart_governance(lines, path):
     ax.set_ylim(bottom=0)
     ax.legend()
     ax = axes[1]
-    pts = sorted((x["records"], x["ns_per_frame"], x["ns_per_msg"]) for x in gov
-                 if x["topics"] == 100000 and x["popularity"] == "zipf")
+    pts = sorted(
+        (x["records"], x["ns_per_frame"], x["ns_per_msg"])
+        for x in gov
+        if x["topics"] == 100000 and x["popularity"] == "zipf"
+    )
     ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label="per frame")
     ax.plot([p[0] for p in pts], [p[2] for p in pts], "s--", label="per message")
     ax.set_xscale("log", base=2)
@@ -525,8 +763,10 @@ def chart_governance(lines, path):
     ax.set_ylim(bottom=0)
     ax.legend()
     m = gov[0]
-    fig.suptitle(f"Rules + topic bucket + sender quota, one worker, {m.get('cpu_model', '?')} ({m.get('mode', '')} run)",
-                 fontsize=10)
+    fig.suptitle(
+        f"Rules + topic bucket + sender quota, one worker, {m.get('cpu_model', '?')} ({m.get('mode', '')} run)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     log(f"wrote {path}")
@@ -541,11 +781,19 @@ def chart(lines, path):
     tp = [x for x in lines if x["kind"] == "throughput" and "skipped" not in x]
     if tp:
         ax = axes[0]
-        bars = ax.bar([x["case"].replace("tachyon-", "tachyon\n").replace("testpmd-", "testpmd\n") for x in tp],
-                      [x["mpps"] for x in tp], color=["#999999", "#bbbbbb", "#4c72b0", "#dd8452"][:len(tp)])
-        for b, x in zip(bars, tp):
-            ax.annotate(f"{x['mpps']:.1f}\n×{x['ratio_vs_testpmd_io']:.2f}", (b.get_x() + b.get_width() / 2,
-                        b.get_height()), ha="center", va="bottom", fontsize=8)
+        bars = ax.bar(
+            [x["case"].replace("tachyon-", "tachyon\n").replace("testpmd-", "testpmd\n") for x in tp],
+            [x["mpps"] for x in tp],
+            color=["#999999", "#bbbbbb", "#4c72b0", "#dd8452"][: len(tp)],
+        )
+        for b, x in zip(bars, tp, strict=True):
+            ax.annotate(
+                f"{x['mpps']:.1f}\n×{x['ratio_vs_testpmd_io']:.2f}",  # noqa: RUF001 (a multiplication sign)
+                (b.get_x() + b.get_width() / 2, b.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
         ax.set_ylabel("Mpps (one forwarding lcore)")
         ax.set_title("Throughput: pcap → null, medians")
         ax.margins(y=0.25)
@@ -556,8 +804,13 @@ def chart(lines, path):
         ax.plot(ws, [x["mpps"] for x in sc], "o-", label="measured")
         ax.plot(ws, [sc[0]["mpps"] * w for w in ws], "--", color="grey", label="linear")
         for x in sc:
-            ax.annotate(f"{x['mpps']:.1f} Mpps\neff {x['efficiency']:.2f}", (x["workers"], x["mpps"]),
-                        textcoords="offset points", xytext=(6, -24), fontsize=8)
+            ax.annotate(
+                f"{x['mpps']:.1f} Mpps\neff {x['efficiency']:.2f}",
+                (x["workers"], x["mpps"]),
+                textcoords="offset points",
+                xytext=(6, -24),
+                fontsize=8,
+            )
         ax.set_xticks(ws)
         ax.set_xlabel("workers")
         ax.set_ylabel("Mpps")
@@ -579,8 +832,11 @@ def chart(lines, path):
         ax.set_title("Transit latency, tachyon-gen ↔ tachyon (memif)")
         ax.legend(loc="upper center", ncol=3)
     m = lines[0] if lines else {}
-    fig.suptitle(f"Tachyon on {m.get('cpu_model', '?')}, {m.get('cores', '?')} cores, DPDK {m.get('dpdk', '')} "
-                 f"({m.get('mode', '')} run)", fontsize=10)
+    fig.suptitle(
+        f"Tachyon on {m.get('cpu_model', '?')}, {m.get('cores', '?')} cores, DPDK {m.get('dpdk', '')} "
+        f"({m.get('mode', '')} run)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     log(f"wrote {path}")

@@ -12,10 +12,10 @@ cargo fmt --manifest-path python/Cargo.toml -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 CARGO_TARGET_DIR=target/python cargo clippy --manifest-path python/Cargo.toml --all-targets --quiet -- -D warnings
-# Python: the package and the benchmarks, with the package's ruff settings
+# Python: the package, the benchmarks and the scripts, with the package's ruff settings
 # (python/pyproject.toml, extended by ruff.toml at the root).
-.venv/bin/ruff check python benches
-.venv/bin/ruff format --check python benches
+.venv/bin/ruff check python benches scripts
+.venv/bin/ruff format --check python benches scripts
 # Benchmarks and examples must compile; the tests below run the rest.
 cargo build --all-targets --quiet
 log=$(mktemp)
