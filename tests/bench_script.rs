@@ -83,6 +83,11 @@ fn bench_script_short_mode_writes_every_case() {
     assert_eq!(positive(one, "efficiency"), 1.0);
     let eff = positive(many, "efficiency");
     assert!((eff - positive(many, "mpps") / (cores as f64 * positive(one, "mpps"))).abs() < 1e-9, "{many}");
+    // The peer on the same cores: testpmd io's own efficiency, and tachyon's relative to it.
+    let peer_eff = positive(many, "testpmd_io_efficiency");
+    let io_ratio = positive(many, "testpmd_io_mpps") / (cores as f64 * positive(one, "testpmd_io_mpps"));
+    assert!((peer_eff - io_ratio).abs() < 1e-9, "{many}");
+    assert!((positive(many, "efficiency_vs_testpmd_io") - eff / peer_eff).abs() < 1e-9, "{many}");
     positive(find(&lines, "latency", "capacity"), "mpps");
     for case in &LATENCY[1..] {
         let line = find(&lines, "latency", case);
