@@ -13,8 +13,8 @@ Cases, each as medians over alternating runs:
   line_rate   minimum-size frames (one 8-byte record, 100,000 topics uniform,
               10,000 senders): testpmd io, DPDK's l3fwd (scripts/build-l3fwd.sh;
               left out of --short), tachyon pass-through and governed
-              (bench-governance.toml), one forwarding lcore; and governed
-              scaling, 1 and 2 workers
+              (bench-governance.toml), governed again with Zipf 1.1 topics,
+              one forwarding lcore; and governed scaling, 1 and 2 workers
   governance  the governance cost per frame (examples/governance_cost) at 1k,
               100k and 1M topics, Zipf 1.1 and uniform, and at 1-32 records
 Only the Python standard library is needed; the chart wants matplotlib.
@@ -207,8 +207,10 @@ class Bench:
         s = json.loads(summary.read_text())
         return path, s["messages"] / max(s["valid_frames"], 1)
 
-    def make_min_pcap(self, name, seed):
+    def make_min_pcap(self, name, seed, dist="uniform"):
+        """Minimum-size frames; `dist`: the topics' popularity (uniform, or zipf for Zipf 1.1)."""
         path = self.work / f"{name}.pcap"
+        frames = [dist if prev == "--dist" else arg for prev, arg in zip(["", *MIN_FRAMES], MIN_FRAMES, strict=False)]
         subprocess.run(
             [
                 str(self.bin / "tachyon-gen"),
@@ -219,7 +221,7 @@ class Bench:
                 str(PCAP_FRAMES),
                 "--seed",
                 str(seed),
-                *MIN_FRAMES,
+                *frames,
             ],
             check=True,
             stdout=subprocess.DEVNULL,
@@ -595,11 +597,17 @@ class Bench:
 
     def line_rate(self):
         pcap = self.make_min_pcap("min", 7)
-        vdevs = [f"net_pcap0,rx_pcap={pcap},infinite_rx=1", "net_null0,no-rx=1"]
+        zipf = self.make_min_pcap("min-zipf", 7, dist="zipf")
+
+        def forward(capture, config, tag):
+            vdevs = [f"net_pcap0,rx_pcap={capture},infinite_rx=1", "net_null0,no-rx=1"]
+            return self.tachyon("0@0,1@1", vdevs, config, tag)[0][0]
+
         cases = {
             "min-testpmd-io": lambda: self.testpmd("io", pcap),
-            "min-tachyon-pass-through": lambda: self.tachyon("0@0,1@1", vdevs, self.config_off(), "min-off")[0][0],
-            "min-tachyon-governed": lambda: self.tachyon("0@0,1@1", vdevs, GOVERNANCE_CONFIG, "min-on")[0][0],
+            "min-tachyon-pass-through": lambda: forward(pcap, self.config_off(), "min-off"),
+            "min-tachyon-governed": lambda: forward(pcap, GOVERNANCE_CONFIG, "min-on"),
+            "min-tachyon-governed-zipf": lambda: forward(zipf, GOVERNANCE_CONFIG, "min-zipf"),
         }
         if self.args.short:
             self.emit({"kind": "line_rate", "case": "min-l3fwd", "skipped": "not in --short (builds l3fwd)"})
