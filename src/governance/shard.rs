@@ -148,12 +148,26 @@ fn insert_fresh(
     }
 }
 
-/// When a bucket goes on the report list: per profile, the demand
-/// threshold and the default share; the period, for buckets that hold a
-/// reconciled share.
+/// What lists a bucket of one profile that holds the default share: that
+/// share, and the demand per period that puts it on the report list.
+#[derive(Clone, Copy, Default)]
+struct ProfileListing {
+    default: FixedLimit,
+    threshold: u32,
+}
+
+const _: () = assert!(MAX_PROFILES.is_power_of_two());
+
+/// [`ProfileListing`] of every profile, indexed by profile modulo
+/// MAX_PROFILES: no bounds check per frame. Rows of profiles the tables
+/// do not have are never read (a bucket's profile is revalidated before
+/// its demand is recorded).
+type ProfileListings = [ProfileListing; MAX_PROFILES];
+
+/// When a bucket goes on the report list: per profile, the default share
+/// and its threshold; the period, for buckets that hold a reconciled share.
 struct Listing<'a> {
-    thresholds: &'a [u32],
-    defaults: &'a [FixedLimit],
+    profiles: &'a ProfileListings,
     period_ticks: u64,
 }
 
@@ -183,13 +197,9 @@ fn record_demand(entry: &mut Entry, touched: &mut Vec<Report>, listing: Listing,
     // not reported: the reconciler then gives it back, and releases the
     // limit once nobody reports it, instead of moving the split of an idle
     // limit every period.
-    let profile = usize::from(entry.profile);
+    let row = &listing.profiles[usize::from(entry.profile) % MAX_PROFILES];
     let limit = entry.bucket.limit();
-    let threshold = if limit == listing.defaults[profile] {
-        listing.thresholds[profile]
-    } else {
-        listing_threshold(limit, listing.period_ticks)
-    };
+    let threshold = if limit == row.default { row.threshold } else { listing_threshold(limit, listing.period_ticks) };
     if (entry.demand >= threshold || !covers) && touched.len() < touched.capacity() {
         entry.listed = touched.len() as u32;
         touched.push(Report { key: entry.key, demand: entry.demand, profile: entry.profile, max_frame: frame });
@@ -212,10 +222,11 @@ pub struct Shard {
     default_frac: u32,
     generation: u64,
     rule_count: usize,
-    /// Per profile: the default share, and the demand per period that
-    /// puts an id on the report list.
+    /// Per profile: the default share (its length is the profile count),
+    /// and again with the demand per period that puts an id on the report
+    /// list.
     default_limit: Vec<FixedLimit>,
-    list_threshold: Vec<u32>,
+    listings: Box<ProfileListings>,
     /// The reconciliation period, in TSC ticks.
     period_ticks: u64,
     /// Period being counted. Its stamp changes with each period and each
@@ -266,7 +277,10 @@ impl Shard {
             generation: 0,
             rule_count: 0,
             default_limit: Vec::with_capacity(MAX_PROFILES),
-            list_threshold: Vec::with_capacity(MAX_PROFILES),
+            listings: vec![ProfileListing::default(); MAX_PROFILES]
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("MAX_PROFILES rows")),
             period_ticks: 0,
             epoch,
             stamp: 1,
@@ -556,11 +570,7 @@ impl Shard {
         if RECONCILED {
             // With one worker its buckets are the global ones: nobody
             // needs its demand.
-            let listing = Listing {
-                thresholds: &self.list_threshold,
-                defaults: &self.default_limit,
-                period_ticks: self.period_ticks,
-            };
+            let listing = Listing { profiles: &self.listings, period_ticks: self.period_ticks };
             record_demand(entry, &mut self.touched, listing, msgs, covers);
         }
         if covers {
@@ -599,12 +609,12 @@ impl Shard {
         self.stamp = next_stamp(self.stamp);
         self.generations.adopt(tables, self.stamp);
         self.default_limit.clear();
-        self.list_threshold.clear();
         self.period_ticks = tables.reconcile_ticks;
         for (i, profile) in tables.profiles.iter().enumerate().take(MAX_PROFILES) {
             let default = profile.fixed.share(self.default_frac);
             self.default_limit.push(default);
-            self.list_threshold.push(listing_threshold(default, tables.reconcile_ticks));
+            self.listings[i] =
+                ProfileListing { default, threshold: listing_threshold(default, tables.reconcile_ticks) };
             let profile_id = i as ProfileId;
             let kept = (!fresh).then(|| self.generations.profile_unchanged(profile_id)).flatten();
             for dim in [Dimension::Topic, Dimension::Sender] {
