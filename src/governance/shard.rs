@@ -173,7 +173,13 @@ struct Listing<'a> {
 
 /// Demand per period that lists a bucket holding `limit`: half of what the
 /// limit earns in a period, at least one message.
+#[inline(always)]
 fn listing_threshold(limit: FixedLimit, period_ticks: u64) -> u32 {
+    // In 64 bits whenever the product fits (as the refill does): then
+    // the half is below 2^15, no clamp at the top needed.
+    if let Some(earned) = limit.rate.checked_mul(period_ticks) {
+        return ((earned >> RATE_SHIFT) / 2).max(1) as u32;
+    }
     let per_period = (u128::from(limit.rate) * u128::from(period_ticks)) >> RATE_SHIFT;
     (per_period / 2).clamp(1, u128::from(u32::MAX)) as u32
 }
@@ -860,4 +866,25 @@ fn share(tables: &Tables, table: &BucketTable, key: u64) -> Option<f64> {
     }
     let global = tables.profile(entry.profile).fixed.rate;
     Some(entry.bucket.limit().rate as f64 / global as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_threshold_is_the_same_in_64_and_128_bits() {
+        let wide = |limit: FixedLimit, ticks: u64| {
+            let per_period = (u128::from(limit.rate) * u128::from(ticks)) >> RATE_SHIFT;
+            (per_period / 2).clamp(1, u128::from(u32::MAX)) as u32
+        };
+        let rates = [0, 1, 3, 1 << 20, 1 << 40, (1 << 48) - 1, 1 << 48, 1 << 50, u64::MAX / 7, u64::MAX];
+        let periods = [0, 1, 1000, 1 << 16, 10_000_000, 1 << 40, u64::MAX];
+        for rate in rates {
+            for ticks in periods {
+                let limit = FixedLimit { rate, burst: 0 };
+                assert_eq!(listing_threshold(limit, ticks), wide(limit, ticks), "rate {rate}, {ticks} ticks");
+            }
+        }
+    }
 }
