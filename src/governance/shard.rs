@@ -203,10 +203,13 @@ fn record_demand(entry: &mut Entry, touched: &mut Vec<Report>, listing: Listing,
     // not reported: the reconciler then gives it back, and releases the
     // limit once nobody reports it, instead of moving the split of an idle
     // limit every period.
-    let row = &listing.profiles[usize::from(entry.profile) % MAX_PROFILES];
-    let limit = entry.bucket.limit();
-    let threshold = if limit == row.default { row.threshold } else { listing_threshold(limit, listing.period_ticks) };
-    if (entry.demand >= threshold || !covers) && touched.len() < touched.capacity() {
+    let threshold = || {
+        let row = &listing.profiles[usize::from(entry.profile) % MAX_PROFILES];
+        let limit = entry.bucket.limit();
+        if limit == row.default { row.threshold } else { listing_threshold(limit, listing.period_ticks) }
+    };
+    // A refusal lists it whatever its demand: no threshold to look up.
+    if (!covers || entry.demand >= threshold()) && touched.len() < touched.capacity() {
         entry.listed = touched.len() as u32;
         touched.push(Report { key: entry.key, demand: entry.demand, profile: entry.profile, max_frame: frame });
     }
