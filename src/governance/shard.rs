@@ -412,9 +412,7 @@ impl Shard {
             for (frame, (key, verdict)) in keys.iter().zip(verdicts.iter_mut()).enumerate() {
                 match self.apply_rules(tables, key, tally) {
                     Ok(ruled) => {
-                        let plan = self.plan::<TOPICS, SENDERS>(key, frame, ruled);
-                        self.prefetch::<TOPICS, SENDERS>(&plan);
-                        self.plans[planned % PLAN_LEN] = plan;
+                        self.plan::<TOPICS, SENDERS>(planned % PLAN_LEN, key, frame, ruled);
                         planned += 1;
                     }
                     Err(decided) => *verdict = decided,
@@ -465,29 +463,26 @@ impl Shard {
         self.counters.admitted_msgs += msgs;
     }
 
-    /// What charging frame `frame` (`key`) needs: its bucket keys, hashed.
+    /// Writes plan `i`: what charging frame `frame` (`key`) needs, its
+    /// bucket keys hashed; and starts loading its two buckets. Each field
+    /// is stored as soon as it is known: fewer values live at once.
     #[inline(always)]
-    fn plan<const TOPICS: bool, const SENDERS: bool>(&self, key: &FrameKey, frame: usize, ruled: Ruled) -> Plan {
-        let mut plan = Plan { frame: frame as u16, msgs: key.msg_count, route_rule: ruled.route_rule, ..Plan::EMPTY };
+    fn plan<const TOPICS: bool, const SENDERS: bool>(&mut self, i: usize, key: &FrameKey, frame: usize, ruled: Ruled) {
+        let plan = &mut self.plans[i];
+        plan.frame = frame as u16;
+        plan.msgs = key.msg_count;
+        plan.route_rule = ruled.route_rule;
         if TOPICS {
             plan.topic_key = id_key_with(Dimension::Topic, key.topic, ruled.imposed);
-            plan.topic_home = self.topics.home(plan.topic_key) as u32;
+            let home = self.topics.home(plan.topic_key);
+            plan.topic_home = home as u32;
+            self.topics.prefetch(home);
         }
         if SENDERS {
             plan.sender_key = id_key_with(Dimension::Sender, key.sender, 0);
-            plan.sender_home = self.senders.home(plan.sender_key) as u32;
-        }
-        plan
-    }
-
-    /// Starts loading the frame's two buckets.
-    #[inline(always)]
-    fn prefetch<const TOPICS: bool, const SENDERS: bool>(&self, plan: &Plan) {
-        if TOPICS {
-            self.topics.prefetch(plan.topic_home as usize);
-        }
-        if SENDERS {
-            self.senders.prefetch(plan.sender_home as usize);
+            let home = self.senders.home(plan.sender_key);
+            plan.sender_home = home as u32;
+            self.senders.prefetch(home);
         }
     }
 
