@@ -19,7 +19,7 @@ pub const FRAC_ONE: u32 = 1 << 16;
 pub const MAX_BURST: u64 = 1 << 31;
 
 /// A global limit (rate, burst) converted to fixed point for one TSC rate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FixedLimit {
     /// Messages per tick << RATE_SHIFT.
     pub rate: u64,

@@ -148,18 +148,38 @@ fn insert_fresh(
     }
 }
 
-/// When a bucket goes on the report list: per profile, the demand
-/// threshold and the default share; the period, for buckets that hold a
-/// reconciled share.
+/// What lists a bucket of one profile that holds the default share: that
+/// share, and the demand per period that puts it on the report list.
+#[derive(Clone, Copy, Default)]
+struct ProfileListing {
+    default: FixedLimit,
+    threshold: u32,
+}
+
+const _: () = assert!(MAX_PROFILES.is_power_of_two());
+
+/// [`ProfileListing`] of every profile, indexed by profile modulo
+/// MAX_PROFILES: no bounds check per frame. Rows of profiles the tables
+/// do not have are never read (a bucket's profile is revalidated before
+/// its demand is recorded).
+type ProfileListings = [ProfileListing; MAX_PROFILES];
+
+/// When a bucket goes on the report list: per profile, the default share
+/// and its threshold; the period, for buckets that hold a reconciled share.
 struct Listing<'a> {
-    thresholds: &'a [u32],
-    defaults: &'a [FixedLimit],
+    profiles: &'a ProfileListings,
     period_ticks: u64,
 }
 
 /// Demand per period that lists a bucket holding `limit`: half of what the
 /// limit earns in a period, at least one message.
+#[inline(always)]
 fn listing_threshold(limit: FixedLimit, period_ticks: u64) -> u32 {
+    // In 64 bits whenever the product fits (as the refill does): then
+    // the half is below 2^15, no clamp at the top needed.
+    if let Some(earned) = limit.rate.checked_mul(period_ticks) {
+        return ((earned >> RATE_SHIFT) / 2).max(1) as u32;
+    }
     let per_period = (u128::from(limit.rate) * u128::from(period_ticks)) >> RATE_SHIFT;
     (per_period / 2).clamp(1, u128::from(u32::MAX)) as u32
 }
@@ -183,14 +203,13 @@ fn record_demand(entry: &mut Entry, touched: &mut Vec<Report>, listing: Listing,
     // not reported: the reconciler then gives it back, and releases the
     // limit once nobody reports it, instead of moving the split of an idle
     // limit every period.
-    let profile = usize::from(entry.profile);
-    let limit = entry.bucket.limit();
-    let threshold = if limit == listing.defaults[profile] {
-        listing.thresholds[profile]
-    } else {
-        listing_threshold(limit, listing.period_ticks)
+    let threshold = || {
+        let row = &listing.profiles[usize::from(entry.profile) % MAX_PROFILES];
+        let limit = entry.bucket.limit();
+        if limit == row.default { row.threshold } else { listing_threshold(limit, listing.period_ticks) }
     };
-    if (entry.demand >= threshold || !covers) && touched.len() < touched.capacity() {
+    // A refusal lists it whatever its demand: no threshold to look up.
+    if (!covers || entry.demand >= threshold()) && touched.len() < touched.capacity() {
         entry.listed = touched.len() as u32;
         touched.push(Report { key: entry.key, demand: entry.demand, profile: entry.profile, max_frame: frame });
     }
@@ -212,10 +231,11 @@ pub struct Shard {
     default_frac: u32,
     generation: u64,
     rule_count: usize,
-    /// Per profile: the default share, and the demand per period that
-    /// puts an id on the report list.
+    /// Per profile: the default share (its length is the profile count),
+    /// and again with the demand per period that puts an id on the report
+    /// list.
     default_limit: Vec<FixedLimit>,
-    list_threshold: Vec<u32>,
+    listings: Box<ProfileListings>,
     /// The reconciliation period, in TSC ticks.
     period_ticks: u64,
     /// Period being counted. Its stamp changes with each period and each
@@ -266,7 +286,10 @@ impl Shard {
             generation: 0,
             rule_count: 0,
             default_limit: Vec::with_capacity(MAX_PROFILES),
-            list_threshold: Vec::with_capacity(MAX_PROFILES),
+            listings: vec![ProfileListing::default(); MAX_PROFILES]
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("MAX_PROFILES rows")),
             period_ticks: 0,
             epoch,
             stamp: 1,
@@ -389,18 +412,15 @@ impl Shard {
             for (frame, (key, verdict)) in keys.iter().zip(verdicts.iter_mut()).enumerate() {
                 match self.apply_rules(tables, key, tally) {
                     Ok(ruled) => {
-                        let plan = self.plan::<TOPICS, SENDERS>(key, frame, ruled);
-                        self.prefetch::<TOPICS, SENDERS>(&plan);
-                        self.plans[planned % PLAN_LEN] = plan;
+                        self.plan::<TOPICS, SENDERS>(planned % PLAN_LEN, key, frame, ruled);
                         planned += 1;
                     }
                     Err(decided) => *verdict = decided,
                 }
             }
             for p in 0..planned {
-                let plan = self.plans[p % PLAN_LEN];
-                let verdict = self.charge::<TOPICS, SENDERS, RECONCILED>(tables, &plan, now_tsc, tally);
-                if let Some(slot) = verdicts.get_mut(usize::from(plan.frame)) {
+                let verdict = self.charge::<TOPICS, SENDERS, RECONCILED>(tables, p % PLAN_LEN, now_tsc, tally);
+                if let Some(slot) = verdicts.get_mut(usize::from(self.plans[p % PLAN_LEN].frame)) {
                     *slot = verdict;
                 }
             }
@@ -443,47 +463,48 @@ impl Shard {
         self.counters.admitted_msgs += msgs;
     }
 
-    /// What charging frame `frame` (`key`) needs: its bucket keys, hashed.
+    /// Writes plan `i`: what charging frame `frame` (`key`) needs, its
+    /// bucket keys hashed; and starts loading its two buckets. Each field
+    /// is stored as soon as it is known: fewer values live at once.
     #[inline(always)]
-    fn plan<const TOPICS: bool, const SENDERS: bool>(&self, key: &FrameKey, frame: usize, ruled: Ruled) -> Plan {
-        let mut plan = Plan { frame: frame as u16, msgs: key.msg_count, route_rule: ruled.route_rule, ..Plan::EMPTY };
+    fn plan<const TOPICS: bool, const SENDERS: bool>(&mut self, i: usize, key: &FrameKey, frame: usize, ruled: Ruled) {
+        let plan = &mut self.plans[i];
+        plan.frame = frame as u16;
+        plan.msgs = key.msg_count;
+        plan.route_rule = ruled.route_rule;
         if TOPICS {
             plan.topic_key = id_key_with(Dimension::Topic, key.topic, ruled.imposed);
-            plan.topic_home = self.topics.home(plan.topic_key) as u32;
+            let home = self.topics.home(plan.topic_key);
+            plan.topic_home = home as u32;
+            self.topics.prefetch(home);
         }
         if SENDERS {
             plan.sender_key = id_key_with(Dimension::Sender, key.sender, 0);
-            plan.sender_home = self.senders.home(plan.sender_key) as u32;
-        }
-        plan
-    }
-
-    /// Starts loading the frame's two buckets.
-    #[inline(always)]
-    fn prefetch<const TOPICS: bool, const SENDERS: bool>(&self, plan: &Plan) {
-        if TOPICS {
-            self.topics.prefetch(plan.topic_home as usize);
-        }
-        if SENDERS {
-            self.senders.prefetch(plan.sender_home as usize);
+            let home = self.senders.home(plan.sender_key);
+            plan.sender_home = home as u32;
+            self.senders.prefetch(home);
         }
     }
 
-    /// Topic bucket, then sender quota, for a frame the rules let through.
+    /// Topic bucket, then sender quota, for the frame of plan `p`, which
+    /// the rules let through. The plan's fields are read where they are
+    /// used rather than copied up front: fewer values to keep across the
+    /// topic's offer.
     #[inline(always)]
     fn charge<const TOPICS: bool, const SENDERS: bool, const RECONCILED: bool>(
         &mut self,
         tables: &Tables,
-        plan: &Plan,
+        p: usize,
         now_tsc: u64,
         tally: &mut Tally,
     ) -> Verdict {
-        let msgs = u64::from(plan.msgs);
+        let msgs = u64::from(self.plans[p].msgs);
         // Each bucket's tokens are taken as soon as it covers the frame;
         // should the sender's quota then refuse it, the topic's go back
         // (rare, and exact: nothing refills the topic bucket in between).
         let topic = if TOPICS {
-            self.offer::<RECONCILED>(tables, Dimension::Topic, plan.topic_key, plan.topic_home, msgs, now_tsc)
+            let Plan { topic_key, topic_home, .. } = self.plans[p];
+            self.offer::<RECONCILED>(tables, Dimension::Topic, topic_key, topic_home, msgs, now_tsc)
         } else {
             None
         };
@@ -494,8 +515,9 @@ impl Shard {
             return Verdict::Drop(DropReason::TopicLimited);
         }
         if SENDERS
+            && let Plan { sender_key, sender_home, .. } = self.plans[p]
             && let Some(offered) =
-                self.offer::<RECONCILED>(tables, Dimension::Sender, plan.sender_key, plan.sender_home, msgs, now_tsc)
+                self.offer::<RECONCILED>(tables, Dimension::Sender, sender_key, sender_home, msgs, now_tsc)
             && !offered.covers
         {
             if let Some(offered) = topic {
@@ -506,7 +528,7 @@ impl Shard {
         }
         tally.admitted_frames += 1;
         tally.admitted_msgs += msgs;
-        match plan.route_rule {
+        match self.plans[p].route_rule {
             NO_ROUTE => Verdict::Forward(None),
             rule => Verdict::Forward(tables.rules.route(usize::from(rule))),
         }
@@ -556,11 +578,7 @@ impl Shard {
         if RECONCILED {
             // With one worker its buckets are the global ones: nobody
             // needs its demand.
-            let listing = Listing {
-                thresholds: &self.list_threshold,
-                defaults: &self.default_limit,
-                period_ticks: self.period_ticks,
-            };
+            let listing = Listing { profiles: &self.listings, period_ticks: self.period_ticks };
             record_demand(entry, &mut self.touched, listing, msgs, covers);
         }
         if covers {
@@ -599,12 +617,12 @@ impl Shard {
         self.stamp = next_stamp(self.stamp);
         self.generations.adopt(tables, self.stamp);
         self.default_limit.clear();
-        self.list_threshold.clear();
         self.period_ticks = tables.reconcile_ticks;
         for (i, profile) in tables.profiles.iter().enumerate().take(MAX_PROFILES) {
             let default = profile.fixed.share(self.default_frac);
             self.default_limit.push(default);
-            self.list_threshold.push(listing_threshold(default, tables.reconcile_ticks));
+            self.listings[i] =
+                ProfileListing { default, threshold: listing_threshold(default, tables.reconcile_ticks) };
             let profile_id = i as ProfileId;
             let kept = (!fresh).then(|| self.generations.profile_unchanged(profile_id)).flatten();
             for dim in [Dimension::Topic, Dimension::Sender] {
@@ -850,4 +868,25 @@ fn share(tables: &Tables, table: &BucketTable, key: u64) -> Option<f64> {
     }
     let global = tables.profile(entry.profile).fixed.rate;
     Some(entry.bucket.limit().rate as f64 / global as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_threshold_is_the_same_in_64_and_128_bits() {
+        let wide = |limit: FixedLimit, ticks: u64| {
+            let per_period = (u128::from(limit.rate) * u128::from(ticks)) >> RATE_SHIFT;
+            (per_period / 2).clamp(1, u128::from(u32::MAX)) as u32
+        };
+        let rates = [0, 1, 3, 1 << 20, 1 << 40, (1 << 48) - 1, 1 << 48, 1 << 50, u64::MAX / 7, u64::MAX];
+        let periods = [0, 1, 1000, 1 << 16, 10_000_000, 1 << 40, u64::MAX];
+        for rate in rates {
+            for ticks in periods {
+                let limit = FixedLimit { rate, burst: 0 };
+                assert_eq!(listing_threshold(limit, ticks), wide(limit, ticks), "rate {rate}, {ticks} ticks");
+            }
+        }
+    }
 }
