@@ -28,22 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench
 
 ROOT = Path(__file__).resolve().parent.parent
-MIN_FRAMES = [
-    "--topics",
-    "100000",
-    "--dist",
-    "uniform",
-    "--senders",
-    "10000",
-    "--records",
-    "1",
-    "--payload",
-    "8",
-    "--src-ips",
-    "64",
-    "--dst-ip",
-    "198.18.1.1",
-]
 
 
 def main():
@@ -75,7 +59,7 @@ def main():
             str(summary),
             "--seed",
             "7",
-            *MIN_FRAMES,
+            *bench.MIN_FRAMES,
         ],
         check=True,
         stdout=subprocess.DEVNULL,

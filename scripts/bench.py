@@ -185,48 +185,26 @@ class Bench:
 
     # ---- inputs -------------------------------------------------------------
     def make_pcap(self, name, seed):
-        path = self.work / f"{name}.pcap"
-        summary = self.work / f"{name}.json"
-        subprocess.run(
-            [
-                str(self.bin / "tachyon-gen"),
-                "pcap",
-                "--out",
-                str(path),
-                "--frames",
-                str(PCAP_FRAMES),
-                "--summary-json",
-                str(summary),
-                "--seed",
-                str(seed),
-                *TRAFFIC,
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        s = json.loads(summary.read_text())
-        return path, s["messages"] / max(s["valid_frames"], 1)
+        """The mixed-size capture; returns its path and mean records per frame."""
+        path, summary = self.generate(name, seed, TRAFFIC)
+        return path, summary["messages"] / max(summary["valid_frames"], 1)
 
     def make_min_pcap(self, name, seed, dist="uniform"):
         """Minimum-size frames; `dist`: the topics' popularity (uniform, or zipf for Zipf 1.1)."""
-        path = self.work / f"{name}.pcap"
-        frames = [dist if prev == "--dist" else arg for prev, arg in zip(["", *MIN_FRAMES], MIN_FRAMES, strict=False)]
+        frames = list(MIN_FRAMES)
+        frames[frames.index("--dist") + 1] = dist
+        return self.generate(name, seed, frames)[0]
+
+    def generate(self, name, seed, traffic):
+        """A tachyon-gen capture of PCAP_FRAMES frames; returns its path and tachyon-gen's summary."""
+        path, summary = self.work / f"{name}.pcap", self.work / f"{name}.json"
+        gen = [str(self.bin / "tachyon-gen"), "pcap", "--out", str(path), "--frames", str(PCAP_FRAMES)]
         subprocess.run(
-            [
-                str(self.bin / "tachyon-gen"),
-                "pcap",
-                "--out",
-                str(path),
-                "--frames",
-                str(PCAP_FRAMES),
-                "--seed",
-                str(seed),
-                *frames,
-            ],
+            [*gen, "--summary-json", str(summary), "--seed", str(seed), *traffic],
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        return path
+        return path, json.loads(summary.read_text())
 
     # ---- one run of each program -----------------------------------------------
     def testpmd(self, mode, pcap, cores=1):
