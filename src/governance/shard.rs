@@ -286,10 +286,7 @@ impl Shard {
             generation: 0,
             rule_count: 0,
             default_limit: Vec::with_capacity(MAX_PROFILES),
-            listings: vec![ProfileListing::default(); MAX_PROFILES]
-                .into_boxed_slice()
-                .try_into()
-                .unwrap_or_else(|_| unreachable!("MAX_PROFILES rows")),
+            listings: Box::new([ProfileListing::default(); MAX_PROFILES]),
             period_ticks: 0,
             epoch,
             stamp: 1,
