@@ -226,6 +226,19 @@ struct Tally {
     msgs: u64,
 }
 
+impl Tally {
+    /// Counts Tachyon frame `f`, the next in the burst, and when `KEYS`
+    /// writes its governance key at its place in `keys`.
+    #[inline(always)]
+    fn frame<const KEYS: bool>(&mut self, f: &FrameInfo, keys: &mut [FrameKey]) {
+        if KEYS {
+            keys[self.frames] = frame_key(f);
+        }
+        self.frames += 1;
+        self.msgs += u64::from(f.msg_count);
+    }
+}
+
 /// Frames (and their messages) governance dropped after they were counted
 /// as received; admitted = received − these. A frame admitted but without a
 /// route stays admitted (its tokens are spent); `no_route` counts the packet.
@@ -332,11 +345,7 @@ fn classify_burst<const KEYS: bool>(parse: &ParseConfig, st: &mut LoopState) -> 
         tally.bytes += u64::from(pkt.len());
         let (data, nic) = (pkt.data(), nic_checksum(pkt.ol_flags()));
         if let Some(f) = accept_fast(data, nic, parse) {
-            if KEYS {
-                keys[tally.frames] = frame_key(&f);
-            }
-            tally.frames += 1;
-            tally.msgs += u64::from(f.msg_count);
+            tally.frame::<KEYS>(&f, keys);
             *class = Classified::Frame;
             continue;
         }
@@ -350,11 +359,7 @@ fn classify_burst<const KEYS: bool>(parse: &ParseConfig, st: &mut LoopState) -> 
         };
         *class = match verdict {
             Ok(Accepted::Tachyon(f)) => {
-                if KEYS {
-                    keys[tally.frames] = frame_key(&f);
-                }
-                tally.frames += 1;
-                tally.msgs += u64::from(f.msg_count);
+                tally.frame::<KEYS>(&f, keys);
                 Classified::Frame
             }
             Ok(Accepted::Other) => Classified::Other,
