@@ -74,9 +74,22 @@ impl Appliance {
                             continue;
                         }
                         let f = &mut fanouts[s];
-                        f.refresh();
-                        let r =
-                            consumers[s].drain(4096, monotonic_ns(), |m| f.deliver_one(m.topic, m.sender, m.payload));
+                        // Re-read the subscribers only once the drain has read a message, as
+                        // the appliance does: a subscriber that published right after
+                        // subscribing is then already in the table. Refreshing before the
+                        // drain lost such a shard's messages when the two calls fell between.
+                        let mut refreshed = false;
+                        let r = consumers[s].drain(4096, monotonic_ns(), |m| {
+                            if !refreshed {
+                                f.refresh();
+                                refreshed = true;
+                            }
+                            f.deliver_one(m.topic, m.sender, m.payload)
+                        });
+                        if !refreshed {
+                            // Still acknowledge reclaimed slots on an idle round.
+                            f.refresh();
+                        }
                         f.flush();
                         sh.drained[s].fetch_add(r.delivered as u64, Ordering::Relaxed);
                         work += r.delivered;

@@ -196,3 +196,30 @@ def test_reprs(appliance: object, bridge: tachyon.Bridge) -> None:
     bridge.close()
     assert bridge.closed and repr(bridge).endswith("closed>")
     assert "running" in repr(appliance)
+
+
+def test_a_new_subscriber_gets_what_is_published_right_after_subscribing(bridge: tachyon.Bridge) -> None:
+    # A message published after subscribe() returned reaches the subscription, on every
+    # shard, however the appliance's drain rounds fall against the two calls. Many short
+    # rounds, so a refresh of the subscriber table that runs ahead of the drain shows up.
+    t = np.array([0, 1], np.uint32)  # one message per shard
+    s = np.array([9, 9], np.uint32)
+    p = np.frombuffer(b"ab", np.uint8)
+    o = np.array([0, 1, 2], np.uint32)
+    for _ in range(5000):
+        with subscribe_when_a_slot_is_free(bridge) as sub:
+            bridge.publish_batch(t, s, p, o)
+            got = collect(sub, 2)
+        assert sorted(got) == [(0, 9, b"a"), (1, 9, b"b")]
+
+
+def subscribe_when_a_slot_is_free(bridge: tachyon.Bridge) -> tachyon.Subscription:
+    """A closed subscription's slot is free again once every shard let go of it."""
+    end = time.monotonic() + 5.0
+    while True:
+        try:
+            return bridge.subscribe()
+        except RuntimeError as e:
+            if "no free subscriber slot" not in str(e) or time.monotonic() > end:
+                raise
+            time.sleep(0.0005)
