@@ -94,17 +94,28 @@ struct Closing {
 /// limit: a newer update for a limit replaces its waiting one in place (each
 /// carries the absolute shares), so a stalled worker costs one entry per
 /// tracked limit, not one per limit and period.
+///
+/// A period queues each limit at most once, so the key index that finds a
+/// waiting update is needed only once updates outlive a flush (the worker
+/// has no spare batch): it is built then, and dropped when the queue
+/// empties. A worker that keeps up costs a queue push per update, no hashing.
 #[derive(Default)]
 struct Outbox {
     queue: VecDeque<ShareUpdate>,
     /// Sequence number of `queue[0]`.
     head: u64,
-    /// Key → sequence number of its waiting update.
+    /// Key → sequence number of its waiting update, while `indexed`.
     waiting: KeyedIdMap<u64, u64>,
+    /// Whether `waiting` covers the queue (updates outlived a flush).
+    indexed: bool,
 }
 
 impl Outbox {
     fn push(&mut self, update: ShareUpdate) {
+        if !self.indexed {
+            self.queue.push_back(update);
+            return;
+        }
         let next = self.head + self.queue.len() as u64;
         match self.waiting.entry(update.key) {
             Entry::Occupied(e) => self.queue[(*e.get() - self.head) as usize] = update,
@@ -112,6 +123,18 @@ impl Outbox {
                 e.insert(next);
                 self.queue.push_back(update);
             }
+        }
+    }
+
+    /// After a flush: updates still waiting will meet newer ones for the
+    /// same limits, so index them (the latest of a key wins).
+    fn index_backlog(&mut self) {
+        if self.indexed || self.queue.is_empty() {
+            return;
+        }
+        self.indexed = true;
+        for (seq, update) in (self.head..).zip(&self.queue) {
+            self.waiting.insert(update.key, seq);
         }
     }
 
@@ -127,15 +150,23 @@ impl Outbox {
         self.head += self.queue.len() as u64;
         self.queue.clear();
         self.waiting.clear();
+        self.indexed = false;
     }
 
     /// Moves the `take` oldest updates to `out`.
     fn drain_into(&mut self, out: &mut Vec<ShareUpdate>, take: usize) {
-        for update in self.queue.drain(..take) {
-            self.waiting.remove(&update.key);
+        let head = self.head;
+        for (seq, update) in (head..).zip(self.queue.drain(..take)) {
+            if self.indexed && self.waiting.get(&update.key) == Some(&seq) {
+                self.waiting.remove(&update.key);
+            }
             out.push(update);
         }
         self.head += take as u64;
+        if self.queue.is_empty() {
+            self.waiting.clear();
+            self.indexed = false;
+        }
     }
 }
 
@@ -533,6 +564,7 @@ impl Reconciler {
                 queue.drain_into(&mut batch.items, take);
                 link.shares.send(batch);
             }
+            queue.index_backlog();
         }
     }
 }
@@ -549,6 +581,30 @@ mod tests {
         }
         let text = "[governance]\n[[governance.topics]]\nid = 1\nrate = 1000000\nburst = 1000";
         toml::from_str::<Root>(text).unwrap().governance.compile(1_000_000_000, workers).unwrap()
+    }
+
+    /// Updates that outlive a flush are indexed, so a newer update for the
+    /// same limit replaces the waiting one; a queue that empties drops its
+    /// index and goes back to plain pushes.
+    #[test]
+    fn an_outbox_replaces_only_updates_that_outlived_a_flush() {
+        let update = |key, frac| ShareUpdate { key, frac, burst_frac: frac, profile: 0 };
+        let mut outbox = Outbox::default();
+        outbox.push(update(1, 10));
+        outbox.push(update(2, 20));
+        let mut sent = Vec::new();
+        outbox.drain_into(&mut sent, 1);
+        outbox.index_backlog(); // key 2 waits past the flush
+        outbox.push(update(2, 21));
+        outbox.push(update(3, 30));
+        assert_eq!(outbox.len(), 2, "key 2 replaced in place, key 3 appended");
+        outbox.drain_into(&mut sent, 2);
+        let got: Vec<_> = sent.iter().map(|u| (u.key, u.frac)).collect();
+        assert_eq!(got, [(1, 10), (2, 21), (3, 30)]);
+        assert!(!outbox.indexed && outbox.waiting.is_empty(), "an empty queue keeps no index");
+        outbox.push(update(2, 22));
+        outbox.push(update(2, 23));
+        assert_eq!(outbox.len(), 2, "unindexed: one period queues each limit once, so no lookup");
     }
 
     /// Worker 1 stalls (keeps every spare share batch); reports for the
