@@ -195,9 +195,21 @@ const SPLIT: u32 = u32::MAX >> 1;
 /// Flag of a `RuleSet::by_top_byte` entry: some rule names a topic with
 /// this top byte exactly.
 const EXACT_HERE: u32 = 1 << 31;
+/// `RuleSet::by_top_byte` entry `BLOCKED + n`: the top byte's ids span
+/// several segments and block table `n` (in `RuleSet::blocks`) holds the
+/// list of each block of its ids. Lists are numbered far below it.
+const BLOCKED: u32 = 1 << 30;
+/// A block is 4,096 ids: the low 12 bits of a topic id.
+const BLOCK_SHIFT: u32 = 12;
+/// Blocks of one top byte's ids (16 KiB of table).
+const BLOCKS_PER_TOP: usize = 1 << (24 - BLOCK_SHIFT);
+/// Split top bytes that get a block table (256 KiB at most); any further
+/// ones keep the binary search. Ids below 2^24 are all one top byte.
+const MAX_BLOCK_TABLES: u32 = 16;
 
 /// For each top byte of a topic id, the list of the segment holding all
-/// ids with that byte, or SPLIT; flagged EXACT_HERE.
+/// ids with that byte, its block table (BLOCKED + n), or SPLIT; flagged
+/// EXACT_HERE.
 #[derive(Clone, Debug)]
 struct TopByteIndex([u32; 256]);
 
@@ -226,6 +238,10 @@ pub struct RuleSet {
     segments: Vec<u32>,
     /// The segment search skipped for most topics.
     by_top_byte: TopByteIndex,
+    /// Block tables of split top bytes, BLOCKS_PER_TOP entries each: the
+    /// list of the segment holding the whole block, or SPLIT where a
+    /// segment starts inside the block.
+    blocks: Vec<u32>,
     /// Rule indices of all candidate lists, back to back.
     candidates: Vec<u16>,
 }
@@ -259,12 +275,22 @@ impl RuleSet {
             set.segments.push(list);
         }
         set.bounds = bounds;
+        assert!(set.lists.len() < BLOCKED as usize, "lists: at most one per bound and exact topic");
+        let mut tables = 0;
         for top in 0..256u32 {
-            let (first, last) = (top << 24, top << 24 | 0x00FF_FFFF);
-            let segment = set.segment_search(first);
-            if segment == set.segment_search(last) {
-                set.by_top_byte.0[top as usize] = set.segments[segment];
-            }
+            set.by_top_byte.0[top as usize] = match set.segment_of_ids(top << 24, 24) {
+                Some(list) => list,
+                None if tables < MAX_BLOCK_TABLES => {
+                    for block in 0..BLOCKS_PER_TOP as u32 {
+                        let first = top << 24 | block << BLOCK_SHIFT;
+                        let list = set.segment_of_ids(first, BLOCK_SHIFT).unwrap_or(SPLIT);
+                        set.blocks.push(list);
+                    }
+                    tables += 1;
+                    BLOCKED + tables - 1
+                }
+                None => SPLIT,
+            };
         }
         for rule in rules {
             if let TopicMatch::Exact(topic) = rule.topic
@@ -278,6 +304,13 @@ impl RuleSet {
             }
         }
         set
+    }
+
+    /// The list of the one segment holding all `2^bits` ids from `first`
+    /// on, None when a segment starts among them.
+    fn segment_of_ids(&self, first: u32, bits: u32) -> Option<u32> {
+        let segment = self.segment_search(first);
+        (segment == self.segment_search(first | ((1 << bits) - 1))).then(|| self.segments[segment])
     }
 
     /// Appends a list of the rules whose topic condition passes `wanted`,
@@ -335,9 +368,22 @@ impl RuleSet {
             entry &= !EXACT_HERE;
         }
         match entry {
-            SPLIT => self.segments.get(self.segment_search(topic)).copied().unwrap_or(SPLIT),
+            SPLIT => self.segment_list(topic),
+            table if table >= BLOCKED => {
+                let block =
+                    (table - BLOCKED) as usize * BLOCKS_PER_TOP + (topic >> BLOCK_SHIFT) as usize % BLOCKS_PER_TOP;
+                match self.blocks.get(block).copied().unwrap_or(SPLIT) {
+                    SPLIT => self.segment_list(topic),
+                    list => list,
+                }
+            }
             list => list,
         }
+    }
+
+    /// The list of `topic`'s segment, by binary search.
+    fn segment_list(&self, topic: u32) -> u32 {
+        self.segments.get(self.segment_search(topic)).copied().unwrap_or(SPLIT)
     }
 
     /// Index of the segment holding `topic`.
@@ -542,6 +588,40 @@ mod tests {
         }
         // Both outcomes are common: the screens are exercised both ways.
         assert!((20_000..70_000).contains(&matched), "{matched} of 90000 keys matched");
+    }
+
+    /// Ranges inside split top bytes: blocks wholly inside a segment take
+    /// their list from the block table, blocks where a segment starts and
+    /// top bytes beyond the last block table search; all agree with a scan.
+    #[test]
+    fn block_tables_agree_with_a_linear_scan() {
+        let mut rules: Vec<Rule> = [(80_000, 80_099), (95_000, 95_999), (4096, 8191), (100_000, 1_000_000)]
+            .into_iter()
+            .map(|(a, b)| rule(TopicMatch::Range(a, b), RuleAction::Drop))
+            .collect();
+        // One range in each of 20 more top bytes: more split top bytes than block tables.
+        rules.extend(
+            (1..=20u32).map(|top| rule(TopicMatch::Range(top << 24 | 5000, top << 24 | 70_000), RuleAction::Allow)),
+        );
+        rules.push(rule(TopicMatch::Exact(424_242), RuleAction::Drop));
+        let set = RuleSet::new(&rules);
+        assert_eq!(
+            set.blocks.len(),
+            MAX_BLOCK_TABLES as usize * BLOCKS_PER_TOP,
+            "one table per split top byte, up to the cap"
+        );
+        assert_eq!(set.by_top_byte.0[20] & !EXACT_HERE, SPLIT, "beyond the cap: binary search");
+        assert_eq!(set.by_top_byte.0[0] & !EXACT_HERE, BLOCKED);
+        let mut rng = Rng(11);
+        let bounds: Vec<u32> = set.bounds.clone();
+        let mut topics: Vec<u32> =
+            bounds.iter().flat_map(|&b| (0..5).map(move |d| b.wrapping_add(d).wrapping_sub(2))).collect();
+        topics.extend((0..20_000).map(|_| rng.below(1_100_000)));
+        topics.extend((0..20_000).map(|_| (rng.below(22) << 24) | rng.below(1 << 24)));
+        for topic in topics {
+            let k = key(topic, 0, 0, 0);
+            assert_eq!(set.first_match(&k), naive(&rules, &k), "topic {topic:#x}");
+        }
     }
 
     #[test]
