@@ -157,8 +157,11 @@ impl Outbox {
     fn drain_into(&mut self, out: &mut Vec<ShareUpdate>, take: usize) {
         let head = self.head;
         for (seq, update) in (head..).zip(self.queue.drain(..take)) {
-            if self.indexed && self.waiting.get(&update.key) == Some(&seq) {
-                self.waiting.remove(&update.key);
+            if self.indexed
+                && let Entry::Occupied(e) = self.waiting.entry(update.key)
+                && *e.get() == seq
+            {
+                e.remove();
             }
             out.push(update);
         }

@@ -613,9 +613,8 @@ mod tests {
         assert_eq!(set.by_top_byte.0[20] & !EXACT_HERE, SPLIT, "beyond the cap: binary search");
         assert_eq!(set.by_top_byte.0[0] & !EXACT_HERE, BLOCKED);
         let mut rng = Rng(11);
-        let bounds: Vec<u32> = set.bounds.clone();
         let mut topics: Vec<u32> =
-            bounds.iter().flat_map(|&b| (0..5).map(move |d| b.wrapping_add(d).wrapping_sub(2))).collect();
+            set.bounds.iter().flat_map(|&b| (0..5).map(move |d| b.wrapping_add(d).wrapping_sub(2))).collect();
         topics.extend((0..20_000).map(|_| rng.below(1_100_000)));
         topics.extend((0..20_000).map(|_| (rng.below(22) << 24) | rng.below(1 << 24)));
         for topic in topics {
