@@ -46,7 +46,9 @@ class AsyncSubscription(Closing):
     Polls without blocking the event loop: an empty poll is followed by
     ``asyncio.sleep`` with back-off from 50 µs doubling to 2 ms, reset when a batch
     arrives. Under load no sleep happens (lowest latency); when idle the loop wakes at most
-    about 500 times a second (near 0 % CPU). Batches own their (zero-copy) arrays.
+    about 500 times a second, which costs what the platform charges for 500 timer
+    wake-ups (a bare asyncio loop sleeping 2 ms at a time used 9 % of a vCPU on the
+    development VM, a Firecracker guest). Batches own their (zero-copy) arrays.
     """
 
     def __init__(self, sub: Subscription) -> None:
