@@ -146,6 +146,11 @@ impl HeapConsumer {
         self.0.drain(r, usize::MAX, now, f).delivered
     }
 
+    /// Whether a drain would find nothing to take or repair.
+    pub fn is_idle(&self, r: &HeapRing) -> bool {
+        self.0.is_idle(r)
+    }
+
     /// One drain call with a message budget.
     pub fn drain_budget(&mut self, r: &HeapRing, budget: usize, now: u64, f: impl FnMut(Message<'_>)) -> usize {
         self.0.drain(r, budget, now, f).delivered
@@ -199,6 +204,32 @@ mod tests {
             assert_eq!(r.tail.load(Ordering::Relaxed), r.head.load(Ordering::Relaxed));
         }
         assert!(splits > 10, "most offsets split the part ({splits})");
+    }
+
+    #[test]
+    fn idle_means_nothing_to_take_or_repair() {
+        let r = HeapRing::at(CAP, BASE);
+        let mut c = HeapConsumer::new(&r, 10);
+        assert!(c.is_idle(&r), "a fresh ring");
+        r.publish(&msgs(&payloads(1, 2))).unwrap();
+        assert!(!c.is_idle(&r), "a committed part waits");
+        assert_eq!(collect(&mut c, &r, 0).len(), 2);
+        assert!(c.is_idle(&r), "drained");
+        // A claim never committed advances the tail: the drain must run for the
+        // unblocker to time it out.
+        r.claim_without_commit(8).unwrap();
+        assert!(!c.is_idle(&r), "a claimed record waits for its commit or the unblocker");
+        assert_eq!(c.drain(&r, 0, |_| {}), 0);
+        assert_eq!(c.drain(&r, 100, |_| {}), 0);
+        assert_eq!(r.unblocked(), 1);
+        assert!(c.is_idle(&r), "the hole was skipped");
+        // A client that wrote over the shared head is repaired by the next drain.
+        let head = r.head.load(Ordering::Relaxed);
+        r.head.store(head + 8, Ordering::Relaxed);
+        assert!(!c.is_idle(&r), "the shared head differs from the consumer's");
+        assert_eq!(c.drain(&r, 100, |_| {}), 0);
+        assert_eq!(r.head.load(Ordering::Relaxed), head);
+        assert!(c.is_idle(&r));
     }
 
     #[test]

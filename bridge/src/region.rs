@@ -431,6 +431,13 @@ impl IngressConsumer {
         self.core.unblock_timeout_ns = t.as_nanos().min(u128::from(u64::MAX)) as u64;
     }
 
+    /// True when [`drain`](Self::drain) would find nothing to take or repair: two
+    /// loads of the ring's control line, for a worker to skip its bridge stage
+    /// in rounds when no client publishes.
+    pub fn is_idle(&self) -> bool {
+        self.core.is_idle(&self.ring)
+    }
+
     /// Deliver up to about `budget_msgs` messages (whole records: the record that reaches
     /// the budget is finished) to `f`, by reference, in ring order; skip and count
     /// malformed input; zero the consumed bytes and publish the head once.

@@ -410,6 +410,13 @@ impl ConsumerCore {
         }
     }
 
+    /// Whether a drain now would have nothing to do: no record published past our
+    /// head, and the shared head word as we left it. The shared counters are not
+    /// looked at: one a client wrote over is corrected at the next drain with work.
+    pub(crate) fn is_idle<M: RingMem>(&self, m: &M) -> bool {
+        m.tail().load(Ordering::Acquire) == self.head && m.head().load(Ordering::Relaxed) == self.head
+    }
+
     /// Consume up to `budget` messages (whole records; the record that reaches the
     /// budget is finished). Head is published once, with Release, at the end.
     pub(crate) fn drain<M: RingMem>(

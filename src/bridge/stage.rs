@@ -145,6 +145,11 @@ impl BridgeStage {
     /// returns how many messages it took.
     pub fn poll(&mut self, cx: &mut RoundContext<'_>) -> usize {
         let packer = &mut self.packer;
+        if packer.is_empty() && self.ingress.is_idle() {
+            // The common round when no client publishes: ~20 instructions, not ~200.
+            packer.fanout.flush();
+            return 0;
+        }
         let mut taken = 0;
         if self.paused.as_mut().is_some_and(|p| p.holds(cx.now_ns)) {
             // Test hook only: leave the ring alone.
@@ -222,6 +227,12 @@ impl Packer {
 
     fn fits(&self, open: &OpenFrame, payload: usize) -> bool {
         open.count < u16::MAX && open.len + crate::wire::tachyon::record_len(payload) <= self.max_frame
+    }
+
+    /// No frame open and none staged: nothing left from an earlier drain.
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        self.open.is_none() && self.staged.is_empty()
     }
 
     fn headers_for(&self, topic: u32, sender: u32) -> FrameHeaders {
