@@ -24,14 +24,14 @@ fn bench_classify(c: &mut Criterion) {
         ("4_records_vlan", frame(4, true)),
         ("16_records", frame(16, false)),
     ] {
-        g.bench_function(name, |b| b.iter(|| classify(black_box(&pkt), NicChecksum::Unknown, &cfg)));
+        g.bench_function(name, |b| b.iter(|| classify(black_box(&pkt), NicChecksum::UNKNOWN, &cfg)));
         g.bench_function(format!("{name}_nic_checksum_good"), |b| {
-            b.iter(|| classify(black_box(&pkt), NicChecksum::Good, &cfg))
+            b.iter(|| classify(black_box(&pkt), NicChecksum::GOOD, &cfg))
         });
     }
     let mut bad = frame(4, false);
     bad[Layout::new(false).payload + tachyon_field::MAGIC] = b'X';
-    g.bench_function("bad_magic", |b| b.iter(|| classify(black_box(&bad), NicChecksum::Unknown, &cfg)));
+    g.bench_function("bad_magic", |b| b.iter(|| classify(black_box(&bad), NicChecksum::UNKNOWN, &cfg)));
     // A burst of 32 distinct packets, as the worker sees them.
     let burst: Vec<Vec<u8>> = (0..32).map(|i| frame(1 + i % 8, i % 3 == 0)).collect();
     g.throughput(Throughput::Elements(32));
@@ -40,7 +40,7 @@ fn bench_classify(c: &mut Criterion) {
             || (),
             |_| {
                 for p in &burst {
-                    black_box(classify(black_box(p), NicChecksum::Unknown, &cfg).is_ok());
+                    black_box(classify(black_box(p), NicChecksum::UNKNOWN, &cfg).is_ok());
                 }
             },
             BatchSize::SmallInput,

@@ -15,7 +15,7 @@ fn main() {
     let mut ok = 0u64;
     let t = std::time::Instant::now();
     for _ in 0..n {
-        ok += classify(black_box(&pkt), NicChecksum::Unknown, &cfg).is_ok() as u64;
+        ok += classify(black_box(&pkt), NicChecksum::UNKNOWN, &cfg).is_ok() as u64;
     }
     println!("{ok} ok, {:.2} ns/packet", t.elapsed().as_nanos() as f64 / n as f64);
 }

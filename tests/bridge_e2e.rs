@@ -118,7 +118,7 @@ fn wire_messages(pcap: &Path, src: u32) -> Vec<Msg> {
     let cfg = ParseConfig::default();
     let mut out = Vec::new();
     for pkt in read_pcap(pcap) {
-        let info = match classify(&pkt, NicChecksum::Unknown, &cfg) {
+        let info = match classify(&pkt, NicChecksum::UNKNOWN, &cfg) {
             Ok(Accepted::Tachyon(info)) => info,
             other => panic!("a frame the appliance sent fails its own classifier: {other:?}"),
         };
@@ -140,7 +140,7 @@ fn bridge_frames(pcap: &Path) -> u64 {
     read_pcap(pcap)
         .iter()
         .filter(
-            |p| matches!(classify(p, NicChecksum::Unknown, &cfg), Ok(Accepted::Tachyon(i)) if i.src_ip == BRIDGE_SRC),
+            |p| matches!(classify(p, NicChecksum::UNKNOWN, &cfg), Ok(Accepted::Tachyon(i)) if i.src_ip == BRIDGE_SRC),
         )
         .count() as u64
 }

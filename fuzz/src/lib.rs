@@ -35,7 +35,7 @@ pub mod classify {
     /// config's outcome (for the corpus coverage test).
     pub fn check(pkt: &[u8]) -> Result<Accepted, DropReason> {
         for cfg in configs() {
-            for nic in [NicChecksum::Unknown, NicChecksum::Good, NicChecksum::Bad] {
+            for nic in [NicChecksum::UNKNOWN, NicChecksum::GOOD, NicChecksum::BAD] {
                 let got = classify(pkt, nic, &cfg);
                 // The fast path may only ever accept what the reference accepts.
                 assert_eq!(got, classify_general(pkt, nic, &cfg), "fast path disagrees ({cfg:?}, {nic:?})");
@@ -44,17 +44,17 @@ pub mod classify {
             // A NIC that vouches for the checksum is the same as not verifying it.
             let unverified = ParseConfig { verify_ip_checksum: false, ..cfg };
             assert_eq!(
-                classify(pkt, NicChecksum::Good, &cfg),
-                classify(pkt, NicChecksum::Unknown, &unverified),
+                classify(pkt, NicChecksum::GOOD, &cfg),
+                classify(pkt, NicChecksum::UNKNOWN, &unverified),
                 "NIC-verified and unverified checksums disagree"
             );
         }
-        let got = classify(pkt, NicChecksum::Unknown, &configs()[0]);
+        let got = classify(pkt, NicChecksum::UNKNOWN, &configs()[0]);
         if got.is_ok() {
             // Ethernet padding after the IP total length changes nothing.
             let mut padded = pkt.to_vec();
             padded.extend_from_slice(&[0; 7]);
-            assert_eq!(classify(&padded, NicChecksum::Unknown, &configs()[0]), got, "padding changed the verdict");
+            assert_eq!(classify(&padded, NicChecksum::UNKNOWN, &configs()[0]), got, "padding changed the verdict");
         }
         got
     }
@@ -70,7 +70,7 @@ pub mod classify {
             }
             Ok(Accepted::Tachyon(f)) => {
                 assert!(
-                    nic != NicChecksum::Bad || !cfg.verify_ip_checksum,
+                    nic != NicChecksum::BAD || !cfg.verify_ip_checksum,
                     "accepted a packet whose checksum the NIC called bad"
                 );
                 let d = reference(pkt).expect("accepted packet is not UDP/IPv4");
@@ -187,7 +187,7 @@ pub mod segments {
         // worker's reusable buffer (which must not remember a last frame).
         let mut linear = Linearizer::preallocated();
         for cfg in super::classify::configs() {
-            for nic in [NicChecksum::Unknown, NicChecksum::Good, NicChecksum::Bad] {
+            for nic in [NicChecksum::UNKNOWN, NicChecksum::GOOD, NicChecksum::BAD] {
                 let whole = classify(frame, nic, &cfg);
                 assert_eq!(classify_segments(&segs, nic, &cfg), whole, "classify_segments disagrees");
                 assert_eq!(linear.classify(segs.iter().copied(), nic, &cfg), whole, "Linearizer disagrees");

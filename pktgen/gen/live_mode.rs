@@ -512,7 +512,7 @@ impl<'a> LiveLoop<'a> {
         let now_ns = self.clock.ns(dpdk::tsc());
         self.tally.rx_packets += n as u64;
         while let Some(m) = burst.pop() {
-            match classify(m.data(), NicChecksum::Unknown, &self.parse) {
+            match classify(m.data(), NicChecksum::UNKNOWN, &self.parse) {
                 Ok(Accepted::Tachyon(f)) => {
                     self.tally.rx_frames += 1;
                     self.tally.rx_msgs += u64::from(f.msg_count);

@@ -22,13 +22,22 @@ impl Default for ParseConfig {
     }
 }
 
-/// What the NIC already said about the IPv4 checksum (from mbuf offload flags).
+/// What the NIC already said about the IPv4 checksum (from mbuf offload
+/// flags). Two flags rather than a three-way enum: the fast path then tests
+/// the offload bits as they are, without building a discriminant per packet.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum NicChecksum {
-    #[default]
-    Unknown,
-    Good,
-    Bad,
+pub struct NicChecksum {
+    /// The NIC verified the header: software need not.
+    pub vouched: bool,
+    /// The NIC found the checksum wrong.
+    pub refuted: bool,
+}
+
+impl NicChecksum {
+    /// The NIC said nothing (no offload, or not for this packet).
+    pub const UNKNOWN: Self = NicChecksum { vouched: false, refuted: false };
+    pub const GOOD: Self = NicChecksum { vouched: true, refuted: false };
+    pub const BAD: Self = NicChecksum { vouched: false, refuted: true };
 }
 
 /// The fields governance needs from an accepted Tachyon frame.
@@ -105,7 +114,7 @@ fn fast_accept<const N: usize, const L3: usize>(pkt: &[u8], nic: NicChecksum, cf
     if ip_total < FAST_MIN_IP_TOTAL || L3 + ip_total > pkt.len() {
         return None;
     }
-    if cfg.verify_ip_checksum && nic != NicChecksum::Good && (!ip_checksum_ok(h, ip) || nic == NicChecksum::Bad) {
+    if cfg.verify_ip_checksum && !nic.vouched && (nic.refuted || !ip_checksum_ok(h, ip)) {
         return None;
     }
     // No MF flag, fragment offset 0, protocol UDP: flags to protocol, masked.
@@ -190,11 +199,7 @@ pub fn classify_general(pkt: &[u8], nic: NicChecksum, cfg: &ParseConfig) -> Resu
     }
     let ip = Ipv4Header::parse(&pkt[eth.payload_offset()..]).map_err(|_| DropReason::IpMalformed)?;
     if cfg.verify_ip_checksum {
-        let ok = match nic {
-            NicChecksum::Good => true,
-            NicChecksum::Bad => false,
-            NicChecksum::Unknown => ip.checksum_ok(),
-        };
+        let ok = nic.vouched || (!nic.refuted && ip.checksum_ok());
         if !ok {
             return Err(DropReason::IpChecksum);
         }
@@ -417,7 +422,7 @@ mod tests {
     }
 
     fn run(p: &Pkt) -> Result<Accepted, DropReason> {
-        classify(&p.bytes(), NicChecksum::Unknown, &ParseConfig::default())
+        classify(&p.bytes(), NicChecksum::UNKNOWN, &ParseConfig::default())
     }
 
     fn reason(p: Pkt) -> DropReason {
@@ -448,7 +453,7 @@ mod tests {
             ..Pkt::default()
         };
         let bytes = p.bytes();
-        match classify(&bytes, NicChecksum::Unknown, &ParseConfig::default()).unwrap() {
+        match classify(&bytes, NicChecksum::UNKNOWN, &ParseConfig::default()).unwrap() {
             Accepted::Tachyon(f) => {
                 assert_eq!(f.msg_count, 50);
                 assert_eq!(f.timestamp_ns, Some(123));
@@ -474,12 +479,12 @@ mod tests {
         assert_eq!(reason(Pkt { vlan: Some(5), ethertype: 0x0806, ..Pkt::default() }), DropReason::NotIpv4);
         // A runt shorter than an Ethernet header.
         let runt = [0u8; 11];
-        assert_eq!(classify(&runt, NicChecksum::Unknown, &ParseConfig::default()), Err(DropReason::NotIpv4));
+        assert_eq!(classify(&runt, NicChecksum::UNKNOWN, &ParseConfig::default()), Err(DropReason::NotIpv4));
         // A VLAN tag cut short.
         let mut tagged = vec![0u8; 12];
         tagged.extend_from_slice(&ethernet::ETHERTYPE_VLAN.to_be_bytes());
         tagged.push(0);
-        assert_eq!(classify(&tagged, NicChecksum::Unknown, &ParseConfig::default()), Err(DropReason::NotIpv4));
+        assert_eq!(classify(&tagged, NicChecksum::UNKNOWN, &ParseConfig::default()), Err(DropReason::NotIpv4));
     }
 
     #[test]
@@ -490,9 +495,9 @@ mod tests {
         let mut p = Pkt::default().bytes();
         let total = Layout::new(false).l3 + ipv4::field::TOTAL_LEN;
         p[total..total + 2].copy_from_slice(&10u16.to_be_bytes()); // total length < header
-        assert_eq!(classify(&p, NicChecksum::Unknown, &ParseConfig::default()), Err(DropReason::IpMalformed));
+        assert_eq!(classify(&p, NicChecksum::UNKNOWN, &ParseConfig::default()), Err(DropReason::IpMalformed));
         let short = &Pkt::default().bytes()[..Layout::new(false).l4 - 1];
-        assert_eq!(classify(short, NicChecksum::Unknown, &ParseConfig::default()), Err(DropReason::IpMalformed));
+        assert_eq!(classify(short, NicChecksum::UNKNOWN, &ParseConfig::default()), Err(DropReason::IpMalformed));
     }
 
     #[test]
@@ -501,10 +506,10 @@ mod tests {
         assert_eq!(reason(Pkt { break_ip_checksum: true, ..Pkt::default() }), DropReason::IpChecksum);
         let b = p.bytes();
         let off = ParseConfig { verify_ip_checksum: false, ..ParseConfig::default() };
-        assert!(classify(&b, NicChecksum::Unknown, &off).is_ok());
-        assert!(classify(&b, NicChecksum::Good, &ParseConfig::default()).is_ok());
+        assert!(classify(&b, NicChecksum::UNKNOWN, &off).is_ok());
+        assert!(classify(&b, NicChecksum::GOOD, &ParseConfig::default()).is_ok());
         let good = Pkt::default().bytes();
-        assert_eq!(classify(&good, NicChecksum::Bad, &ParseConfig::default()), Err(DropReason::IpChecksum));
+        assert_eq!(classify(&good, NicChecksum::BAD, &ParseConfig::default()), Err(DropReason::IpChecksum));
     }
 
     /// The fast path's modulo test agrees with the wire module's
@@ -577,7 +582,7 @@ mod tests {
             // keep the IP header valid: only the UDP length is wrong
             p
         };
-        assert_eq!(classify(&fixed, NicChecksum::Unknown, &ParseConfig::default()), Err(DropReason::UdpMalformed));
+        assert_eq!(classify(&fixed, NicChecksum::UNKNOWN, &ParseConfig::default()), Err(DropReason::UdpMalformed));
     }
 
     #[test]
@@ -585,9 +590,9 @@ mod tests {
         let p = Pkt { dst_port: 53, ..Pkt::default() };
         assert_eq!(reason(Pkt { dst_port: 53, ..Pkt::default() }), DropReason::NotTachyon);
         let fwd = ParseConfig { forward_non_tachyon: true, ..ParseConfig::default() };
-        assert_eq!(classify(&p.bytes(), NicChecksum::Unknown, &fwd), Ok(Accepted::Other));
+        assert_eq!(classify(&p.bytes(), NicChecksum::UNKNOWN, &fwd), Ok(Accepted::Other));
         let custom = ParseConfig { tachyon_port: 53, ..ParseConfig::default() };
-        assert!(matches!(classify(&p.bytes(), NicChecksum::Unknown, &custom), Ok(Accepted::Tachyon(_))));
+        assert!(matches!(classify(&p.bytes(), NicChecksum::UNKNOWN, &custom), Ok(Accepted::Tachyon(_))));
     }
 
     #[test]
@@ -664,7 +669,7 @@ mod tests {
             }
             for b in &variants {
                 for cfg in &configs {
-                    for nic in [NicChecksum::Unknown, NicChecksum::Good, NicChecksum::Bad] {
+                    for nic in [NicChecksum::UNKNOWN, NicChecksum::GOOD, NicChecksum::BAD] {
                         assert_eq!(classify(b, nic, cfg), classify_general(b, nic, cfg), "{b:02x?}");
                     }
                 }
@@ -701,17 +706,17 @@ mod tests {
         assert!(frames[0].len() > 4000, "a jumbo frame: {} bytes", frames[0].len());
         let cfg = ParseConfig::default();
         for frame in &frames {
-            let whole = classify(frame, NicChecksum::Unknown, &cfg);
+            let whole = classify(frame, NicChecksum::UNKNOWN, &cfg);
             for segs in splits(frame) {
-                assert_eq!(classify_segments(&segs, NicChecksum::Unknown, &cfg), whole, "split {:?}", lens(&segs));
+                assert_eq!(classify_segments(&segs, NicChecksum::UNKNOWN, &cfg), whole, "split {:?}", lens(&segs));
             }
         }
         assert!(matches!(
-            classify_segments(&[&frames[0][..100], &frames[0][100..]], NicChecksum::Unknown, &cfg),
+            classify_segments(&[&frames[0][..100], &frames[0][100..]], NicChecksum::UNKNOWN, &cfg),
             Ok(Accepted::Tachyon(FrameInfo { msg_count: 120, .. }))
         ));
         // The first segment alone is what the old parser saw: not a frame.
-        assert_eq!(classify(&frames[0][..2048], NicChecksum::Unknown, &cfg), Err(DropReason::IpMalformed));
+        assert_eq!(classify(&frames[0][..2048], NicChecksum::UNKNOWN, &cfg), Err(DropReason::IpMalformed));
     }
 
     fn lens(segs: &[&[u8]]) -> Vec<usize> {
@@ -724,14 +729,14 @@ mod tests {
         let capacity = lin.buf.capacity();
         let frame = Pkt { msg_count: 1, records: vec![vec![7; 1000]], ..Pkt::default() }.bytes();
         let padding = vec![0u8; MAX_CLASSIFIED_FRAME];
-        let expected = classify(&frame, NicChecksum::Unknown, &ParseConfig::default());
+        let expected = classify(&frame, NicChecksum::UNKNOWN, &ParseConfig::default());
         assert!(expected.is_ok());
         // A chain longer than any IPv4 packet: the tail is padding.
-        let got = lin.classify([&frame[..], &padding[..], &padding[..]], NicChecksum::Unknown, &ParseConfig::default());
+        let got = lin.classify([&frame[..], &padding[..], &padding[..]], NicChecksum::UNKNOWN, &ParseConfig::default());
         assert_eq!(got, expected);
         assert_eq!(lin.buf.len(), MAX_CLASSIFIED_FRAME);
         assert_eq!(lin.buf.capacity(), capacity, "gathering reallocated");
-        assert_eq!(classify_segments(&[], NicChecksum::Unknown, &ParseConfig::default()), Err(DropReason::NotIpv4));
+        assert_eq!(classify_segments(&[], NicChecksum::UNKNOWN, &ParseConfig::default()), Err(DropReason::NotIpv4));
     }
 
     #[test]
@@ -743,12 +748,12 @@ mod tests {
         // which this config drops), and the same frame when only a MAC changed.
         let cfg = ParseConfig::default();
         let good = Pkt { vlan: Some(1), msg_count: 2, records: vec![vec![1; 3], vec![2; 4]], ..Pkt::default() }.bytes();
-        let Ok(Accepted::Tachyon(frame)) = classify(&good, NicChecksum::Unknown, &cfg) else {
+        let Ok(Accepted::Tachyon(frame)) = classify(&good, NicChecksum::UNKNOWN, &cfg) else {
             panic!("the frame itself is accepted");
         };
         let parser_reason = |r: DropReason| r.index() < DropReason::RuleDrop.index();
         for n in 0..good.len() {
-            match classify(&good[..n], NicChecksum::Unknown, &cfg) {
+            match classify(&good[..n], NicChecksum::UNKNOWN, &cfg) {
                 Err(r) => assert!(parser_reason(r), "{n}-byte prefix dropped as {r}"),
                 Ok(a) => panic!("{n}-byte prefix of a {}-byte frame accepted: {a:?}", good.len()),
             }
@@ -758,7 +763,7 @@ mod tests {
             for v in [0u8, 0x7f, 0xff] {
                 let mut b = good.clone();
                 b[i] = v;
-                match classify(&b, NicChecksum::Unknown, &cfg) {
+                match classify(&b, NicChecksum::UNKNOWN, &cfg) {
                     Err(r) => {
                         assert!(parser_reason(r), "byte {i} = {v:#x} dropped as {r}");
                         dropped += 1;

@@ -1,6 +1,7 @@
 //! Per-worker counters. A worker counts into its own plain [`LocalCounters`]
-//! and copies them, once per burst, into its own [`PublishedCounters`] block
-//! with relaxed stores (plain `mov`s on x86: no lock, no read-modify-write).
+//! and copies them (every 100 µs while busy, and when it goes idle) into its
+//! own [`PublishedCounters`] block with relaxed stores (plain `mov`s on x86:
+//! no lock, no read-modify-write).
 //! The control lcore reads the published blocks off the hot path. Each block
 //! is 64-byte aligned and separately allocated, so no two workers share a line.
 
@@ -213,7 +214,7 @@ impl Default for PublishedCounters {
 }
 
 impl PublishedCounters {
-    /// Called by the owning worker only (single writer), once per burst.
+    /// Called by the owning worker only (single writer), every 100 µs or so.
     #[inline(always)]
     pub fn publish(&self, local: &LocalCounters) {
         for (dst, src) in self.v.iter().zip(local.v.iter()) {

@@ -4,7 +4,7 @@
 //! - [`classify`]: one PROTOCOL.md drop reason per rejected packet, or a frame to govern;
 //! - [`routes`]: a worker's route table (default hop per ingress port, TX slot and MAC per egress port);
 //! - [`control_flags`]: the stop and link-state flags the control lcore sets for the workers;
-//! - [`counters`]: per-worker counters, published once per burst;
+//! - [`counters`]: per-worker counters, published every 100 µs while busy;
 //! - [`reason`]: the stable names of the drop reasons.
 
 pub mod classify;

@@ -233,9 +233,10 @@ impl<'a> Iterator for Segments<'a> {
 /// the data (DPDK's definition), so it counts as good, not as unknown.
 #[inline(always)]
 pub fn ip_checksum_flags(ol_flags: u64) -> (bool, bool) {
-    let flags = ol_flags & sys::RTE_MBUF_F_RX_IP_CKSUM_MASK as u64;
-    let good = flags == sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD as u64 || flags == sys::RTE_MBUF_F_RX_IP_CKSUM_NONE as u64;
-    (good, flags == sys::RTE_MBUF_F_RX_IP_CKSUM_BAD as u64)
+    // GOOD and NONE are the two values with the GOOD bit: one bit test.
+    const _: () = assert!(sys::RTE_MBUF_F_RX_IP_CKSUM_NONE & sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD != 0);
+    let good = ol_flags & sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD as u64 != 0;
+    (good, ol_flags & sys::RTE_MBUF_F_RX_IP_CKSUM_MASK as u64 == sys::RTE_MBUF_F_RX_IP_CKSUM_BAD as u64)
 }
 
 /// The packets of one `rte_eth_rx_burst` (or fresh mbufs from

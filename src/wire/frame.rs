@@ -260,7 +260,7 @@ mod tests {
                     let frame = h.to_vec(&records).unwrap();
                     assert_eq!(frame.len(), h.frame_len(records.iter().map(Vec::len)));
                     parse_back(&frame, &h, &records);
-                    let Ok(Accepted::Tachyon(info)) = classify(&frame, NicChecksum::Unknown, &ParseConfig::default())
+                    let Ok(Accepted::Tachyon(info)) = classify(&frame, NicChecksum::UNKNOWN, &ParseConfig::default())
                     else {
                         panic!("not accepted: {frame:02x?}");
                     };
@@ -285,7 +285,7 @@ mod tests {
         w.push_record(&vec![2; room - 12]).unwrap();
         assert_eq!((w.room(), w.msg_count(), w.len()), (0, 2, 128));
         assert_eq!(w.finish(), 128);
-        let Ok(Accepted::Tachyon(info)) = classify(&buf, NicChecksum::Unknown, &ParseConfig::default()) else {
+        let Ok(Accepted::Tachyon(info)) = classify(&buf, NicChecksum::UNKNOWN, &ParseConfig::default()) else {
             panic!("a full frame is still well formed");
         };
         assert_eq!(info.msg_count, 2);
@@ -304,7 +304,7 @@ mod tests {
         assert_eq!(w.push_record(&[]), Err(Full));
         let len = w.finish();
         assert_eq!(len - h.layout().l3, ipv4::MAX_TOTAL_LEN);
-        assert!(classify(&buf[..len], NicChecksum::Unknown, &ParseConfig::default()).is_ok());
+        assert!(classify(&buf[..len], NicChecksum::UNKNOWN, &ParseConfig::default()).is_ok());
     }
 
     #[test]
