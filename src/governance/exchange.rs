@@ -77,6 +77,12 @@ impl<T> Pipe<T> {
 
     /// Consumer: the oldest filled batch.
     pub fn receive(&self) -> Option<Batch<T>> {
+        // Empty is the usual answer (a worker asks every poll round). Checked
+        // with two plain loads first: `ArrayQueue::pop` finds a queue empty
+        // only after a full fence (`lock or` on x86), one per round otherwise.
+        if self.filled.is_empty() {
+            return None;
+        }
         self.filled.pop()
     }
 
