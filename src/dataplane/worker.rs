@@ -150,7 +150,7 @@ impl Worker {
         // costs tens of cycles in a VM: not three times per burst).
         let mut round_start = tsc();
         let mut round_was_busy = false;
-        let mut publisher = CounterPublisher::new(round_start);
+        let mut publisher = CounterPublisher::new(round_start, crate::dpdk::tsc_hz() / 1_000_000 * PUBLISH_EVERY_US);
         while !control.stop_requested() {
             st.links_up = control.links_up();
             let current = tables.read();
@@ -222,8 +222,7 @@ struct CounterPublisher {
 }
 
 impl CounterPublisher {
-    fn new(now: u64) -> Self {
-        let every_tsc = crate::dpdk::tsc_hz() / 1_000_000 * PUBLISH_EVERY_US;
+    fn new(now: u64, every_tsc: u64) -> Self {
         CounterPublisher { every_tsc, last_tsc: now, pending: false }
     }
 
@@ -524,4 +523,38 @@ fn tsc_read_cost() -> u64 {
         })
         .min()
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a round ending at `now` leaves published: the RX packet count.
+    fn end_round(
+        p: &mut CounterPublisher,
+        shared: &PublishedCounters,
+        local: &mut LocalCounters,
+        busy: bool,
+        now: u64,
+    ) -> u64 {
+        if busy {
+            local.add(Counter::RxPackets, 1);
+        }
+        p.round_end(shared, local, busy, now);
+        shared.snapshot().get(Counter::RxPackets)
+    }
+
+    #[test]
+    fn counters_are_published_per_interval_while_busy_and_when_idle_again() {
+        let (shared, mut local) = (PublishedCounters::default(), LocalCounters::default());
+        let mut p = CounterPublisher::new(1000, 100);
+        assert_eq!(end_round(&mut p, &shared, &mut local, true, 1050), 0, "busy, interval not over: kept");
+        assert_eq!(end_round(&mut p, &shared, &mut local, true, 1099), 0);
+        assert_eq!(end_round(&mut p, &shared, &mut local, true, 1100), 3, "interval over: published");
+        assert_eq!(end_round(&mut p, &shared, &mut local, true, 1150), 3);
+        assert_eq!(end_round(&mut p, &shared, &mut local, false, 1160), 4, "first idle round: published at once");
+        local.add(Counter::PollsIdle, 5);
+        p.round_end(&shared, &local, false, 1170);
+        assert_eq!(shared.snapshot().get(Counter::PollsIdle), 0, "idle rounds alone do not republish");
+    }
 }
