@@ -144,7 +144,6 @@ impl Worker {
             tsc_read_cost: tsc_read_cost(),
             linear: Linearizer::preallocated(),
         };
-        let mut idle_polls = 0u64;
         // One TSC read per round serves as governance's clock and, between
         // two rounds, as the busy time of a round that had packets (RDTSC
         // costs tens of cycles in a VM: not three times per burst).
@@ -161,10 +160,7 @@ impl Worker {
                 let n = st.burst.receive(q, burst_size);
                 if n == 0 {
                     st.out.local.add(Counter::PollsIdle, 1);
-                    idle_polls += 1;
-                    if idle_polls.is_multiple_of(IDLE_PUBLISH_EVERY) {
-                        counters.publish(&st.out.local);
-                    }
+                    publisher.idle_poll(&counters, &st.out.local);
                     continue;
                 }
                 round_was_busy = true;
@@ -214,16 +210,27 @@ impl Worker {
 /// When a worker copies its counters to where the control lcore reads them:
 /// after a busy round once `PUBLISH_EVERY_US` have passed since the last
 /// copy, and at the first idle round after busy ones (so a worker whose
-/// traffic stopped shows its final counts at once).
+/// traffic stopped shows its final counts at once); while idle, every
+/// `IDLE_PUBLISH_EVERY` empty polls (so the idle-poll count moves).
 struct CounterPublisher {
     every_tsc: u64,
     last_tsc: u64,
     pending: bool,
+    idle_polls: u64,
 }
 
 impl CounterPublisher {
     fn new(now: u64, every_tsc: u64) -> Self {
-        CounterPublisher { every_tsc, last_tsc: now, pending: false }
+        CounterPublisher { every_tsc, last_tsc: now, pending: false, idle_polls: 0 }
+    }
+
+    /// After a poll of an RX queue that returned nothing.
+    #[inline(always)]
+    fn idle_poll(&mut self, counters: &PublishedCounters, local: &LocalCounters) {
+        self.idle_polls += 1;
+        if self.idle_polls.is_multiple_of(IDLE_PUBLISH_EVERY) {
+            counters.publish(local);
+        }
     }
 
     #[inline(always)]
