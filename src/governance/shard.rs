@@ -130,15 +130,14 @@ struct Offered {
 fn insert_fresh(
     table: &mut BucketTable,
     ids: &IdProfiles,
-    defaults: &[FixedLimit],
+    defaults: &Defaults,
     counters: &mut ShardCounters,
     (key, vacant): (u64, usize),
     now: u64,
 ) -> Option<usize> {
     // The profile a `limit` rule imposed travels in the key.
     let profile = imposed_profile(key).or_else(|| ids.profile_of(key as u32))?;
-    let fresh =
-        Entry { key, bucket: TokenBucket::full(defaults[usize::from(profile)], now), profile, ..Entry::default() };
+    let fresh = defaults.fresh_entry(key, profile, now);
     match table.insert_at(vacant, fresh) {
         Some(i) => Some(i),
         None => {
@@ -148,27 +147,48 @@ fn insert_fresh(
     }
 }
 
-/// What lists a bucket of one profile that holds the default share: that
-/// share, and the demand per period that puts it on the report list.
-#[derive(Clone, Copy, Default)]
-struct ProfileListing {
-    default: FixedLimit,
-    threshold: u32,
+/// What a bucket starts from under the current tables: per profile, this
+/// worker's default share of its limit; and the reconciliation period,
+/// which with the limit a bucket holds sets its listing threshold.
+struct Defaults {
+    /// Indexed by profile; its length is the profile count.
+    limits: Vec<FixedLimit>,
+    period_ticks: u64,
 }
 
-const _: () = assert!(MAX_PROFILES.is_power_of_two());
+impl Defaults {
+    /// The default share of `profile`.
+    fn limit(&self, profile: ProfileId) -> FixedLimit {
+        self.limits[usize::from(profile)]
+    }
 
-/// [`ProfileListing`] of every profile, indexed by profile modulo
-/// MAX_PROFILES: no bounds check per frame. Rows of profiles the tables
-/// do not have are never read (a bucket's profile is revalidated before
-/// its demand is recorded).
-type ProfileListings = [ProfileListing; MAX_PROFILES];
+    /// A bucket for `key` under `profile` at the default share, full at
+    /// `now`, not yet touched.
+    fn fresh_entry(&self, key: u64, profile: ProfileId, now: u64) -> Entry {
+        let limit = self.limit(profile);
+        Entry {
+            key,
+            bucket: TokenBucket::full(limit, now),
+            profile,
+            listing_threshold: listing_threshold(limit, self.period_ticks),
+            listed: NOT_LISTED,
+            ..Entry::default()
+        }
+    }
 
-/// When a bucket goes on the report list: per profile, the default share
-/// and its threshold; the period, for buckets that hold a reconciled share.
-struct Listing<'a> {
-    profiles: &'a ProfileListings,
-    period_ticks: u64,
+    /// Gives `entry` `limit` from `now` on (see [`TokenBucket::set_limit`]),
+    /// with the listing threshold that goes with it.
+    fn set_limit(&self, entry: &mut Entry, limit: FixedLimit, now: u64) {
+        entry.bucket.set_limit(limit, now);
+        self.relist(entry);
+    }
+
+    /// Sets `entry`'s listing threshold for the limit it holds, after
+    /// something other than [`Defaults::set_limit`] changed that limit (a
+    /// revalidation) or the period changed.
+    fn relist(&self, entry: &mut Entry) {
+        entry.listing_threshold = listing_threshold(entry.bucket.limit(), self.period_ticks);
+    }
 }
 
 /// Demand per period that lists a bucket holding `limit`: half of what the
@@ -187,7 +207,7 @@ fn listing_threshold(limit: FixedLimit, period_ticks: u64) -> u32 {
 /// Adds `msgs` to the demand of `entry` this period, on its report-list
 /// record once it has one. `covers`: whether the bucket covers the frame.
 #[inline(always)]
-fn record_demand(entry: &mut Entry, touched: &mut Vec<Report>, listing: Listing, msgs: u64, covers: bool) {
+fn record_demand(entry: &mut Entry, touched: &mut Vec<Report>, msgs: u64, covers: bool) {
     let frame = msgs as u16;
     let msgs = msgs as u32;
     if let Some(report) = touched.get_mut(entry.listed as usize) {
@@ -202,14 +222,8 @@ fn record_demand(entry: &mut Entry, touched: &mut Vec<Report>, listing: Listing,
     // gets a bigger one). A reconciled share used far below its size is
     // not reported: the reconciler then gives it back, and releases the
     // limit once nobody reports it, instead of moving the split of an idle
-    // limit every period.
-    let threshold = || {
-        let row = &listing.profiles[usize::from(entry.profile) % MAX_PROFILES];
-        let limit = entry.bucket.limit();
-        if limit == row.default { row.threshold } else { listing_threshold(limit, listing.period_ticks) }
-    };
-    // A refusal lists it whatever its demand: no threshold to look up.
-    if (!covers || entry.demand >= threshold()) && touched.len() < touched.capacity() {
+    // limit every period. A refusal lists it whatever its demand.
+    if (!covers || entry.demand >= entry.listing_threshold) && touched.len() < touched.capacity() {
         entry.listed = touched.len() as u32;
         touched.push(Report { key: entry.key, demand: entry.demand, profile: entry.profile, max_frame: frame });
     }
@@ -231,13 +245,8 @@ pub struct Shard {
     default_frac: u32,
     generation: u64,
     rule_count: usize,
-    /// Per profile: the default share (its length is the profile count),
-    /// and again with the demand per period that puts an id on the report
-    /// list.
-    default_limit: Vec<FixedLimit>,
-    listings: Box<ProfileListings>,
-    /// The reconciliation period, in TSC ticks.
-    period_ticks: u64,
+    /// Per profile, the default share; and the reconciliation period.
+    defaults: Defaults,
     /// Period being counted. Its stamp changes with each period and each
     /// adopted generation; `previous_stamp` is the one before.
     epoch: u64,
@@ -285,9 +294,7 @@ impl Shard {
             default_frac: FRAC_ONE / n_workers as u32,
             generation: 0,
             rule_count: 0,
-            default_limit: Vec::with_capacity(MAX_PROFILES),
-            listings: Box::new([ProfileListing::default(); MAX_PROFILES]),
-            period_ticks: 0,
+            defaults: Defaults { limits: Vec::with_capacity(MAX_PROFILES), period_ticks: 0 },
             epoch,
             stamp: 1,
             previous_stamp: 1,
@@ -551,7 +558,7 @@ impl Shard {
         let (index, entry) = match table.find_from(key, home as usize) {
             Ok(i) => (i, table.slot_mut(i)),
             Err(vacant) => {
-                let i = insert_fresh(table, ids, &self.default_limit, &mut self.counters, (key, vacant), now)?;
+                let i = insert_fresh(table, ids, &self.defaults, &mut self.counters, (key, vacant), now)?;
                 (i, table.entry_mut(i))
             }
         };
@@ -562,10 +569,11 @@ impl Shard {
             // the id's profile is looked up once more.
             if !self.generations.is_current(self.stamp, entry.stamp) {
                 let profile = imposed_profile(key).or_else(|| ids.profile_of(key as u32));
-                if !self.generations.revalidate(entry, self.stamp, profile, &self.default_limit, now) {
+                if !self.generations.revalidate(entry, self.stamp, profile, &self.defaults.limits, now) {
                     table.remove(index);
                     return None;
                 }
+                self.defaults.relist(entry);
             }
             entry.stamp = self.stamp;
             entry.demand = 0;
@@ -575,8 +583,7 @@ impl Shard {
         if RECONCILED {
             // With one worker its buckets are the global ones: nobody
             // needs its demand.
-            let listing = Listing { profiles: &self.listings, period_ticks: self.period_ticks };
-            record_demand(entry, &mut self.touched, listing, msgs, covers);
+            record_demand(entry, &mut self.touched, msgs, covers);
         }
         if covers {
             entry.bucket.take(msgs);
@@ -613,18 +620,20 @@ impl Shard {
         self.previous_stamp = self.stamp;
         self.stamp = next_stamp(self.stamp);
         self.generations.adopt(tables, self.stamp);
-        self.default_limit.clear();
-        self.period_ticks = tables.reconcile_ticks;
-        for (i, profile) in tables.profiles.iter().enumerate().take(MAX_PROFILES) {
-            let default = profile.fixed.share(self.default_frac);
-            self.default_limit.push(default);
-            self.listings[i] =
-                ProfileListing { default, threshold: listing_threshold(default, tables.reconcile_ticks) };
+        self.defaults.limits.clear();
+        self.defaults
+            .limits
+            .extend(tables.profiles.iter().take(MAX_PROFILES).map(|p| p.fixed.share(self.default_frac)));
+        self.defaults.period_ticks = tables.reconcile_ticks;
+        for (i, &default) in self.defaults.limits.iter().enumerate() {
             let profile_id = i as ProfileId;
             let kept = (!fresh).then(|| self.generations.profile_unchanged(profile_id)).flatten();
             for dim in [Dimension::Topic, Dimension::Sender] {
                 let key = overflow_key(dim, profile_id);
-                let table = self.table(key);
+                let table = match dim {
+                    Dimension::Topic => &mut self.topics,
+                    Dimension::Sender => &mut self.senders,
+                };
                 if let Some(unchanged) = kept {
                     // Revalidated now, like an id's bucket at its first touch;
                     // stamp 0: its demand starts afresh at its next touch.
@@ -632,17 +641,11 @@ impl Shard {
                     if !unchanged {
                         entry.bucket.set_limit(default, now);
                     }
+                    self.defaults.relist(entry);
                     entry.stamp = 0;
                     continue;
                 }
-                let entry = Entry {
-                    key,
-                    bucket: TokenBucket::full(default, now),
-                    profile: profile_id,
-                    listed: NOT_LISTED,
-                    ..Entry::default()
-                };
-                table.init_overflow(profile_id, entry);
+                table.init_overflow(profile_id, self.defaults.fresh_entry(key, profile_id, now));
             }
         }
         self.touched.clear();
@@ -745,7 +748,7 @@ impl Shard {
     /// Sweeps a few slots of each table that is 7/8 full.
     fn expire_idle(&mut self, tables: &Tables, now: u64) {
         let (current, previous) = (self.stamp, self.previous_stamp);
-        let (defaults, generations) = (&self.default_limit, &self.generations);
+        let (defaults, generations) = (&self.defaults, &self.generations);
         let swept = [(&mut self.topics, &tables.topics), (&mut self.senders, &tables.senders)];
         for ((table, ids), cursor) in swept.into_iter().zip(&mut self.sweep_cursor) {
             if table.len() * 8 < table.limit() * 7 {
@@ -758,7 +761,7 @@ impl Shard {
                 if !generations.is_current(current, entry.stamp) {
                     // Judged under the limits in force, as a fresh bucket would be.
                     let profile = imposed_profile(entry.key).or_else(|| ids.profile_of(entry.key as u32));
-                    if !generations.revalidate(entry, current, profile, defaults, now) {
+                    if !generations.revalidate(entry, current, profile, &defaults.limits, now) {
                         return true;
                     }
                     // Still idle, now valid: stamped as of the adoption, no
@@ -767,10 +770,10 @@ impl Shard {
                     entry.stamp = generations.adopted_at();
                     entry.demand = 0;
                     entry.listed = NOT_LISTED;
-                    entry.bucket.set_limit(defaults[usize::from(entry.profile)], now);
+                    defaults.set_limit(entry, defaults.limit(entry.profile), now);
                 }
                 entry.bucket.refill(now);
-                entry.bucket.is_full() && entry.bucket.limit() == defaults[usize::from(entry.profile)]
+                entry.bucket.is_full() && entry.bucket.limit() == defaults.limit(entry.profile)
             };
             self.counters.evicted += table.sweep(cursor, SWEEP_PER_BURST, &mut expired);
         }
@@ -814,24 +817,21 @@ impl Shard {
         };
         let limit = profile.fixed.split(update.frac, update.burst_frac);
         if let Some(i) = self.locate(update.key) {
-            self.table(update.key).entry_mut(i).bucket.set_limit(limit, now);
+            let entry = match dimension(update.key) {
+                Dimension::Topic => self.topics.entry_mut(i),
+                Dimension::Sender => self.senders.entry_mut(i),
+            };
+            self.defaults.set_limit(entry, limit, now);
             self.counters.shares_applied += 1;
             return;
         }
         // No bucket here (never used, or expired): an absent bucket means a
-        // full one at the default share, so start from that.
-        let mut bucket = TokenBucket::full(self.default_limit[usize::from(update.profile)], now);
-        bucket.set_limit(limit, now);
-        // Stamped now: made under the current tables (a later reload must
-        // revalidate it), with no demand yet this period.
-        let entry = Entry {
-            key: update.key,
-            bucket,
-            profile: update.profile,
-            listed: NOT_LISTED,
-            stamp: self.stamp,
-            ..Entry::default()
-        };
+        // full one at the default share, so start from that. Stamped now:
+        // made under the current tables (a later reload must revalidate
+        // it), with no demand yet this period.
+        let mut entry = self.defaults.fresh_entry(update.key, update.profile, now);
+        self.defaults.set_limit(&mut entry, limit, now);
+        entry.stamp = self.stamp;
         let table = self.table(update.key);
         let inserted = match table.find(update.key) {
             Err(vacant) => table.insert_at(vacant, entry),
@@ -854,6 +854,27 @@ impl Shard {
     /// This worker's share of `sender`'s quota, like [`Shard::topic_share`].
     pub fn sender_share(&self, tables: &Tables, sender: u32) -> Option<f64> {
         share(tables, &self.senders, id_key(Dimension::Sender, sender, None))
+    }
+}
+
+#[cfg(test)]
+impl Shard {
+    /// Buckets validated under the current tables whose listing threshold
+    /// is not the one their limit and the period give: (key, held, due).
+    pub(super) fn stale_listing_thresholds(&self) -> Vec<(u64, u32, u32)> {
+        let mut stale = Vec::new();
+        for table in [&self.topics, &self.senders] {
+            let overflow = (0..self.defaults.limits.len()).map(|p| table.overflow_index(p as ProfileId));
+            for i in table.in_use_indices().chain(overflow) {
+                let entry = table.entry(i);
+                let validated = entry.stamp != 0 && self.generations.is_current(self.stamp, entry.stamp);
+                let due = listing_threshold(entry.bucket.limit(), self.defaults.period_ticks);
+                if validated && entry.listing_threshold != due {
+                    stale.push((entry.key, entry.listing_threshold, due));
+                }
+            }
+        }
+        stale
     }
 }
 

@@ -441,6 +441,42 @@ fn a_reconciled_share_survives_reloads() {
 }
 
 #[test]
+fn listing_thresholds_follow_every_change_of_limit_and_period() {
+    // Reconciled shares (worker 0 takes nearly all), a reload that changes
+    // the period, one that changes the limit, expiry back to the default:
+    // after each, every bucket validated under the current tables lists at
+    // the demand its limit and the period give.
+    let config = |rate: u64, period_us: u64| {
+        format!(
+            "[governance]\nreconcile_us = {period_us}\nmax_topics = 4\n[governance.topic_defaults]\n\
+             rate = {rate}\nburst = {BURST}\n[governance.sender_defaults]\nrate = {rate}\nburst = {BURST}"
+        )
+    };
+    let mut sim = Sim::new(&config(RATE, 1000), 2);
+    let check = |sim: &Sim, when: &str| {
+        for (w, shard) in sim.shards.iter().enumerate() {
+            assert_eq!(shard.stale_listing_thresholds(), [], "worker {w}, {when}");
+        }
+    };
+    sim.drive(1, &[5.0 * RATE as f64, 0.0], 10 * MS);
+    assert!(sim.shards[0].topic_share(&sim.tables, 1).unwrap() > 0.99, "a reconciled share");
+    check(&sim, "after reconciliation");
+    for (rate, period_us, what) in [(RATE, 5000, "a new period"), (RATE / 2, 5000, "a new limit")] {
+        sim.reload(&config(rate, period_us)).unwrap();
+        let until = sim.now + 20 * MS;
+        sim.drive(1, &[5.0 * RATE as f64, RATE as f64], until);
+        check(&sim, what);
+    }
+    // Topics 1-6 through a table of 4: overflow buckets and expiry.
+    for topic in 2..=6 {
+        let until = sim.now + MS;
+        sim.drive(topic, &[1000.0, 1000.0], until);
+    }
+    sim.idle(sim.now + 2500 * MS);
+    check(&sim, "after expiry");
+}
+
+#[test]
 fn reloads_under_load_do_not_loosen_a_split_limit() {
     let mut sim = Sim::new(&one_topic_limit(), 2);
     let start = sim.now;

@@ -41,6 +41,10 @@ pub struct Entry {
     pub listed: u32,
     /// Period stamp of the last touch; 0 = never touched.
     pub stamp: u32,
+    /// Demand per period that puts this bucket on the report list under
+    /// the limit it holds: kept beside the limit, set wherever the limit
+    /// or the period changes, so that the per-frame test is one compare.
+    pub listing_threshold: u32,
     pub profile: u16,
 }
 
@@ -225,6 +229,12 @@ impl BucketTable {
     #[inline(always)]
     pub fn slot_mut(&mut self, index: usize) -> &mut Entry {
         self.entries.masked_mut(index)
+    }
+
+    /// Indices of the hashed slots in use.
+    #[cfg(test)]
+    pub fn in_use_indices(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..=self.slot_mask).filter(|&i| self.in_use(i))
     }
 
     #[inline(always)]
