@@ -12,8 +12,11 @@ use crate::dpdk::Port;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// How often the control loop wakes up.
+/// The longest the control loop sleeps: its other duties (signals, the
+/// live line, reload and limit requests, the bridge) wait at most this.
 const TICK: Duration = Duration::from_millis(1);
+/// The shortest: a wake-up that came a hair early does not spin.
+const MIN_SLEEP: Duration = Duration::from_micros(20);
 /// How often link state is re-read.
 const LINK_POLL: Duration = Duration::from_secs(1);
 
@@ -30,14 +33,16 @@ pub struct ControlLoop<'a> {
 
 impl ControlLoop<'_> {
     /// Runs until a signal arrives or the duration has passed, ticking
-    /// governance several times per reconciliation period.
+    /// governance when it has work and at least every millisecond. The
+    /// control lcore may share a CPU with a worker (on a small machine),
+    /// so it wakes no more often than that: once a reconciliation period
+    /// while no limit is live.
     pub fn run(&mut self, governance: &mut GovernanceControl) {
-        let tick = governance.tick_interval().min(TICK);
         let start = Instant::now();
         let mut last_links = start;
         let mut last_line = (start, total(self.workers));
         loop {
-            std::thread::sleep(tick);
+            std::thread::sleep(governance.next_wake().clamp(MIN_SLEEP, TICK));
             governance.tick();
             if let Some(b) = self.bridge.as_deref_mut() {
                 b.tick();

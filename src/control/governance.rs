@@ -334,9 +334,14 @@ impl GovernanceControl {
         self.limit_requests.clone()
     }
 
-    /// How often the control loop should call [`Self::tick`]: several times a period.
-    pub fn tick_interval(&self) -> Duration {
-        (self.period / 4).max(Duration::from_micros(100))
+    /// How long the control loop may sleep before [`Self::tick`] has
+    /// reconciliation work: until the next period boundary, or a quarter
+    /// period while a live split waits for its reports (see
+    /// [`Reconciler::next_poll`]).
+    pub fn next_wake(&self) -> Duration {
+        let now = tsc();
+        let ticks = self.reconciler.next_poll(now).saturating_sub(now);
+        Duration::from_secs_f64(ticks as f64 / self.tsc_hz.max(1) as f64)
     }
 
     /// One pass of the control loop: reconcile when a period is due, free

@@ -343,6 +343,27 @@ impl Reconciler {
         reconciled
     }
 
+    /// When [`Reconciler::poll`] next has work, in TSC ticks: the next
+    /// period boundary; or, while a closed period's reports are coming in
+    /// and some limit is live (tracked, or share updates waiting), a
+    /// quarter period from `now_tsc`, so that a live split is reconciled
+    /// soon after every worker has reported. With nothing live, the closed
+    /// period is finished at the next boundary instead: a report then is
+    /// the first sign of an id nearing its limit, and until it is
+    /// reconciled every worker holds the default share, whose sum is the
+    /// global limit. A control lcore that sleeps until then wakes once a
+    /// period when there is nothing to reconcile.
+    pub fn next_poll(&self, now_tsc: u64) -> u64 {
+        let Some(boundary) = self.next_tick else {
+            return now_tsc;
+        };
+        let live = !self.index.is_empty() || self.outbox.iter().any(|o| !o.is_empty());
+        match self.closing {
+            Some(_) if live => boundary.min(now_tsc + self.period_ticks / 4),
+            _ => boundary,
+        }
+    }
+
     /// What the reconciler has done so far.
     pub fn stats(&self) -> ReconcilerStats {
         ReconcilerStats {
@@ -608,6 +629,38 @@ mod tests {
         outbox.push(update(2, 22));
         outbox.push(update(2, 23));
         assert_eq!(outbox.len(), 2, "unindexed: one period queues each limit once, so no lookup");
+    }
+
+    /// Between boundaries the reconciler asks to be polled only while a
+    /// closed period has a live limit to reconcile.
+    #[test]
+    fn next_poll_is_the_boundary_unless_a_live_period_is_closing() {
+        let (tables, _shards, mut r) = reconciler(2);
+        assert_eq!(r.next_poll(5), 5, "never polled: now");
+        r.poll(&tables, 0);
+        let period = r.period_ticks;
+        assert_eq!(r.next_poll(0), period, "nothing closing");
+        r.poll(&tables, period);
+        assert!(r.closing.is_some());
+        assert_eq!(r.next_poll(period), 2 * period, "closing, nothing tracked: the next boundary");
+        // A worker reports topic 1 near its limit: tracked from now on.
+        let epoch = r.closing.unwrap().epoch;
+        let mut batch = r.links[0].reports.take_spare().unwrap();
+        batch.generation = tables.generation;
+        batch.period = epoch;
+        batch.items.push(Report { key: 1, demand: 1000, profile: 0, max_frame: 1 });
+        r.links[0].reports.send(batch);
+        r.poll(&tables, 2 * period);
+        assert!(r.closing.is_some() && !r.index.is_empty());
+        let soon = 2 * period + period / 4;
+        assert_eq!(r.next_poll(2 * period), soon, "closing with a live limit: a quarter period");
+        assert_eq!(r.next_poll(3 * period - 1), 3 * period, "never past the boundary");
+        for link in &r.links {
+            link.reported_period.0.store(r.closing.unwrap().epoch, Ordering::Release);
+        }
+        r.poll(&tables, soon);
+        assert!(r.closing.is_none(), "every worker in: reconciled");
+        assert_eq!(r.next_poll(soon), 3 * period, "nothing closing: the boundary");
     }
 
     /// Worker 1 stalls (keeps every spare share batch); reports for the

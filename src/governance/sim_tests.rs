@@ -29,17 +29,36 @@ struct Sim {
     now: u64,
     /// Fractional frames not yet offered, per worker.
     credit: Vec<f64>,
+    /// Poll the reconciler only when it asked to be ([`Reconciler::next_poll`]),
+    /// as the control lcore does, instead of every step.
+    lazy_control: bool,
+    control_due: u64,
+    control_polls: u64,
 }
 
 impl Sim {
     fn new(config: &str, workers: usize) -> Sim {
         let (tables, shards, reconciler) = parse(config).compile(HZ, workers).unwrap();
-        Sim { tables, shards, reconciler, now: 0, credit: vec![0.0; workers] }
+        Sim {
+            tables,
+            shards,
+            reconciler,
+            now: 0,
+            credit: vec![0.0; workers],
+            lazy_control: false,
+            control_due: 0,
+            control_polls: 0,
+        }
     }
 
-    /// One control poll and one (empty) burst start on every worker.
+    /// One control poll (when due) and one (empty) burst start on every
+    /// worker.
     fn tick(&mut self) {
-        self.reconciler.poll(&self.tables, self.now);
+        if !self.lazy_control || self.now >= self.control_due {
+            self.reconciler.poll(&self.tables, self.now);
+            self.control_due = self.reconciler.next_poll(self.now);
+            self.control_polls += 1;
+        }
         for shard in &mut self.shards {
             shard.begin_burst(&self.tables, self.now);
         }
@@ -143,12 +162,15 @@ fn sender_refusal_leaves_the_topic_tokens_alone() {
 
 /// Offers 10× the limit of one topic split by `weights` over the workers.
 /// Returns admitted messages over the first second and over the second
-/// after 200 ms of warm-up.
-fn split_run(weights: &[f64]) -> (u64, u64) {
+/// after 200 ms of warm-up. `lazy`: the reconciler is polled only when it
+/// asks to be.
+fn split_run(weights: &[f64], lazy: bool) -> (u64, u64) {
     let mut sim = Sim::new(&one_topic_limit(), weights.len());
+    sim.lazy_control = lazy;
     let rates: Vec<f64> = weights.iter().map(|w| w * 10.0 * RATE as f64).collect();
     let first: u64 = sim.drive(1, &rates, 1000 * MS).iter().sum();
     let mut sim = Sim::new(&one_topic_limit(), weights.len());
+    sim.lazy_control = lazy;
     sim.drive(1, &rates, 200 * MS);
     let steady: u64 = sim.drive(1, &rates, 1200 * MS).iter().sum();
     (first, steady)
@@ -166,17 +188,41 @@ fn one_global_limit_holds_across_workers_and_splits() {
         &[0.99, 0.01],
         &[0.97, 0.01, 0.01, 0.01],
     ];
-    for weights in splits {
-        let (first, steady) = split_run(weights);
+    // Polled every 10 µs, and only when the reconciler asks (as the
+    // control lcore does: at boundaries, and a quarter period later while
+    // a split is live).
+    for (weights, lazy) in splits.iter().flat_map(|w| [(w, false), (w, true)]) {
+        let (first, steady) = split_run(weights, lazy);
         assert!(
             first.abs_diff(RATE) <= tolerance + BURST,
-            "{weights:?}: {first} msgs admitted in the first second, limit {RATE}/s + burst {BURST}"
+            "{weights:?} (lazy control {lazy}): {first} msgs admitted in the first second, limit {RATE}/s + burst {BURST}"
         );
         assert!(
             steady.abs_diff(RATE) <= tolerance,
-            "{weights:?}: {steady} msgs admitted in a steady second, limit {RATE}/s"
+            "{weights:?} (lazy control {lazy}): {steady} msgs admitted in a steady second, limit {RATE}/s"
         );
     }
+}
+
+#[test]
+fn a_lazy_control_polls_once_a_period_when_nothing_is_live_and_follows_a_split() {
+    let mut sim = Sim::new(&one_topic_limit(), 2);
+    sim.lazy_control = true;
+    let polls_over = |sim: &mut Sim, rates: &[f64], ms: u64| {
+        let (polls, periods) = (sim.control_polls, sim.reconciler.stats().periods);
+        let until = sim.now + ms * MS;
+        sim.drive(1, rates, until);
+        (sim.control_polls - polls, sim.reconciler.stats().periods - periods)
+    };
+    // Below the limit: nothing is reported, one poll a period (1 ms).
+    let (polls, periods) = polls_over(&mut sim, &[RATE as f64 / 10.0, RATE as f64 / 10.0], 50);
+    assert!(polls <= 51, "{polls} polls in 50 periods with nothing live");
+    assert!(periods >= 48, "{periods} periods reconciled");
+    // Far above it on worker 0 only: the split follows within a few periods.
+    let (polls, _) = polls_over(&mut sim, &[10.0 * RATE as f64, 0.0], 10);
+    let share = sim.shards[0].topic_share(&sim.tables, 1).unwrap();
+    assert!(share > 0.98, "worker 0 share {share} after 10 periods");
+    assert!(polls > 10, "a live split is polled within its periods ({polls} polls)");
 }
 
 #[test]
