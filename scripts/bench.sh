@@ -3,7 +3,7 @@
 # hugepages): throughput against dpdk-testpmd, scaling over workers, and
 # transit latency through tachyon-gen live. Writes docs/bench/results.jsonl
 # (one JSON object per case, with the CPU model and core count) and
-# docs/bench/results.png. As root; the full run takes about 8 minutes.
+# docs/bench/results.png. As root; the full run takes about 17 minutes.
 #   usage: bash scripts/bench.sh [--short] [--runs N] [--secs S] [--out DIR]
 #                                [--bin-dir DIR] [--no-chart] [--cases throughput scaling latency]
 #   --short: one run of about a second per case (what the test suite runs).
