@@ -17,6 +17,7 @@
 
 use super::bucket::FixedLimit;
 use super::limits::ProfileId;
+use super::shard::Defaults;
 use super::table::{Entry, MAX_PROFILES};
 use super::tables::Tables;
 
@@ -70,14 +71,15 @@ impl Generations {
     /// Brings `entry` under the current generation if it was last touched
     /// before it (`stamp` is the current one). `profile` is the profile
     /// its key has now (None: no longer limited) and `defaults` the
-    /// worker's default share per profile. Returns false when the entry
-    /// has no limit any more and should go.
+    /// worker's default share per profile and the period (a revalidated
+    /// entry's listing threshold follows both). Returns false when the
+    /// entry has no limit any more and should go.
     pub(super) fn revalidate(
         &self,
         entry: &mut Entry,
         stamp: u32,
         profile: Option<ProfileId>,
-        defaults: &[FixedLimit],
+        defaults: &Defaults,
         now: u64,
     ) -> bool {
         // Stamp 0: created in this generation and not touched yet.
@@ -85,7 +87,7 @@ impl Generations {
             return true;
         }
         let age = stamp.wrapping_sub(entry.stamp);
-        let Some((profile, &default)) = profile.and_then(|p| Some((p, defaults.get(usize::from(p))?))) else {
+        let Some((profile, &default)) = profile.and_then(|p| Some((p, defaults.limits.get(usize::from(p))?))) else {
             return false;
         };
         let old = (age <= stamp.wrapping_sub(self.previous_from))
@@ -93,8 +95,10 @@ impl Generations {
             .flatten();
         let unchanged = old.is_some() && old == self.current.get(usize::from(profile));
         entry.profile = profile;
-        if !unchanged {
-            entry.bucket.set_limit(default, now);
+        if unchanged {
+            defaults.relist(entry);
+        } else {
+            defaults.set_limit(entry, default, now);
         }
         true
     }

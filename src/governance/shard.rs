@@ -150,15 +150,15 @@ fn insert_fresh(
 /// What a bucket starts from under the current tables: per profile, this
 /// worker's default share of its limit; and the reconciliation period,
 /// which with the limit a bucket holds sets its listing threshold.
-struct Defaults {
+pub(super) struct Defaults {
     /// Indexed by profile; its length is the profile count.
-    limits: Vec<FixedLimit>,
+    pub(super) limits: Vec<FixedLimit>,
     period_ticks: u64,
 }
 
 impl Defaults {
     /// The default share of `profile`.
-    fn limit(&self, profile: ProfileId) -> FixedLimit {
+    pub(super) fn limit(&self, profile: ProfileId) -> FixedLimit {
         self.limits[usize::from(profile)]
     }
 
@@ -178,15 +178,14 @@ impl Defaults {
 
     /// Gives `entry` `limit` from `now` on (see [`TokenBucket::set_limit`]),
     /// with the listing threshold that goes with it.
-    fn set_limit(&self, entry: &mut Entry, limit: FixedLimit, now: u64) {
+    pub(super) fn set_limit(&self, entry: &mut Entry, limit: FixedLimit, now: u64) {
         entry.bucket.set_limit(limit, now);
         self.relist(entry);
     }
 
-    /// Sets `entry`'s listing threshold for the limit it holds, after
-    /// something other than [`Defaults::set_limit`] changed that limit (a
-    /// revalidation) or the period changed.
-    fn relist(&self, entry: &mut Entry) {
+    /// Sets `entry`'s listing threshold for the limit it holds, for when
+    /// the period changed but the limit did not.
+    pub(super) fn relist(&self, entry: &mut Entry) {
         entry.listing_threshold = listing_threshold(entry.bucket.limit(), self.period_ticks);
     }
 }
@@ -569,11 +568,10 @@ impl Shard {
             // the id's profile is looked up once more.
             if !self.generations.is_current(self.stamp, entry.stamp) {
                 let profile = imposed_profile(key).or_else(|| ids.profile_of(key as u32));
-                if !self.generations.revalidate(entry, self.stamp, profile, &self.defaults.limits, now) {
+                if !self.generations.revalidate(entry, self.stamp, profile, &self.defaults, now) {
                     table.remove(index);
                     return None;
                 }
-                self.defaults.relist(entry);
             }
             entry.stamp = self.stamp;
             entry.demand = 0;
@@ -761,7 +759,7 @@ impl Shard {
                 if !generations.is_current(current, entry.stamp) {
                     // Judged under the limits in force, as a fresh bucket would be.
                     let profile = imposed_profile(entry.key).or_else(|| ids.profile_of(entry.key as u32));
-                    if !generations.revalidate(entry, current, profile, &defaults.limits, now) {
+                    if !generations.revalidate(entry, current, profile, defaults, now) {
                         return true;
                     }
                     // Still idle, now valid: stamped as of the adoption, no

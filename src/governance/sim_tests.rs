@@ -507,10 +507,16 @@ fn listing_thresholds_follow_every_change_of_limit_and_period() {
     sim.drive(1, &[5.0 * RATE as f64, 0.0], 10 * MS);
     assert!(sim.shards[0].topic_share(&sim.tables, 1).unwrap() > 0.99, "a reconciled share");
     check(&sim, "after reconciliation");
+    let until = sim.now + 2 * MS;
+    sim.drive(3, &[1000.0, 1000.0], until);
     for (rate, period_us, what) in [(RATE, 5000, "a new period"), (RATE / 2, 5000, "a new limit")] {
         sim.reload(&config(rate, period_us)).unwrap();
         let until = sim.now + 20 * MS;
         sim.drive(1, &[5.0 * RATE as f64, RATE as f64], until);
+        // A quiet topic, far below its limit: never reconciled, so only
+        // the revalidation gives it the new period's threshold.
+        let until = sim.now + 2 * MS;
+        sim.drive(3, &[1000.0, 1000.0], until);
         check(&sim, what);
     }
     // Topics 1-6 through a table of 4: overflow buckets and expiry.
