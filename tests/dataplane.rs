@@ -114,6 +114,90 @@ fn configured_route_and_next_hop_are_applied() {
 }
 
 #[test]
+fn governed_frames_leave_by_their_verdicts() {
+    // Long runs of frames that governance admits to the default route (the
+    // worker sends such bursts whole) between runs of a dropped topic and
+    // of a routed one (bursts whose verdicts it reads one by one): each
+    // frame leaves where its verdict says, rewritten for that hop, in order.
+    let _g = dpdk_lock();
+    let dir = scratch_dir("governed-verdicts");
+    let run_of = |topic: u32, n: usize, from: usize| -> Vec<Vec<u8>> {
+        (from..from + n)
+            .map(|i| {
+                let spec = FrameSpec {
+                    topic_id: topic + (i % 4) as u32,
+                    sender_id: i as u32 % 6,
+                    seq: i as u64,
+                    records: vec![vec![i as u8; 8]; 1 + i % 3],
+                    ..FrameSpec::default()
+                };
+                spec.build()
+            })
+            .collect()
+    };
+    // Topics 1-4 pass, 100-103 are dropped, 200-203 routed.
+    let (plain1, dropped, plain2, routed, plain3) =
+        (run_of(1, 200, 0), run_of(100, 40, 200), run_of(1, 160, 240), run_of(200, 40, 400), run_of(1, 100, 440));
+    let all: Vec<Vec<u8>> = [&plain1, &dropped, &plain2, &routed, &plain3].into_iter().flatten().cloned().collect();
+    let (input, out0, out1, stats_path, cfg) =
+        (dir.join("in.pcap"), dir.join("out0.pcap"), dir.join("out1.pcap"), dir.join("stats.json"), dir.join("c.toml"));
+    write_pcap(&input, &all);
+    let empty = dir.join("empty.pcap");
+    write_pcap(&empty, &[]);
+    std::fs::write(
+        &cfg,
+        r#"[[ports]]
+id = 0
+next_hop_mac = "aa:bb:cc:00:00:01"
+
+[[ports]]
+id = 1
+
+[governance]
+[governance.topic_defaults]
+rate = 1000000
+burst = 100000
+[governance.sender_defaults]
+rate = 1000000
+burst = 100000
+
+[[governance.rules]]
+topics = "100-103"
+action = "drop"
+
+[[governance.rules]]
+topics = "200-203"
+action = "route"
+port = 0
+next_hop = "02:00:00:00:00:09"
+"#,
+    )
+    .unwrap();
+    let vdevs = vec![
+        format!("net_pcap0,rx_pcap={},tx_pcap={}", input.display(), out0.display()),
+        format!("net_pcap1,rx_pcap={},tx_pcap={}", empty.display(), out1.display()),
+    ];
+    let out = run_with_config(&eal_args(&vdevs), &cfg, 2, &stats_path);
+    assert!(out.status.success());
+    let stats = read_json(&stats_path);
+    let totals = &stats["totals"];
+    assert_conserved(totals);
+    assert_no_mbuf_leak(&stats);
+    assert_eq!(drops(totals, DropReason::RuleDrop), dropped.len() as u64);
+    assert_eq!(counter(totals, "frames_admitted"), (all.len() - dropped.len()) as u64);
+    let (port0_mac, port1_mac) =
+        (mac(stats["ports"][0]["mac"].as_str().unwrap()), mac(stats["ports"][1]["mac"].as_str().unwrap()));
+    let by_default: Vec<Vec<u8>> = [&plain1, &plain2, &plain3]
+        .into_iter()
+        .flatten()
+        .map(|p| with_macs(p, [0xaa, 0xbb, 0xcc, 0, 0, 1], port1_mac))
+        .collect();
+    let by_rule: Vec<Vec<u8>> = routed.iter().map(|p| with_macs(p, [2, 0, 0, 0, 0, 9], port0_mac)).collect();
+    assert_eq!(read_pcap(&out1), by_default, "admitted frames by the default route");
+    assert_eq!(read_pcap(&out0), by_rule, "frames a route rule sends back out of port 0");
+}
+
+#[test]
 fn non_tachyon_traffic_is_forwarded_when_configured() {
     let _g = dpdk_lock();
     let dir = scratch_dir("forward-other");

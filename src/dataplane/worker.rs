@@ -340,15 +340,20 @@ fn process_burst(n: usize, cx: BurstContext<'_>, governance: &mut Shard, now: u6
     }
     let tally = classify_burst::<true>(parse, st);
     let frames = tally.frames as usize;
+    let mut all_default = true;
     if frames > 0 {
         let before = if timed { tsc() } else { 0 };
-        governance.decide_burst(tables, &st.keys[..frames], now, &mut st.verdicts[..frames]);
+        all_default = governance.decide_burst(tables, &st.keys[..frames], now, &mut st.verdicts[..frames]);
         if timed {
             let cycles = tsc().saturating_sub(before).saturating_sub(st.tsc_read_cost);
             st.out.local.record_governance_burst(cycles, frames as u64);
         }
     }
-    let refused = if frames == n && simple {
+    let refused = if frames == n && simple && all_default {
+        // Every frame admitted to the default route: as under pass-through.
+        forward_all(default, st);
+        Refused::default()
+    } else if frames == n && simple {
         forward_frames(default, routes, st)
     } else {
         forward_mixed(default, routes, subscribers, st)
@@ -432,8 +437,9 @@ fn forward_frames(default: Option<Egress>, routes: &RouteTable, st: &mut LoopSta
     refused
 }
 
-/// Pass 3 when nothing is governed, every packet is a Tachyon frame and no
-/// local subscriber wants copies: each goes by the default hop.
+/// Pass 3 when every packet is a Tachyon frame that governance (if any)
+/// admitted to the default route and no local subscriber wants copies: the
+/// burst goes whole by the default hop.
 #[inline(always)]
 fn forward_all(default: Option<Egress>, st: &mut LoopState) {
     let LoopState { burst, out, .. } = st;

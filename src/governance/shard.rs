@@ -85,6 +85,9 @@ struct Tally {
     topic_limited: u64,
     sender_limited: u64,
     default_action: u64,
+    /// Admitted frames a `route` rule sends elsewhere than the default
+    /// route: not added to any counter, only told to the caller.
+    routed: u64,
 }
 
 impl Tally {
@@ -372,13 +375,16 @@ impl Shard {
     /// rules, hashes each frame's keys and prefetches both buckets; the
     /// second charges them, by then (mostly) in cache. Rules never depend
     /// on bucket state, so running them first changes no outcome.
-    pub fn decide_burst(&mut self, tables: &Tables, keys: &[FrameKey], now_tsc: u64, verdicts: &mut [Verdict]) {
+    ///
+    /// Returns whether every verdict is `Forward(None)`: then the caller
+    /// can send the burst whole by the default route without reading them.
+    pub fn decide_burst(&mut self, tables: &Tables, keys: &[FrameKey], now_tsc: u64, verdicts: &mut [Verdict]) -> bool {
         let n = keys.len().min(verdicts.len());
         let (keys, verdicts) = (&keys[..n], &mut verdicts[..n]);
         if tables.is_pass_through() {
             verdicts.fill(Verdict::Forward(None));
             self.admit_ungoverned(n as u64, keys.iter().map(|k| u64::from(k.msg_count)).sum());
-            return;
+            return true;
         }
         // One copy of the loop per kind of work: the per-frame tests of
         // what the tables limit and of the worker count compile away.
@@ -394,6 +400,7 @@ impl Shard {
         };
         let tally = run(self, tables, keys, now_tsc, verdicts);
         tally.add_to(&mut self.counters);
+        tally.admitted_frames == n as u64 && tally.routed == 0
     }
 
     /// `decide_burst` for tables that limit topics if TOPICS and senders if
@@ -533,7 +540,10 @@ impl Shard {
         tally.admitted_msgs += msgs;
         match self.plans[p].route_rule {
             NO_ROUTE => Verdict::Forward(None),
-            rule => Verdict::Forward(tables.rules.route(usize::from(rule))),
+            rule => {
+                tally.routed += 1;
+                Verdict::Forward(tables.rules.route(usize::from(rule)))
+            }
         }
     }
 

@@ -704,7 +704,8 @@ fn burst_and_single_agree(config: &str, workers: usize) -> [u32; 4] {
             sim.now += 300_000;
             sim.tick();
         }
-        burst.shards[0].decide_burst(&burst.tables, &keys, burst.now, &mut verdicts);
+        let all_default = burst.shards[0].decide_burst(&burst.tables, &keys, burst.now, &mut verdicts);
+        assert_eq!(all_default, verdicts.iter().all(|v| *v == Verdict::Forward(None)), "{verdicts:?}");
         for (key, &got) in keys.iter().zip(&verdicts) {
             let expected = one.decide(0, key);
             assert_eq!(got, expected, "{key:?}");
@@ -752,6 +753,28 @@ fn decide_burst_agrees_with_decide() {
         // The traffic exercises every outcome.
         assert!(outcomes.iter().all(|&n| n > 0), "{workers} workers: {outcomes:?}");
     }
+}
+
+#[test]
+fn decide_burst_tells_when_every_frame_takes_the_default_route() {
+    // The worker sends such a burst whole, without reading its verdicts:
+    // one dropped or routed frame anywhere in it must say no.
+    let mut sim = Sim::new(RULES_AND_LIMITS, 1);
+    let mut verdicts = [Verdict::Forward(None); 4];
+    let plain = [frame(1, 1, 1), frame(2, 2, 1), frame(4, 1, 1), frame(6, 3, 1)];
+    let mut decide = |sim: &mut Sim, keys: &[FrameKey]| {
+        sim.now += 1_000_000;
+        sim.shards[0].decide_burst(&sim.tables, keys, sim.now, &mut verdicts)
+    };
+    assert!(decide(&mut sim, &plain), "all admitted, default route");
+    for (odd_one, what) in
+        [(frame(3, 1, 1), "rule drop"), (frame(5, 1, 1), "route rule"), (frame(7, 2, 31), "over the topic's burst")]
+    {
+        let mut keys = plain;
+        keys[2] = odd_one;
+        assert!(!decide(&mut sim, &keys), "{what}");
+    }
+    assert!(decide(&mut sim, &plain), "and again");
 }
 
 #[test]
