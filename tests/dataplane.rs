@@ -9,6 +9,7 @@ use common::*;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use std::path::Path;
 use tachyon::dataplane::reason::DropReason;
 use tachyon::traffic::{FrameSpec, PARSER_REASONS, malformed};
 
@@ -83,6 +84,17 @@ fn pcap_in_pcap_out_forwards_exactly_the_valid_frames() {
     }
 }
 
+/// Two pcap ports: port 0 replays `input`, port 1 receives nothing; each
+/// writes what it sends to its own capture.
+fn two_pcap_ports(dir: &Path, input: &Path, out0: &Path, out1: &Path) -> Vec<String> {
+    let empty = dir.join("empty.pcap");
+    write_pcap(&empty, &[]);
+    vec![
+        format!("net_pcap0,rx_pcap={},tx_pcap={}", input.display(), out0.display()),
+        format!("net_pcap1,rx_pcap={},tx_pcap={}", empty.display(), out1.display()),
+    ]
+}
+
 #[test]
 fn configured_route_and_next_hop_are_applied() {
     let _g = dpdk_lock();
@@ -97,13 +109,7 @@ fn configured_route_and_next_hop_are_applied() {
         "[[ports]]\nid = 0\negress_port = 1\nnext_hop_mac = \"aa:bb:cc:00:00:01\"\n\n[[ports]]\nid = 1\negress_port = 0\n",
     )
     .unwrap();
-    let empty = dir.join("empty.pcap");
-    write_pcap(&empty, &[]);
-    let vdevs = vec![
-        format!("net_pcap0,rx_pcap={},tx_pcap={}", input.display(), out0.display()),
-        format!("net_pcap1,rx_pcap={},tx_pcap={}", empty.display(), out1.display()),
-    ];
-    let out = run_with_config(&eal_args(&vdevs), &cfg, 2, &stats_path);
+    let out = run_with_config(&eal_args(&two_pcap_ports(&dir, &input, &out0, &out1)), &cfg, 2, &stats_path);
     assert!(out.status.success());
     let stats = read_json(&stats_path);
     assert_conserved(&stats["totals"]);
@@ -142,8 +148,6 @@ fn governed_frames_leave_by_their_verdicts() {
     let (input, out0, out1, stats_path, cfg) =
         (dir.join("in.pcap"), dir.join("out0.pcap"), dir.join("out1.pcap"), dir.join("stats.json"), dir.join("c.toml"));
     write_pcap(&input, &all);
-    let empty = dir.join("empty.pcap");
-    write_pcap(&empty, &[]);
     std::fs::write(
         &cfg,
         r#"[[ports]]
@@ -173,11 +177,7 @@ next_hop = "02:00:00:00:00:09"
 "#,
     )
     .unwrap();
-    let vdevs = vec![
-        format!("net_pcap0,rx_pcap={},tx_pcap={}", input.display(), out0.display()),
-        format!("net_pcap1,rx_pcap={},tx_pcap={}", empty.display(), out1.display()),
-    ];
-    let out = run_with_config(&eal_args(&vdevs), &cfg, 2, &stats_path);
+    let out = run_with_config(&eal_args(&two_pcap_ports(&dir, &input, &out0, &out1)), &cfg, 2, &stats_path);
     assert!(out.status.success());
     let stats = read_json(&stats_path);
     let totals = &stats["totals"];
