@@ -376,8 +376,9 @@ impl Shard {
     /// second charges them, by then (mostly) in cache. Rules never depend
     /// on bucket state, so running them first changes no outcome.
     ///
-    /// Returns whether every verdict is `Forward(None)`: then the caller
-    /// can send the burst whole by the default route without reading them.
+    /// Returns whether every frame was admitted and no `route` rule matched
+    /// it (so every verdict is `Forward(None)`): then the caller can send
+    /// the burst whole by the default route without reading the verdicts.
     pub fn decide_burst(&mut self, tables: &Tables, keys: &[FrameKey], now_tsc: u64, verdicts: &mut [Verdict]) -> bool {
         let n = keys.len().min(verdicts.len());
         let (keys, verdicts) = (&keys[..n], &mut verdicts[..n]);
