@@ -349,12 +349,14 @@ fn process_burst(n: usize, cx: BurstContext<'_>, governance: &mut Shard, now: u6
             st.out.local.record_governance_burst(cycles, frames as u64);
         }
     }
-    let refused = if frames == n && simple && all_default {
-        // Every frame admitted to the default route: as under pass-through.
-        forward_all(default, st);
-        Refused::default()
-    } else if frames == n && simple {
-        forward_frames(default, routes, st)
+    let refused = if frames == n && simple {
+        if all_default {
+            // Every frame admitted to the default route: as under pass-through.
+            forward_all(default, st);
+            Refused::default()
+        } else {
+            forward_frames(default, routes, st)
+        }
     } else {
         forward_mixed(default, routes, subscribers, st)
     };
