@@ -198,6 +198,80 @@ next_hop = "02:00:00:00:00:09"
 }
 
 #[test]
+fn without_a_default_profile_only_the_named_ids_are_limited() {
+    // Topics 1-10 and sender 7 have limits, topics 100-199 get one from a
+    // `limit` rule; every other id has none, and its frames skip the bucket
+    // tables altogether. Topic 50 shares a 4,096-id block with the named
+    // range and topic 2^24 + 5 a bit of the screen that finds unlimited ids:
+    // both must still pass whole. The rates are 1 msg/s, so the bursts are
+    // all the limited ids get during the run.
+    let _g = dpdk_lock();
+    let dir = scratch_dir("named-ids-only");
+    let cases: [(u32, u32, usize); 6] =
+        [(5, 1, 5), (150, 1, 3), (9000, 7, 4), (50, 1, 40), ((1 << 24) + 5, 1, 40), (9000, 2, 40)];
+    let all: Vec<(usize, Vec<u8>)> = (0..40)
+        .flat_map(|i| {
+            cases.iter().enumerate().map(move |(case, &(topic, sender, _))| {
+                let spec = FrameSpec { topic_id: topic, sender_id: sender, seq: i as u64, ..FrameSpec::default() };
+                (case, spec.build())
+            })
+        })
+        .collect();
+    let (input, out0, out1, stats_path, cfg) =
+        (dir.join("in.pcap"), dir.join("out0.pcap"), dir.join("out1.pcap"), dir.join("stats.json"), dir.join("c.toml"));
+    write_pcap(&input, &all.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>());
+    std::fs::write(
+        &cfg,
+        r#"[[ports]]
+id = 0
+next_hop_mac = "aa:bb:cc:00:00:01"
+
+[[ports]]
+id = 1
+
+[governance.profiles]
+tight = { rate = 1, burst = 3 }
+
+[[governance.topics]]
+ids = "1-10"
+rate = 1
+burst = 5
+
+[[governance.senders]]
+id = 7
+rate = 1
+burst = 4
+
+[[governance.rules]]
+topics = "100-199"
+action = "limit"
+profile = "tight"
+"#,
+    )
+    .unwrap();
+    let out = run_with_config(&eal_args(&two_pcap_ports(&dir, &input, &out0, &out1)), &cfg, 2, &stats_path);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stats = read_json(&stats_path);
+    let totals = &stats["totals"];
+    assert_conserved(totals);
+    assert_no_mbuf_leak(&stats);
+    assert_eq!(drops(totals, DropReason::TopicLimited), (40 - 5) + (40 - 3));
+    assert_eq!(drops(totals, DropReason::SenderLimited), 40 - 4);
+    // Each case's first `admitted` frames leave, in their order.
+    let port1_mac = mac(stats["ports"][1]["mac"].as_str().unwrap());
+    let mut seen = [0usize; 6];
+    let expected: Vec<Vec<u8>> = all
+        .iter()
+        .filter(|(case, _)| {
+            seen[*case] += 1;
+            seen[*case] <= cases[*case].2
+        })
+        .map(|(_, p)| with_macs(p, [0xaa, 0xbb, 0xcc, 0, 0, 1], port1_mac))
+        .collect();
+    assert_eq!(read_pcap(&out1), expected);
+}
+
+#[test]
 fn non_tachyon_traffic_is_forwarded_when_configured() {
     let _g = dpdk_lock();
     let dir = scratch_dir("forward-other");

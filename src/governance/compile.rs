@@ -83,14 +83,18 @@ impl GovernanceConfig {
             .collect::<Result<Vec<_>, _>>()?;
         let rules = RuleSet::new(&rules);
 
+        let topic_limits = topics.limits_anything() || rules.has_limit_rules();
+        let sender_limits = senders.limits_anything();
         Ok(Tables {
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
             tsc_hz,
             reconcile_ticks: (u128::from(self.reconcile_us) * u128::from(tsc_hz) / 1_000_000) as u64,
             max_topics,
             max_senders,
-            topic_limits: topics.limits_anything() || rules.has_limit_rules(),
-            sender_limits: senders.limits_anything(),
+            topic_limits,
+            sender_limits,
+            some_ids_unlimited: (topic_limits && !topics.limits_every_id())
+                || (sender_limits && !senders.limits_every_id()),
             profiles: book.profiles,
             topics,
             senders,

@@ -26,21 +26,51 @@ pub struct IdRange {
     pub profile: ProfileId,
 }
 
+/// Ids a bit of the [`IdProfiles`] screen stands for: a block of 4,096.
+const SCREEN_BLOCK_SHIFT: u32 = 12;
+/// Bits in the screen; blocks `SCREEN_BITS` apart share a bit.
+const SCREEN_BITS: usize = 4096;
+const SCREEN_WORDS: usize = SCREEN_BITS / 64;
+
 /// Which profile limits each id: an exact id first, then a range, then the
 /// default (None = unlimited).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct IdProfiles {
     exact: IdMap<u32, ProfileId>,
     /// Sorted, non-overlapping.
     ranges: Vec<IdRange>,
     default: Option<ProfileId>,
+    /// Without a default: a bit per block of 4,096 ids (modulo
+    /// `SCREEN_BITS` blocks), set where some exact id or range lies. A
+    /// clear bit proves an id unlimited in a few instructions, without the
+    /// exact-id lookup and the range search: with a handful of limited
+    /// topics among many, most frames take that answer.
+    screen: [u64; SCREEN_WORDS],
+}
+
+impl Default for IdProfiles {
+    fn default() -> Self {
+        IdProfiles::new(IdMap::default(), Vec::new(), None)
+    }
 }
 
 impl IdProfiles {
     /// `ranges` must be sorted by `first` and must not overlap.
     pub fn new(exact: IdMap<u32, ProfileId>, ranges: Vec<IdRange>, default: Option<ProfileId>) -> Self {
         debug_assert!(ranges.windows(2).all(|w| w[0].last < w[1].first));
-        IdProfiles { exact, ranges, default }
+        let mut screen = [0u64; SCREEN_WORDS];
+        let mut mark = |block: usize| screen[block / 64 % SCREEN_WORDS] |= 1 << (block % 64);
+        for &id in exact.keys() {
+            mark(screen_block(id));
+        }
+        for r in &ranges {
+            let (first, last) = (screen_block(r.first), screen_block(r.last));
+            // A range over SCREEN_BITS blocks or more covers every bit.
+            for block in first..=last.min(first + SCREEN_BITS - 1) {
+                mark(block);
+            }
+        }
+        IdProfiles { exact, ranges, default, screen }
     }
 
     /// The profile limiting `id`, None when it is unlimited.
@@ -59,10 +89,34 @@ impl IdProfiles {
         self.default
     }
 
+    /// Whether `id` is limited (`profile_of` is Some). With a default,
+    /// always; otherwise an id in a block no exact id or range touches is
+    /// answered by the screen alone.
+    #[inline(always)]
+    pub fn limits(&self, id: u32) -> bool {
+        if self.default.is_some() {
+            return true;
+        }
+        let block = screen_block(id);
+        self.screen[block / 64 % SCREEN_WORDS] & (1 << (block % 64)) != 0 && self.profile_of(id).is_some()
+    }
+
     /// Whether any id is limited at all.
     pub fn limits_anything(&self) -> bool {
         self.default.is_some() || !self.exact.is_empty() || !self.ranges.is_empty()
     }
+
+    /// Whether every id is limited (there is a default profile): then no
+    /// frame can skip its bucket.
+    pub fn limits_every_id(&self) -> bool {
+        self.default.is_some()
+    }
+}
+
+/// The screen bit (before wrapping) of `id`'s block.
+#[inline(always)]
+fn screen_block(id: u32) -> usize {
+    (id >> SCREEN_BLOCK_SHIFT) as usize
 }
 
 #[cfg(test)]
@@ -85,6 +139,32 @@ mod tests {
         assert_eq!(m.profile_of(300), Some(2));
         assert_eq!(m.profile_of(99), Some(0));
         assert_eq!(m.profile_of(u32::MAX), Some(0));
+    }
+
+    #[test]
+    fn the_screen_answers_as_the_full_lookup_does() {
+        // Exact ids and ranges on and around block edges, a range over more
+        // blocks than the screen has bits, and ids whose blocks share a
+        // screen bit with a limited block (1 << 24 ids apart).
+        let exact: IdMap<u32, ProfileId> = [(4095, 1), (1 << 24, 2), (u32::MAX, 3)].into_iter().collect();
+        let ranges = vec![
+            IdRange { first: 8192, last: 8193, profile: 0 },
+            IdRange { first: 100_000, last: 104_095, profile: 0 },
+            IdRange { first: 1 << 28, last: (1 << 28) + (1 << 25), profile: 4 },
+        ];
+        let m = IdProfiles::new(exact, ranges, None);
+        let mut probes = vec![0, 1, 4094, 4095, 4096, 8191, 8192, 8193, 8194, 12288, 99_999, 104_095, 104_096];
+        probes.extend([(1 << 24) - 1, 1 << 24, (1 << 24) + 1, (1 << 24) + 4095, (1 << 24) + 8192]);
+        probes.extend([(1 << 28) - 1, 1 << 28, (1 << 28) + (1 << 25), (1 << 28) + (1 << 25) + 1]);
+        probes.extend([u32::MAX - 1, u32::MAX, 4095 + (1 << 24)]);
+        // And a spread of ids over the whole space.
+        probes.extend((0..200_000u32).map(|i| i.wrapping_mul(0x9E37_79B9)));
+        for id in probes {
+            assert_eq!(m.limits(id), m.profile_of(id).is_some(), "id {id}");
+        }
+        assert!(m.limits(8193) && !m.limits(8194) && !m.limits(1), "the probes above met both answers");
+        assert!(IdProfiles::new(IdMap::default(), Vec::new(), Some(0)).limits(12345), "a default limits every id");
+        assert!(!IdProfiles::default().limits(0));
     }
 
     #[test]

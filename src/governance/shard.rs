@@ -48,12 +48,16 @@ const SWEEP_PER_BURST: usize = 256;
 /// enough that the first prefetched lines are still in L1 when charged.
 const PLAN_LEN: usize = 32;
 
+/// One monomorphised copy of `Shard::decide_chunks`.
+type DecideChunks = fn(&mut Shard, &Tables, &[FrameKey], u64, &mut [Verdict]) -> Tally;
+
 /// A frame the rules let through, between the two passes of
 /// `decide_burst`: everything its charge needs, so that pass reads
 /// neither the frame keys nor the rules again.
 #[derive(Clone, Copy)]
 struct Plan {
-    /// Bucket keys (the topic key carries a `limit` rule's profile).
+    /// Bucket keys (the topic key carries a `limit` rule's profile), or
+    /// NO_BUCKET for an id no limit applies to.
     topic_key: u64,
     sender_key: u64,
     /// Home slots of the two keys in their tables.
@@ -69,6 +73,10 @@ struct Plan {
 
 /// `Plan::route_rule` when the frame takes its ingress port's default route.
 const NO_ROUTE: u16 = u16::MAX;
+
+/// A plan's bucket key for an unlimited id: no bucket to look up. All bits
+/// set, which no id key or overflow key has.
+const NO_BUCKET: u64 = u64::MAX;
 
 impl Plan {
     const EMPTY: Plan =
@@ -388,26 +396,37 @@ impl Shard {
             return true;
         }
         // One copy of the loop per kind of work: the per-frame tests of
-        // what the tables limit and of the worker count compile away.
-        let run = match (tables.topic_limits, tables.sender_limits, self.reconciled) {
-            (true, true, false) => Self::decide_chunks::<true, true, false>,
-            (true, true, true) => Self::decide_chunks::<true, true, true>,
-            (true, false, false) => Self::decide_chunks::<true, false, false>,
-            (true, false, true) => Self::decide_chunks::<true, false, true>,
-            (false, true, false) => Self::decide_chunks::<false, true, false>,
-            (false, true, true) => Self::decide_chunks::<false, true, true>,
+        // what the tables limit, of whether some ids go unlimited and of
+        // the worker count compile away.
+        let run = match (tables.topic_limits, tables.sender_limits) {
+            (true, true) => Self::decide_chunks_for::<true, true>(tables, self.reconciled),
+            (true, false) => Self::decide_chunks_for::<true, false>(tables, self.reconciled),
+            (false, true) => Self::decide_chunks_for::<false, true>(tables, self.reconciled),
             // Rules only: no bucket, no demand.
-            (false, false, _) => Self::decide_chunks::<false, false, false>,
+            (false, false) => Self::decide_chunks::<false, false, false, false>,
         };
         let tally = run(self, tables, keys, now_tsc, verdicts);
         tally.add_to(&mut self.counters);
         tally.admitted_frames == n as u64 && tally.routed == 0
     }
 
+    /// The copy of `decide_chunks` for tables that limit topics if TOPICS
+    /// and senders if SENDERS.
+    fn decide_chunks_for<const TOPICS: bool, const SENDERS: bool>(tables: &Tables, reconciled: bool) -> DecideChunks {
+        match (tables.some_ids_unlimited, reconciled) {
+            (false, false) => Self::decide_chunks::<TOPICS, SENDERS, false, false>,
+            (false, true) => Self::decide_chunks::<TOPICS, SENDERS, true, false>,
+            (true, false) => Self::decide_chunks::<TOPICS, SENDERS, false, true>,
+            (true, true) => Self::decide_chunks::<TOPICS, SENDERS, true, true>,
+        }
+    }
+
     /// `decide_burst` for tables that limit topics if TOPICS and senders if
-    /// SENDERS, on a shard that reports demand if RECONCILED.
+    /// SENDERS, on a shard that reports demand if RECONCILED; if SCREENED,
+    /// some ids of a limited dimension have no limit, and their frames
+    /// skip that dimension's bucket.
     #[inline(always)]
-    fn decide_chunks<const TOPICS: bool, const SENDERS: bool, const RECONCILED: bool>(
+    fn decide_chunks<const TOPICS: bool, const SENDERS: bool, const RECONCILED: bool, const SCREENED: bool>(
         &mut self,
         tables: &Tables,
         keys: &[FrameKey],
@@ -423,14 +442,15 @@ impl Shard {
             for (frame, (key, verdict)) in keys.iter().zip(verdicts.iter_mut()).enumerate() {
                 match self.apply_rules(tables, key, tally) {
                     Ok(ruled) => {
-                        self.plan::<TOPICS, SENDERS>(planned % PLAN_LEN, key, frame, ruled);
+                        self.plan::<TOPICS, SENDERS, SCREENED>(tables, planned % PLAN_LEN, key, frame, ruled);
                         planned += 1;
                     }
                     Err(decided) => *verdict = decided,
                 }
             }
             for p in 0..planned {
-                let verdict = self.charge::<TOPICS, SENDERS, RECONCILED>(tables, p % PLAN_LEN, now_tsc, tally);
+                let verdict =
+                    self.charge::<TOPICS, SENDERS, RECONCILED, SCREENED>(tables, p % PLAN_LEN, now_tsc, tally);
                 if let Some(slot) = verdicts.get_mut(usize::from(self.plans[p % PLAN_LEN].frame)) {
                     *slot = verdict;
                 }
@@ -476,24 +496,38 @@ impl Shard {
 
     /// Writes plan `i`: what charging frame `frame` (`key`) needs, its
     /// bucket keys hashed; and starts loading its two buckets. Each field
-    /// is stored as soon as it is known: fewer values live at once.
+    /// is stored as soon as it is known: fewer values live at once. If
+    /// SCREENED, an id without a limit gets NO_BUCKET instead: no hash, no
+    /// probe of a table that cannot hold it.
     #[inline(always)]
-    fn plan<const TOPICS: bool, const SENDERS: bool>(&mut self, i: usize, key: &FrameKey, frame: usize, ruled: Ruled) {
+    fn plan<const TOPICS: bool, const SENDERS: bool, const SCREENED: bool>(
+        &mut self,
+        tables: &Tables,
+        i: usize,
+        key: &FrameKey,
+        frame: usize,
+        ruled: Ruled,
+    ) {
         let plan = &mut self.plans[i];
         plan.frame = frame as u16;
         plan.msgs = key.msg_count;
         plan.route_rule = ruled.route_rule;
-        if TOPICS {
+        // A `limit` rule's profile limits the frame whatever its topic.
+        if TOPICS && (!SCREENED || ruled.imposed != 0 || tables.topics.limits(key.topic)) {
             plan.topic_key = id_key_with(Dimension::Topic, key.topic, ruled.imposed);
             let home = self.topics.home(plan.topic_key);
             plan.topic_home = home as u32;
             self.topics.prefetch(home);
+        } else if TOPICS {
+            plan.topic_key = NO_BUCKET;
         }
-        if SENDERS {
+        if SENDERS && (!SCREENED || tables.senders.limits(key.sender)) {
             plan.sender_key = id_key_with(Dimension::Sender, key.sender, 0);
             let home = self.senders.home(plan.sender_key);
             plan.sender_home = home as u32;
             self.senders.prefetch(home);
+        } else if SENDERS {
+            plan.sender_key = NO_BUCKET;
         }
     }
 
@@ -502,7 +536,7 @@ impl Shard {
     /// used rather than copied up front: fewer values to keep across the
     /// topic's offer.
     #[inline(always)]
-    fn charge<const TOPICS: bool, const SENDERS: bool, const RECONCILED: bool>(
+    fn charge<const TOPICS: bool, const SENDERS: bool, const RECONCILED: bool, const SCREENED: bool>(
         &mut self,
         tables: &Tables,
         p: usize,
@@ -513,8 +547,8 @@ impl Shard {
         // Each bucket's tokens are taken as soon as it covers the frame;
         // should the sender's quota then refuse it, the topic's go back
         // (rare, and exact: nothing refills the topic bucket in between).
-        let topic = if TOPICS {
-            let Plan { topic_key, topic_home, .. } = self.plans[p];
+        let Plan { topic_key, topic_home, .. } = self.plans[p];
+        let topic = if TOPICS && !(SCREENED && topic_key == NO_BUCKET) {
             self.offer::<RECONCILED>(tables, Dimension::Topic, topic_key, topic_home, msgs, now_tsc)
         } else {
             None
@@ -527,6 +561,7 @@ impl Shard {
         }
         if SENDERS
             && let Plan { sender_key, sender_home, .. } = self.plans[p]
+            && !(SCREENED && sender_key == NO_BUCKET)
             && let Some(offered) =
                 self.offer::<RECONCILED>(tables, Dimension::Sender, sender_key, sender_home, msgs, now_tsc)
             && !offered.covers

@@ -792,13 +792,67 @@ fn decide_burst_agrees_with_decide_whatever_the_tables_limit() {
     let topics_only = format!("[governance]\n[governance.topic_defaults]\nrate = 100\nburst = 30\n{rules}");
     let senders_only = format!("[governance]\n[governance.sender_defaults]\nrate = 80\nburst = 25\n{rules}");
     let rules_only = format!("[governance]\n{rules}");
+    // No default profile: frames of the other ids skip their buckets.
+    let some_topics = format!("[governance]\n[[governance.topics]]\nids = \"2-8\"\nrate = 100\nburst = 30\n{rules}");
+    let some_senders = format!("[governance]\n[[governance.senders]]\nid = 4\nrate = 80\nburst = 25\n{rules}");
     for workers in [1, 2] {
+        let [admitted, _, topic_limited, sender_limited] = burst_and_single_agree(&some_topics, workers);
+        assert!(admitted > 0 && topic_limited > 0 && sender_limited == 0, "some topics");
+        let [admitted, _, topic_limited, sender_limited] = burst_and_single_agree(&some_senders, workers);
+        assert!(admitted > 0 && topic_limited == 0 && sender_limited > 0, "some senders");
         let [_, _, topic_limited, sender_limited] = burst_and_single_agree(&topics_only, workers);
         assert!(topic_limited > 0 && sender_limited == 0, "topics only");
         let [_, _, topic_limited, sender_limited] = burst_and_single_agree(&senders_only, workers);
         assert!(topic_limited == 0 && sender_limited > 0, "senders only");
         let [admitted, dropped, topic_limited, sender_limited] = burst_and_single_agree(&rules_only, workers);
         assert!(admitted > 0 && dropped > 0 && topic_limited + sender_limited == 0, "rules only");
+    }
+}
+
+#[test]
+fn without_a_default_only_the_named_ids_and_limit_rules_meet_buckets() {
+    // Topics 1-10 and sender 7 are limited, topics 100-199 by a `limit`
+    // rule; nothing else. Topic (1 << 24) + 5 shares a screen bit with
+    // topics 1-10 (the screen folds blocks 2^24 ids apart together) and
+    // topic 50 their block: both must still go unlimited.
+    let mut sim = Sim::new(
+        r#"[governance]
+        [governance.profiles.tight]
+        rate = 1
+        burst = 3
+        [[governance.topics]]
+        ids = "1-10"
+        rate = 1
+        burst = 5
+        [[governance.senders]]
+        id = 7
+        rate = 1
+        burst = 4
+        [[governance.rules]]
+        topics = "100-199"
+        action = "limit"
+        profile = "tight""#,
+        2,
+    );
+    assert!(sim.tables.some_ids_unlimited);
+    let unlimited = [50, (1 << 24) + 5, 9000];
+    let admitted = |sim: &mut Sim, topic: u32, sender: u32| {
+        let burst: Vec<FrameKey> = (0..40).map(|_| frame(topic, sender, 1)).collect();
+        let mut verdicts = [Verdict::Forward(None); 40];
+        sim.shards[0].decide_burst(&sim.tables, &burst, sim.now, &mut verdicts);
+        verdicts.iter().filter(|v| matches!(v, Verdict::Forward(_))).count()
+    };
+    // Two workers: each holds half of every limit by default.
+    assert_eq!(admitted(&mut sim, 5, 1), 2, "topic in the named range");
+    assert_eq!(admitted(&mut sim, 150, 1), 1, "topic under a limit rule");
+    assert_eq!(admitted(&mut sim, 20_000, 7), 2, "named sender");
+    for topic in unlimited {
+        assert_eq!(admitted(&mut sim, topic, 1), 40, "topic {topic}");
+    }
+    let shard = &sim.shards[0];
+    assert!(shard.topic_share(&sim.tables, 5).is_some() && shard.sender_share(&sim.tables, 7).is_some());
+    for topic in unlimited {
+        assert_eq!(shard.topic_share(&sim.tables, topic), None, "no bucket for topic {topic}");
     }
 }
 

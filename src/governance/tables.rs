@@ -23,6 +23,10 @@ pub struct Tables {
     /// Whether any frame can meet a topic limit (config or `limit` rule).
     pub(crate) topic_limits: bool,
     pub(crate) sender_limits: bool,
+    /// Whether a dimension that limits some ids leaves others unlimited
+    /// (no default profile): then each frame's ids are screened before
+    /// their buckets are looked up.
+    pub(crate) some_ids_unlimited: bool,
 }
 
 impl Tables {
