@@ -620,8 +620,11 @@ impl Shard {
                 }
             }
             entry.stamp = self.stamp;
-            entry.demand = 0;
-            entry.listed = NOT_LISTED;
+            if RECONCILED {
+                // A lone worker never reports: its buckets keep no demand.
+                entry.demand = 0;
+                entry.listed = NOT_LISTED;
+            }
         }
         let covers = entry.bucket.covers(msgs);
         if RECONCILED {
