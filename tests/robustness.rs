@@ -246,6 +246,31 @@ fn sighup_before_start_up_finishes_is_not_fatal() {
 }
 
 #[test]
+fn one_stop_delivered_twice_still_stops_cleanly() {
+    // `timeout` signals the process and then its process group: the same
+    // stop arrives twice, back to back. It must not pass for a second
+    // signal at a hung shutdown (exit at once, no clean stop). SIGINT then
+    // SIGTERM, so that the two cannot merge into one pending signal.
+    let _lock = dpdk_lock();
+    let prefix = file_prefix();
+    let mut app = spawn(&prefix, &[], Stdio::null(), Stdio::piped(), None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reconcile_periods(&prefix).is_none() {
+        assert!(app.0.try_wait().unwrap().is_none(), "tachyon exited early");
+        assert!(Instant::now() < deadline, "telemetry never answered");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pid = app.0.id();
+    let both = format!("kill -INT {pid}; kill -TERM {pid}");
+    assert!(Command::new("sh").args(["-c", &both]).status().unwrap().success());
+    let status = wait_exit(&mut app.0, Duration::from_secs(10)).expect("tachyon stops");
+    let mut err = String::new();
+    app.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert!(!err.contains("second signal"), "{err}");
+}
+
+#[test]
 fn a_second_signal_ends_a_hung_shutdown() {
     let _lock = dpdk_lock();
     for sig in ["-TERM", "-INT"] {

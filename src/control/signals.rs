@@ -4,13 +4,22 @@
 //!
 //! - SIGINT and SIGTERM set the stop flag the control loop watches; a second
 //!   one, while the first is being handled (a hung shutdown), exits at once
-//!   with a message and status 128 + the signal number;
+//!   with a message and status 128 + the signal number. One that comes
+//!   within `SAME_STOP` of the first is the same request delivered twice:
+//!   `timeout` sends its signal to the process and then to its process
+//!   group, and a terminal's Ctrl-C plus a supervisor's SIGTERM can cross;
 //! - SIGHUP sets the reload flag governance polls (a SIGHUP during start-up
 //!   becomes a reload once the appliance runs).
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// A stop signal this soon after the first one asks for the same stop.
+/// Short enough that a person pressing Ctrl-C again at a hung shutdown is
+/// heard; long enough to cover two deliveries of one request.
+const SAME_STOP: Duration = Duration::from_millis(250);
 
 /// The flags the handlers set.
 #[derive(Clone)]
@@ -36,10 +45,18 @@ pub fn install() -> Result<Signals, (&'static str, std::io::Error)> {
     std::thread::Builder::new()
         .name("tachyon-signals".into())
         .spawn(move || {
+            let mut first: Option<Instant> = None;
             for sig in stops.forever() {
+                if first.is_some_and(|at| at.elapsed() < SAME_STOP) {
+                    continue;
+                }
+                // Set already: by an earlier signal, or by the appliance
+                // stopping on its own (a run duration); either way the
+                // shutdown is under way and this asks to cut it short.
                 if stop.swap(true, Ordering::SeqCst) {
                     second_signal(sig);
                 }
+                first = Some(Instant::now());
             }
         })
         .map_err(|e| ("SIGINT/SIGTERM", e))?;
