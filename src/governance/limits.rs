@@ -97,8 +97,14 @@ impl IdProfiles {
         if self.default.is_some() {
             return true;
         }
+        self.screen_passes(id) && self.profile_of(id).is_some()
+    }
+
+    /// Whether the screen lets `id` through to the full lookup.
+    #[inline(always)]
+    fn screen_passes(&self, id: u32) -> bool {
         let block = screen_block(id);
-        self.screen[block / 64 % SCREEN_WORDS] & (1 << (block % 64)) != 0 && self.profile_of(id).is_some()
+        self.screen[block / 64 % SCREEN_WORDS] & (1 << (block % 64)) != 0
     }
 
     /// Whether any id is limited at all.
@@ -143,26 +149,35 @@ mod tests {
 
     #[test]
     fn the_screen_answers_as_the_full_lookup_does() {
-        // Exact ids and ranges on and around block edges, a range over more
-        // blocks than the screen has bits, and ids whose blocks share a
-        // screen bit with a limited block (1 << 24 ids apart).
+        // Exact ids and ranges on and around block edges, and ids whose
+        // blocks share a screen bit with a limited block (2^24 ids apart).
         let exact: IdMap<u32, ProfileId> = [(4095, 1), (1 << 24, 2), (u32::MAX, 3)].into_iter().collect();
         let ranges = vec![
             IdRange { first: 8192, last: 8193, profile: 0 },
             IdRange { first: 100_000, last: 104_095, profile: 0 },
-            IdRange { first: 1 << 28, last: (1 << 28) + (1 << 25), profile: 4 },
         ];
-        let m = IdProfiles::new(exact, ranges, None);
+        let narrow = IdProfiles::new(exact.clone(), ranges.clone(), None);
+        // The same plus a range over more blocks than the screen has bits.
+        let mut all_blocks = ranges;
+        all_blocks.push(IdRange { first: 1 << 28, last: (1 << 28) + (1 << 25), profile: 4 });
+        let wide = IdProfiles::new(exact, all_blocks, None);
         let mut probes = vec![0, 1, 4094, 4095, 4096, 8191, 8192, 8193, 8194, 12288, 99_999, 104_095, 104_096];
         probes.extend([(1 << 24) - 1, 1 << 24, (1 << 24) + 1, (1 << 24) + 4095, (1 << 24) + 8192]);
         probes.extend([(1 << 28) - 1, 1 << 28, (1 << 28) + (1 << 25), (1 << 28) + (1 << 25) + 1]);
         probes.extend([u32::MAX - 1, u32::MAX, 4095 + (1 << 24)]);
         // And a spread of ids over the whole space.
         probes.extend((0..200_000u32).map(|i| i.wrapping_mul(0x9E37_79B9)));
-        for id in probes {
-            assert_eq!(m.limits(id), m.profile_of(id).is_some(), "id {id}");
+        for m in [&narrow, &wide] {
+            for &id in &probes {
+                assert_eq!(m.limits(id), m.profile_of(id).is_some(), "id {id}");
+            }
         }
-        assert!(m.limits(8193) && !m.limits(8194) && !m.limits(1), "the probes above met both answers");
+        // The narrow screen answers most ids alone; the wide one none.
+        let screened_out = probes.iter().filter(|&&id| !narrow.screen_passes(id)).count();
+        assert!(screened_out > probes.len() * 9 / 10, "{screened_out} of {}", probes.len());
+        assert!(narrow.screen_passes(8193) && narrow.screen_passes((1 << 24) + 5) && !narrow.screen_passes(1 << 20));
+        assert!(probes.iter().all(|&id| wide.screen_passes(id)));
+        assert!(narrow.limits(8193) && !narrow.limits(8194) && !narrow.limits(1), "the probes met both answers");
         assert!(IdProfiles::new(IdMap::default(), Vec::new(), Some(0)).limits(12345), "a default limits every id");
         assert!(!IdProfiles::default().limits(0));
     }
