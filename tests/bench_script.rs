@@ -15,8 +15,13 @@ use std::process::Command;
 
 const THROUGHPUT: [&str; 4] = ["testpmd-io", "testpmd-macswap", "tachyon-governance-off", "tachyon-governance-on"];
 const LATENCY: [&str; 4] = ["capacity", "load-10", "load-50", "load-90"];
-const LINE_RATE: [&str; 4] =
-    ["min-testpmd-io", "min-tachyon-pass-through", "min-tachyon-governed", "min-tachyon-governed-zipf"];
+const LINE_RATE: [&str; 5] = [
+    "min-testpmd-io",
+    "min-tachyon-pass-through",
+    "min-tachyon-governed",
+    "min-tachyon-governed-zipf",
+    "min-tachyon-governed-some-topics",
+];
 /// The governance sweep: (topics, popularity, records per frame).
 const SWEEP: [(u64, &str, u64); 9] = [
     (1000, "zipf", 1),
