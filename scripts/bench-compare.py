@@ -7,7 +7,9 @@ One forwarding lcore, net_pcap infinite replay of minimum-size frames (one
 8-byte record each, 16,384 frames over 100,000 topics and 10,000 senders,
 addressed to 198.18.1.1 so that l3fwd's LPM routes them to port 1) into
 net_null. Pass-through runs with an empty config; governed with
-dpdk-config/bench-governance.toml (a bucket per topic and per sender, rules).
+dpdk-config/bench-governance.toml (a bucket per topic and per sender, rules);
+governed_some_topics with dpdk-config/bench-governance-some-topics.toml (1,000
+of the 100,000 topics limited, no default).
 l3fwd is built by scripts/build-l3fwd.sh. Prints one JSON line per run, then
 a median table with ratios to testpmd io; --out appends the medians as JSON
 lines to a file.
@@ -70,7 +72,11 @@ def main():
     governed = bench.GOVERNANCE_CONFIG
     cases = {}
     for build, bin_dir in (("before", args.before), ("after", args.after)):
-        for mode, config in (("pass_through", empty), ("governed", governed)):
+        for mode, config in (
+            ("pass_through", empty),
+            ("governed", governed),
+            ("governed_some_topics", bench.SOME_TOPICS_CONFIG),
+        ):
             cases[f"{build}_{mode}"] = (Path(bin_dir), config)
     results = {"testpmd_io": [], "l3fwd": [], **{name: [] for name in cases}}
     for run in range(args.runs):  # alternate, so that drift hits every case alike
@@ -82,12 +88,12 @@ def main():
             results[name].append(pps)
         print(json.dumps({"run": run, **{k: round(v[-1] / 1e6, 3) for k, v in results.items()}}), flush=True)
     io = statistics.median(results["testpmd_io"])
-    print(f"{'case':<22} {'Mpps':>8} {'/ testpmd io':>13} {'paired':>7}")
+    print(f"{'case':<28} {'Mpps':>8} {'/ testpmd io':>13} {'paired':>7}")
     lines = []
     for k, v in results.items():
         m = statistics.median(v)
         paired = bench.paired_ratio(v, results["testpmd_io"])
-        print(f"{k:<22} {m / 1e6:8.2f} {m / io:13.2f} {paired:7.2f}")
+        print(f"{k:<28} {m / 1e6:8.2f} {m / io:13.2f} {paired:7.2f}")
         lines.append(
             {
                 "kind": "line_rate",
