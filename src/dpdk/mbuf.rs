@@ -3,6 +3,7 @@
 //! buffer, or freed; dropping any of them returns the mbufs to their pool.
 
 use super::sys;
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 /// Largest burst the fixed arrays hold (the configured burst is ≤ this).
@@ -154,55 +155,74 @@ impl Drop for Mbuf {
     }
 }
 
-/// A read-only look at a packet still owned by an [`RxBurst`]. One
-/// pointer wide, so a burst hands out all its packets as one slice.
+/// A look at a packet still owned by an [`RxBurst`]: read-only through a
+/// shared borrow ([`RxBurst::packets`]), and its bytes writable through an
+/// exclusive one ([`RxBurst::packets_mut`]). One pointer wide, so a burst
+/// hands out all its packets as one slice.
 #[repr(transparent)]
 pub struct PacketRef<'a> {
-    m: &'a sys::rte_mbuf,
+    m: NonNull<sys::rte_mbuf>,
+    _burst: PhantomData<&'a mut sys::rte_mbuf>,
 }
 
 impl PacketRef<'_> {
+    #[inline(always)]
+    fn mbuf(&self) -> &sys::rte_mbuf {
+        // SAFETY: a PacketRef only exists inside a burst's slice, whose
+        // borrow keeps the mbuf owned by the burst and alive.
+        unsafe { self.m.as_ref() }
+    }
+
     /// The bytes of the first segment.
     #[inline(always)]
     pub fn data(&self) -> &[u8] {
+        let m = self.mbuf();
         // SAFETY: buf_addr + data_off points at data_len initialised bytes of
         // this mbuf, which the burst keeps alive for the borrow's lifetime.
-        unsafe {
-            let start = data_start(self.m);
-            std::slice::from_raw_parts(start, self.m.data_len as usize)
-        }
+        unsafe { std::slice::from_raw_parts(data_start(m), m.data_len as usize) }
+    }
+
+    /// The bytes of the first segment, to edit in place (the L2 rewrite).
+    #[inline(always)]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let m = self.mbuf();
+        let (start, len) = (data_start(m), m.data_len as usize);
+        // SAFETY: as in `data`; and `&mut self` can only come from
+        // `RxBurst::packets_mut`, an exclusive borrow of the burst, which
+        // has not handed this packet out: nothing else sees these bytes.
+        unsafe { std::slice::from_raw_parts_mut(start, len) }
     }
 
     #[inline(always)]
     pub fn ol_flags(&self) -> u64 {
-        self.m.ol_flags
+        self.mbuf().ol_flags
     }
 
     /// Starts loading the packet's first bytes into the cache.
     #[inline(always)]
     pub fn prefetch_data(&self) {
-        super::prefetch0(data_start(self.m));
+        super::prefetch0(data_start(self.mbuf()));
     }
 
     /// Total packet length over all segments.
     #[inline(always)]
     pub fn len(&self) -> u32 {
-        self.m.pkt_len
+        self.mbuf().pkt_len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.m.pkt_len == 0
+        self.len() == 0
     }
 
     /// Number of segments in the chain (1 for a packet that fits one mbuf).
     #[inline(always)]
     pub fn nb_segs(&self) -> u16 {
-        self.m.nb_segs
+        self.mbuf().nb_segs
     }
 
     /// The data of every segment, in order.
     pub fn segments(&self) -> Segments<'_> {
-        Segments { next: Some(self.m) }
+        Segments { next: Some(self.mbuf()) }
     }
 }
 
@@ -298,14 +318,15 @@ impl RxBurst {
         NonNull::new(raw).map(|raw| Mbuf { raw })
     }
 
-    /// The packets not taken yet, to look at in place.
+    /// The packets not taken yet, to read and edit in place.
     #[inline(always)]
-    pub fn packets(&self) -> &[PacketRef<'_>] {
-        let untaken = &self.pkts[self.next..self.len];
-        // SAFETY: PacketRef is a transparent &rte_mbuf, laid out as a
-        // non-null pointer; pkts[next..len] are valid mbufs this burst owns
-        // (DPDK fills them), and the borrow of self keeps them alive.
-        unsafe { std::slice::from_raw_parts(untaken.as_ptr().cast::<PacketRef<'_>>(), untaken.len()) }
+    pub fn packets_mut(&mut self) -> &mut [PacketRef<'_>] {
+        let untaken = &mut self.pkts[self.next..self.len];
+        // SAFETY: PacketRef is a transparent NonNull<rte_mbuf>, laid out as
+        // the array's pointers; pkts[next..len] are valid, non-null mbufs
+        // this burst owns (DPDK fills them) and has not handed out, and the
+        // exclusive borrow of self keeps them alive and unshared.
+        unsafe { std::slice::from_raw_parts_mut(untaken.as_mut_ptr().cast::<PacketRef<'_>>(), untaken.len()) }
     }
 
     /// Takes every packet not taken yet, in order. Those the iterator has
@@ -319,23 +340,12 @@ impl RxBurst {
 
     /// Sends every packet not taken yet on `tx`, in order, straight from
     /// the burst's array (after anything `tx` already queued): no copy into
-    /// the buffer. `edit` sees each packet's first segment before it goes
-    /// (the L2 rewrite). What the queue refuses is freed and counted.
+    /// the buffer, no look at the packets. The caller has already given
+    /// them their L2 header and says what their `pkt_len`s add up to (for
+    /// the byte count). What the queue refuses is freed and counted.
     #[inline(always)]
-    pub fn send_all(&mut self, tx: &mut TxBuffer, mut edit: impl FnMut(&mut [u8])) -> TxOutcome {
-        let mut bytes = 0u64;
-        for &raw in &self.pkts[self.next..self.len] {
-            // SAFETY: pkts[next..len] are valid mbufs this burst owns and has
-            // not handed out, so nobody else references their data;
-            // buf_addr + data_off points at data_len bytes of the buffer.
-            let (data, pkt_len) = unsafe {
-                let m = &*raw;
-                let start = data_start(m);
-                (std::slice::from_raw_parts_mut(start, m.data_len as usize), m.pkt_len)
-            };
-            edit(data);
-            bytes += u64::from(pkt_len);
-        }
+    pub fn send_all(&mut self, tx: &mut TxBuffer, bytes: u64) -> TxOutcome {
+        debug_assert_eq!(bytes, self.packets_mut().iter().map(|p| u64::from(p.len())).sum::<u64>());
         let mut out = tx.flush();
         let (start, n) = (self.next, self.len - self.next);
         self.next = self.len;
