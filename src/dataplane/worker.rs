@@ -336,8 +336,9 @@ fn process_burst(n: usize, cx: BurstContext<'_>, governance: &mut Shard, now: u6
     let default = Egress::resolve(routes.default_hop[ingress as usize], routes, st.links_up);
     let simple = subscribers.is_none();
     // Frames get the default hop's L2 header while the classifier has
-    // their first line at hand (see `classify_burst`); not when local
-    // subscribers are to see them as they arrived.
+    // their first line at hand (see `classify_burst`). With local
+    // subscribers the burst takes `forward_mixed`, which rewrites each
+    // packet as it queues it: no early rewrite to rely on there.
     let early = default.filter(|_| simple).map(|e| e.macs);
     if tables.is_pass_through() {
         // Nothing to govern: no keys to build, every frame admitted.
