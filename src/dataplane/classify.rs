@@ -160,18 +160,21 @@ fn fast_accept<const N: usize, const L3: usize>(pkt: &[u8], nic: NicChecksum, cf
 /// The one's-complement sum of the header's ten 16-bit words is all ones
 /// exactly when their plain sum is a multiple of 65,535 (the header is
 /// never all zeros: its version was checked). Since 2^16 ≡ 1 (mod 65,535),
-/// a 32-bit little-endian read is congruent to the sum of its two
-/// (byte-swapped) words, and byte-swapping every word multiplies the sum by
-/// 256, which is invertible mod 65,535. So the header is added as five
-/// 32-bit reads into a u64 (no carry to fold) and tested with one
-/// divisibility check, which compiles to a multiply and a compare.
+/// a little-endian read of any width is congruent to the sum of its
+/// (byte-swapped) 16-bit words, and byte-swapping every word multiplies the
+/// sum by 256, which is invertible mod 65,535. So the header is added as
+/// two 64-bit reads and one 32-bit read, with their carries (2^64 ≡ 1 too)
+/// folded back in, and tested with one divisibility check, which compiles
+/// to a multiply and a compare: 3 loads where 32-bit reads took 5.
 #[inline(always)]
 fn ip_checksum_ok<const N: usize>(h: &[u8; N], ip: usize) -> bool {
-    let mut sum = 0u64;
-    for w in 0..ipv4::MIN_HEADER_LEN / 4 {
-        let at = ip + 4 * w;
-        sum += u64::from(u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]));
-    }
+    let le64 = |at: usize| u64::from_le_bytes(std::array::from_fn(|i| h[at + i]));
+    let tail = u32::from_le_bytes([h[ip + 16], h[ip + 17], h[ip + 18], h[ip + 19]]);
+    let wide = u128::from(le64(ip)) + u128::from(le64(ip + 8)) + u128::from(tail);
+    // Fold the carries (at most 2, each 2^64 ≡ 1) back in. Should that add
+    // carry again, the low word is then at most 1: the last add cannot.
+    let (sum, carried) = (wide as u64).overflowing_add((wide >> 64) as u64);
+    let sum = sum + u64::from(carried);
     // Divisibility by the odd 65,535 as one multiply and one compare: x is
     // a multiple exactly when x times the inverse of 65,535 (mod 2^64) is at
     // most (2^64 - 1) / 65,535. LLVM computes the remainder instead.
@@ -549,13 +552,26 @@ mod tests {
             }
             headers.push(h);
         }
+        // Mostly-ones headers: the 64-bit adds carry, once or twice, and
+        // the folded sum lands at or next to 2^64 - 1.
+        for _ in 0..20_000 {
+            let mut h = [0xff; 20];
+            for _ in 0..next() % 4 {
+                h[next() as usize % 20] = next() as u8;
+            }
+            h[0] = 0x45;
+            if next() % 2 == 0 {
+                ipv4::fill_checksum(&mut h);
+            }
+            headers.push(h);
+        }
         let mut valid = 0;
         for h in &headers {
             let reference = ipv4::checksum(h) == 0;
             valid += usize::from(reference);
             assert_eq!(ip_checksum_ok(h, 0), reference, "{h:02x?}");
         }
-        assert!(valid > 5_000, "the sample holds valid headers too ({valid})");
+        assert!(valid > 10_000, "the sample holds valid headers too ({valid})");
     }
 
     #[test]
