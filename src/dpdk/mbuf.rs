@@ -155,10 +155,10 @@ impl Drop for Mbuf {
     }
 }
 
-/// A look at a packet still owned by an [`RxBurst`]: read-only through a
-/// shared borrow ([`RxBurst::packets`]), and its bytes writable through an
-/// exclusive one ([`RxBurst::packets_mut`]). One pointer wide, so a burst
-/// hands out all its packets as one slice.
+/// A look at a packet still owned by an [`RxBurst`], handed out by
+/// [`RxBurst::packets_mut`]: its fields readable, its bytes writable through
+/// `&mut`. One pointer wide (the burst's own array, seen as a slice of
+/// these), so a burst hands out all its packets at once.
 #[repr(transparent)]
 pub struct PacketRef<'a> {
     m: NonNull<sys::rte_mbuf>,
