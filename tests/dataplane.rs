@@ -113,6 +113,43 @@ fn run_governed(dir: &Path, frames: &[Vec<u8>], governance: &str) -> (serde_json
     (stats, read_pcap(&out0), read_pcap(&out1))
 }
 
+/// Bursts of valid frames only go out whole, by the default hop, without
+/// a second look at their packets: the L2 rewrite happens while they are
+/// classified. The mixed captures above never fill a burst with valid
+/// frames alone, so they do not reach that path.
+#[test]
+fn whole_bursts_of_valid_frames_leave_with_the_next_hop_addresses() {
+    let _g = dpdk_lock();
+    let dir = scratch_dir("whole-bursts");
+    let (all, valid, msgs) = mixed_traffic(13, 640, 0);
+    assert_eq!(all.len(), valid.len());
+    let (input, out0, out1, stats_path) =
+        (dir.join("in.pcap"), dir.join("out0.pcap"), dir.join("out1.pcap"), dir.join("stats.json"));
+    write_pcap(&input, &all);
+    let cfg = dir.join("tachyon.toml");
+    std::fs::write(
+        &cfg,
+        "[[ports]]\nid = 0\negress_port = 1\nnext_hop_mac = \"aa:bb:cc:00:00:01\"\n\n[[ports]]\nid = 1\n",
+    )
+    .unwrap();
+    let out = run_with_config(&eal_args(&two_pcap_ports(&dir, &input, &out0, &out1)), &cfg, 2, &stats_path);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stats = read_json(&stats_path);
+    let totals = &stats["totals"];
+    assert_conserved(totals);
+    assert_no_mbuf_leak(&stats);
+    assert!(counter(totals, "full_bursts") >= 10, "whole bursts of valid frames: {}", counter(totals, "full_bursts"));
+    assert_eq!(counter(totals, "msgs_admitted"), msgs);
+    assert_eq!(counter(totals, "tx_bytes"), counter(totals, "rx_bytes"), "TX bytes are the bytes received");
+    let port1_mac = mac(stats["ports"][1]["mac"].as_str().unwrap());
+    let expected: Vec<Vec<u8>> = valid.iter().map(|p| with_macs(p, [0xaa, 0xbb, 0xcc, 0, 0, 1], port1_mac)).collect();
+    let sent = read_pcap(&out1);
+    assert_eq!(sent.len(), expected.len());
+    for (i, (got, want)) in sent.iter().zip(&expected).enumerate() {
+        assert_eq!(got, want, "frame {i}");
+    }
+}
+
 #[test]
 fn configured_route_and_next_hop_are_applied() {
     let _g = dpdk_lock();
