@@ -95,22 +95,31 @@ fn two_pcap_ports(dir: &Path, input: &Path, out0: &Path, out1: &Path) -> Vec<Str
     ]
 }
 
-/// Runs `frames` in through port 0 of two `net_pcap` ports, whose default
-/// route leaves by port 1 to next hop aa:bb:cc:00:00:01, under the
-/// `governance` TOML; checks that every packet and mbuf is accounted for.
-/// Returns the stats and what left by port 0 and by port 1.
-fn run_governed(dir: &Path, frames: &[Vec<u8>], governance: &str) -> (serde_json::Value, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+/// What a run of two `net_pcap` ports left behind: the stats, and what
+/// left by port 0 and by port 1.
+type TwoPortRun = (serde_json::Value, Vec<Vec<u8>>, Vec<Vec<u8>>);
+
+/// Runs `frames` in through port 0 of two `net_pcap` ports under the
+/// `config` TOML, for 2 s; checks that tachyon exited cleanly.
+fn run_two_ports(dir: &Path, frames: &[Vec<u8>], config: &str) -> TwoPortRun {
     let (input, out0, out1, stats_path, cfg) =
         (dir.join("in.pcap"), dir.join("out0.pcap"), dir.join("out1.pcap"), dir.join("stats.json"), dir.join("c.toml"));
     write_pcap(&input, frames);
-    let ports = "[[ports]]\nid = 0\nnext_hop_mac = \"aa:bb:cc:00:00:01\"\n\n[[ports]]\nid = 1\n\n";
-    std::fs::write(&cfg, format!("{ports}{governance}")).unwrap();
+    std::fs::write(&cfg, config).unwrap();
     let out = run_with_config(&eal_args(&two_pcap_ports(dir, &input, &out0, &out1)), &cfg, 2, &stats_path);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stats = read_json(&stats_path);
+    (read_json(&stats_path), read_pcap(&out0), read_pcap(&out1))
+}
+
+/// Runs `frames` in through port 0 of two `net_pcap` ports, whose default
+/// route leaves by port 1 to next hop aa:bb:cc:00:00:01, under the
+/// `governance` TOML; checks that every packet and mbuf is accounted for.
+fn run_governed(dir: &Path, frames: &[Vec<u8>], governance: &str) -> TwoPortRun {
+    let ports = "[[ports]]\nid = 0\nnext_hop_mac = \"aa:bb:cc:00:00:01\"\n\n[[ports]]\nid = 1\n\n";
+    let (stats, out0, out1) = run_two_ports(dir, frames, &format!("{ports}{governance}"));
     assert_conserved(&stats["totals"]);
     assert_no_mbuf_leak(&stats);
-    (stats, read_pcap(&out0), read_pcap(&out1))
+    (stats, out0, out1)
 }
 
 /// Bursts of valid frames only go out whole, by the default hop, without
@@ -123,18 +132,8 @@ fn whole_bursts_of_valid_frames_leave_with_the_next_hop_addresses() {
     let dir = scratch_dir("whole-bursts");
     let (all, valid, msgs) = mixed_traffic(13, 640, 0);
     assert_eq!(all.len(), valid.len());
-    let (input, out0, out1, stats_path) =
-        (dir.join("in.pcap"), dir.join("out0.pcap"), dir.join("out1.pcap"), dir.join("stats.json"));
-    write_pcap(&input, &all);
-    let cfg = dir.join("tachyon.toml");
-    std::fs::write(
-        &cfg,
-        "[[ports]]\nid = 0\negress_port = 1\nnext_hop_mac = \"aa:bb:cc:00:00:01\"\n\n[[ports]]\nid = 1\n",
-    )
-    .unwrap();
-    let out = run_with_config(&eal_args(&two_pcap_ports(&dir, &input, &out0, &out1)), &cfg, 2, &stats_path);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stats = read_json(&stats_path);
+    let config = "[[ports]]\nid = 0\negress_port = 1\nnext_hop_mac = \"aa:bb:cc:00:00:01\"\n\n[[ports]]\nid = 1\n";
+    let (stats, _, sent) = run_two_ports(&dir, &all, config);
     let totals = &stats["totals"];
     assert_conserved(totals);
     assert_no_mbuf_leak(&stats);
@@ -143,7 +142,6 @@ fn whole_bursts_of_valid_frames_leave_with_the_next_hop_addresses() {
     assert_eq!(counter(totals, "tx_bytes"), counter(totals, "rx_bytes"), "TX bytes are the bytes received");
     let port1_mac = mac(stats["ports"][1]["mac"].as_str().unwrap());
     let expected: Vec<Vec<u8>> = valid.iter().map(|p| with_macs(p, [0xaa, 0xbb, 0xcc, 0, 0, 1], port1_mac)).collect();
-    let sent = read_pcap(&out1);
     assert_eq!(sent.len(), expected.len());
     for (i, (got, want)) in sent.iter().zip(&expected).enumerate() {
         assert_eq!(got, want, "frame {i}");
@@ -155,23 +153,13 @@ fn configured_route_and_next_hop_are_applied() {
     let _g = dpdk_lock();
     let dir = scratch_dir("route");
     let (all, valid, _) = mixed_traffic(11, 50, 1);
-    let (input, out0, out1, stats_path) =
-        (dir.join("in.pcap"), dir.join("out0.pcap"), dir.join("out1.pcap"), dir.join("stats.json"));
-    write_pcap(&input, &all);
-    let cfg = dir.join("tachyon.toml");
-    std::fs::write(
-        &cfg,
-        "[[ports]]\nid = 0\negress_port = 1\nnext_hop_mac = \"aa:bb:cc:00:00:01\"\n\n[[ports]]\nid = 1\negress_port = 0\n",
-    )
-    .unwrap();
-    let out = run_with_config(&eal_args(&two_pcap_ports(&dir, &input, &out0, &out1)), &cfg, 2, &stats_path);
-    assert!(out.status.success());
-    let stats = read_json(&stats_path);
+    let config = "[[ports]]\nid = 0\negress_port = 1\nnext_hop_mac = \"aa:bb:cc:00:00:01\"\n\n[[ports]]\nid = 1\negress_port = 0\n";
+    let (stats, out0, out1) = run_two_ports(&dir, &all, config);
     assert_conserved(&stats["totals"]);
     let port1_mac = mac(stats["ports"][1]["mac"].as_str().unwrap());
-    assert!(read_pcap(&out0).is_empty(), "nothing should go back out of port 0");
+    assert!(out0.is_empty(), "nothing should go back out of port 0");
     let expected: Vec<Vec<u8>> = valid.iter().map(|p| with_macs(p, [0xaa, 0xbb, 0xcc, 0, 0, 1], port1_mac)).collect();
-    assert_eq!(read_pcap(&out1), expected);
+    assert_eq!(out1, expected);
 }
 
 #[test]
