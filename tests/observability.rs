@@ -329,6 +329,72 @@ fn scrapes_match_the_stats_json_written_at_exit() {
 }
 
 #[test]
+fn a_full_bucket_table_shows_in_the_safeguard_counters() {
+    let _dpdk = dpdk_lock();
+    let dir = scratch("safeguards");
+    let pcap = dir.join("topics.pcap");
+    // 20,000 valid frames over 5,000 topics against a topic table of 64:
+    // most topics find no room and share their profile's overflow bucket.
+    let out = Command::new(env!("CARGO_BIN_EXE_tachyon-gen"))
+        .args(["pcap", "--frames", "20000", "--topics", "5000", "--seed", "3", "--out"])
+        .arg(&pcap)
+        .output()
+        .expect("tachyon-gen runs");
+    assert!(out.status.success(), "tachyon-gen: {}", String::from_utf8_lossy(&out.stderr));
+    let cfg = dir.join("small.toml");
+    std::fs::write(
+        &cfg,
+        "[governance]\nmax_topics = 64\n[governance.topic_defaults]\nrate = 100000000\nburst = 1000000\n",
+    )
+    .unwrap();
+    let stats_path = dir.join("stats.json");
+    let app = Appliance::start(
+        &prefix_for("safeguards"),
+        &[format!("net_pcap0,rx_pcap={}", pcap.display()), "net_null0,no-rx=1".into()],
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--duration",
+            "4",
+            "--quiet",
+            "--metrics",
+            "127.0.0.1:0",
+            "--stats-json",
+            stats_path.to_str().unwrap(),
+        ],
+    );
+    let addr = app.metrics_addr();
+    let overflow = "tachyon_governance_safeguards_total{event=\"overflow_frames\"}";
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let scraped = loop {
+        let s = samples(&scrape(addr));
+        if value(&s, overflow) > 0.0 {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no overflow frames scraped: {s:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (status, stderr) = app.wait(Duration::from_secs(30));
+    assert!(status.success(), "tachyon failed:\n{stderr}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&stats_path).unwrap()).unwrap();
+    let safeguards = &report["governance"]["safeguards"];
+    let in_report = safeguards["overflow_frames"].as_u64().unwrap();
+    // Every frame of a topic without a bucket of its own: at least the
+    // frames of the topics beyond the table's 64.
+    assert!(in_report >= 10_000, "overflow frames {in_report} in {safeguards}");
+    assert!(value(&scraped, overflow) <= in_report as f64, "the scrape ran ahead of the report");
+    // The full table also evicts idle buckets (any count); with one worker
+    // nothing is reported or shared, so nothing of that is lost.
+    let evicted = safeguards["evicted"].as_u64().unwrap() as f64;
+    assert!(value(&scraped, "tachyon_governance_safeguards_total{event=\"evicted\"}") <= evicted);
+    for event in ["reports_lost", "shares_lost", "listings_refused"] {
+        assert_eq!(safeguards[event], 0, "{event} in {safeguards}");
+        let series = format!("tachyon_governance_safeguards_total{{event=\"{event}\"}}");
+        assert_eq!(value(&scraped, &series), 0.0, "{series}");
+    }
+}
+
+#[test]
 fn a_bridge_publish_shows_in_the_scrape() {
     let _dpdk = dpdk_lock();
     let dir = scratch("bridge");

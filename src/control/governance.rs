@@ -20,7 +20,7 @@
 //! file and end with the process.
 
 use crate::config::{Config, ConfigError};
-use crate::control::metrics::{GovernanceSnapshot, ReconcileStatus, RuleHits};
+use crate::control::metrics::{GovernanceSnapshot, ReconcileStatus, RuleHits, Safeguards};
 use crate::dpdk::{RcuCell, tsc};
 use crate::governance::{GovernanceConfig, GovernanceConfigError, IdLimit, MAX_BURST, Reconciler, Tables};
 use serde_json::json;
@@ -359,6 +359,7 @@ impl GovernanceControl {
             let stats = self.reconciler.stats();
             self.reconcile.tracked_limits = stats.tracked_ids as u64;
             self.reconcile.share_updates = stats.updates_sent;
+            self.reconcile.safeguards = self.safeguards();
         }
         self.tables.reclaim();
         if self.sighup.swap(false, Ordering::SeqCst) {
@@ -467,6 +468,20 @@ impl GovernanceControl {
         self.snapshot.set_reconcile(self.reconcile);
     }
 
+    /// The workers' safeguard counters as they last published them, summed.
+    fn safeguards(&self) -> Safeguards {
+        let mut sum = Safeguards::default();
+        for worker in 0..self.reconciler.workers() {
+            let c = self.reconciler.worker_counters(worker);
+            sum.overflow_frames += c.overflow_frames;
+            sum.evicted += c.evicted;
+            sum.reports_lost += c.reports_lost;
+            sum.shares_lost += c.shares_lost;
+            sum.listings_refused += c.listings_refused;
+        }
+        sum
+    }
+
     /// Governance figures for the final report.
     pub fn report_json(&self) -> serde_json::Value {
         let (generation, hits) = self.tables.with_current(|t| (t.generation(), self.reconciler.rule_hits(t)));
@@ -486,6 +501,7 @@ impl GovernanceControl {
             "reconcile_late_reports": stats.late_reports,
             "reconcile_untracked_reports": stats.untracked_reports,
             "reconcile_deadline_finishes": stats.deadline_finishes,
+            "safeguards": self.safeguards().events().into_iter().map(|(event, n)| (event.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
         })
     }
 }

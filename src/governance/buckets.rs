@@ -50,9 +50,18 @@ fn report_list(capacity: usize) -> Result<Vec<Report>, TryReserveError> {
     Ok(list)
 }
 
-/// Length of each report list: every bucket, overflow buckets included.
+/// Most records a report list holds: more than the control lcore
+/// reconciles in its longest period (10 ms at about 50 ns a record is
+/// 200,000), so a longer list would only carry demand that ends the period
+/// at its deadline anyway. A bucket that finds the list full stays
+/// unreported for that period (counted as `listings_refused`), which can
+/// only lower the shares the reconciler computes, never raise their sum.
+pub const MAX_LIST_LEN: usize = 1 << 18;
+
+/// Length of each report list: every bucket (overflow buckets included)
+/// up to [`MAX_LIST_LEN`].
 pub fn list_capacity(max_topics: usize, max_senders: usize) -> usize {
-    max_topics + max_senders + 2 * MAX_PROFILES
+    max_topics.saturating_add(max_senders).saturating_add(2 * MAX_PROFILES).min(MAX_LIST_LEN)
 }
 
 /// Control → worker: bigger tables; worker → control: the ones replaced.

@@ -28,9 +28,12 @@ pub struct ShardCounters {
     pub shares_applied: u64,
     /// Share updates for an id the full table had no room for.
     pub shares_lost: u64,
+    /// Frames whose bucket was due on the report list when the list was
+    /// full (its demand went unreported that period).
+    pub listings_refused: u64,
 }
 
-const FIELDS: usize = 11;
+const FIELDS: usize = 12;
 
 impl ShardCounters {
     fn to_array(self) -> [u64; FIELDS] {
@@ -46,6 +49,7 @@ impl ShardCounters {
             self.reports_lost,
             self.shares_applied,
             self.shares_lost,
+            self.listings_refused,
         ]
     }
 
@@ -62,6 +66,7 @@ impl ShardCounters {
             reports_lost: v[8],
             shares_applied: v[9],
             shares_lost: v[10],
+            listings_refused: v[11],
         }
     }
 }
@@ -135,6 +140,7 @@ mod tests {
             reports_lost: 9,
             shares_applied: 10,
             shares_lost: 11,
+            listings_refused: 12,
         };
         published.publish(&counters, 7, &[1, 2]);
         assert_eq!(published.counters(), counters);

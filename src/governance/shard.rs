@@ -216,8 +216,9 @@ fn listing_threshold(limit: FixedLimit, period_ticks: u64) -> u32 {
 
 /// Adds `msgs` to the demand of `entry` this period, on its report-list
 /// record once it has one. `covers`: whether the bucket covers the frame.
+/// Counts the frame in `refused` when the entry is due on a full list.
 #[inline(always)]
-fn record_demand(entry: &mut Entry, touched: &mut Vec<Report>, msgs: u64, covers: bool) {
+fn record_demand(entry: &mut Entry, touched: &mut Vec<Report>, msgs: u64, covers: bool, refused: &mut u64) {
     let frame = msgs as u16;
     let msgs = msgs as u32;
     if let Some(report) = touched.get_mut(entry.listed as usize) {
@@ -233,9 +234,13 @@ fn record_demand(entry: &mut Entry, touched: &mut Vec<Report>, msgs: u64, covers
     // not reported: the reconciler then gives it back, and releases the
     // limit once nobody reports it, instead of moving the split of an idle
     // limit every period. A refusal lists it whatever its demand.
-    if (!covers || entry.demand >= entry.listing_threshold) && touched.len() < touched.capacity() {
-        entry.listed = touched.len() as u32;
-        touched.push(Report { key: entry.key, demand: entry.demand, profile: entry.profile, max_frame: frame });
+    if !covers || entry.demand >= entry.listing_threshold {
+        if touched.len() < touched.capacity() {
+            entry.listed = touched.len() as u32;
+            touched.push(Report { key: entry.key, demand: entry.demand, profile: entry.profile, max_frame: frame });
+        } else {
+            *refused += 1;
+        }
     }
 }
 
@@ -630,7 +635,7 @@ impl Shard {
         if RECONCILED {
             // With one worker its buckets are the global ones: nobody
             // needs its demand.
-            record_demand(entry, &mut self.touched, msgs, covers);
+            record_demand(entry, &mut self.touched, msgs, covers, &mut self.counters.listings_refused);
         }
         if covers {
             entry.bucket.take(msgs);

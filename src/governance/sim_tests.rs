@@ -630,6 +630,46 @@ fn stalled_control_loses_reports_safely_and_catches_up() {
 }
 
 #[test]
+fn full_report_list_refuses_listings_and_reports_the_rest() {
+    // One frame each for more topics than a report list holds, in one
+    // period: each is due on the list (the default share earns half a
+    // message a period, so one message reaches the listing threshold).
+    let listed = super::buckets::MAX_LIST_LEN as u32;
+    let topics = listed + 1000;
+    let mut sim = Sim::new(
+        &format!(
+            "[governance]\nmax_topics = {}\nmax_senders = 1\n\
+             [governance.topic_defaults]\nrate = 1000\nburst = 100",
+            topics + 10
+        ),
+        2,
+    );
+    sim.tick();
+    for t in 0..topics {
+        assert_eq!(sim.decide(0, &frame(t, 0, 1)), Verdict::Forward(None), "topic {t}");
+    }
+    assert_eq!(sim.shards[0].counters().listings_refused, 1000, "only the list's capacity is listed");
+    // The listed ones reach the reconciler whole, and the period closes
+    // normally, not at its deadline.
+    sim.now += MS;
+    for _ in 0..2000 {
+        sim.tick();
+    }
+    let stats = sim.reconciler.stats();
+    assert_eq!(stats.active_ids, listed as usize);
+    assert_eq!(stats.deadline_finishes, 0);
+    assert_eq!(sim.shards[0].counters().reports_lost, 0);
+    // An id refused a listing is listed in the next period, which has room.
+    assert_eq!(sim.decide(0, &frame(topics - 1, 0, 1)), Verdict::Forward(None));
+    assert_eq!(sim.shards[0].counters().listings_refused, 1000);
+    sim.now += MS;
+    for _ in 0..20 {
+        sim.tick();
+    }
+    assert_eq!(sim.reconciler.stats().active_ids, 1);
+}
+
+#[test]
 fn stalled_worker_gets_its_shares_late_but_all() {
     let topics = 20_000u32;
     let mut sim = Sim::new(

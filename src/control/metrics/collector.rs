@@ -382,13 +382,20 @@ fn encode_governance(enc: &mut DescriptorEncoder, governance: &dyn GovernanceSou
         None,
         MetricType::Counter,
     )?
-    .encode_counter::<NoLabelSet, u64, f64>(&r.share_updates, None)
+    .encode_counter::<NoLabelSet, u64, f64>(&r.share_updates, None)?;
+    counter(
+        enc,
+        "governance_safeguards",
+        "Times governance ran out of a fixed-size resource, by event: frames charged to an overflow bucket, \
+         idle buckets evicted, demand records or share updates lost, listings refused by a full report list.",
+        r.safeguards.events().map(|(event, n)| ([("event", event)], n)),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::metrics::{GovernanceSnapshot, ReconcileStatus, RuleHits};
+    use crate::control::metrics::{GovernanceSnapshot, ReconcileStatus, RuleHits, Safeguards};
     use crate::dataplane::counters::{LocalCounters, PublishedCounters};
     use std::time::Duration;
 
@@ -444,6 +451,7 @@ mod tests {
             lag: Duration::from_millis(1),
             tracked_limits: 7,
             share_updates: 40,
+            safeguards: Safeguards { evicted: 3, listings_refused: 9, ..Safeguards::default() },
         });
         let text = exposition.prometheus_text();
         assert_eq!(sample(&text, "tachyon_packets_processed_total{core=\"3\"}"), 72.0);
@@ -454,5 +462,8 @@ mod tests {
         assert_eq!(sample(&text, "tachyon_reconcile_lag_seconds"), 0.001);
         assert_eq!(sample(&text, "tachyon_reconcile_tracked_limits"), 7.0);
         assert_eq!(sample(&text, "tachyon_reconcile_share_updates_total"), 40.0);
+        assert_eq!(sample(&text, "tachyon_governance_safeguards_total{event=\"evicted\"}"), 3.0);
+        assert_eq!(sample(&text, "tachyon_governance_safeguards_total{event=\"listings_refused\"}"), 9.0);
+        assert_eq!(sample(&text, "tachyon_governance_safeguards_total{event=\"shares_lost\"}"), 0.0);
     }
 }

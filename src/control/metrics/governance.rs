@@ -28,6 +28,38 @@ pub struct ReconcileStatus {
     pub tracked_limits: u64,
     /// Share updates sent to the workers so far.
     pub share_updates: u64,
+    /// The workers' safeguards, summed over workers.
+    pub safeguards: Safeguards,
+}
+
+/// What the workers' governance did when a fixed-size resource ran out
+/// (docs/governance.md, "Degrading safely"), summed over workers as they
+/// published it at their last period change.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Safeguards {
+    /// Frames charged to a profile's overflow bucket (bucket table full).
+    pub overflow_frames: u64,
+    /// Idle buckets removed to make room.
+    pub evicted: u64,
+    /// Demand records not sent within their period.
+    pub reports_lost: u64,
+    /// Share updates for ids a full table had no room for.
+    pub shares_lost: u64,
+    /// Frames whose bucket was due on a full report list.
+    pub listings_refused: u64,
+}
+
+impl Safeguards {
+    /// (event label, count), in a fixed order.
+    pub fn events(&self) -> [(&'static str, u64); 5] {
+        [
+            ("overflow_frames", self.overflow_frames),
+            ("evicted", self.evicted),
+            ("reports_lost", self.reports_lost),
+            ("shares_lost", self.shares_lost),
+            ("listings_refused", self.listings_refused),
+        ]
+    }
 }
 
 /// Read at scrape time, on the metrics and telemetry threads: implementations

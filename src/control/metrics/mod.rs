@@ -11,7 +11,7 @@ mod governance;
 mod http;
 
 pub use collector::{Exposition, MempoolSource, MetricsSources, PortSource};
-pub use governance::{GovernanceSnapshot, GovernanceSource, NoGovernance, ReconcileStatus, RuleHits};
+pub use governance::{GovernanceSnapshot, GovernanceSource, NoGovernance, ReconcileStatus, RuleHits, Safeguards};
 pub use http::{MetricsError, MetricsListener, MetricsServer};
 
 /// Every metric name starts with this (then `_`).
