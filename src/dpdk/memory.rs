@@ -22,16 +22,9 @@ const HUGE_PAGE: usize = 2 << 20;
 
 /// A fixed-length array of plain-data `T` in its own anonymous mapping,
 /// advised onto huge pages and preferably on one NUMA node.
-///
-/// Besides slice access it offers [`HugeArray::masked`]: indexing by
-/// `i & mask` for a mask fixed once, without a bounds check, for hash
-/// tables whose probes wrap around a power-of-two prefix of the array.
 pub struct HugeArray<T: Copy> {
     ptr: NonNull<T>,
     len: usize,
-    /// Always below the number of initialised elements (at least one is,
-    /// even when `len` is 0), so `i & mask` is always in bounds.
-    mask: usize,
     /// Bytes mapped (a whole number of huge pages).
     mapped: usize,
 }
@@ -46,9 +39,7 @@ impl<T: Copy> HugeArray<T> {
     /// memory there). None when the mapping fails (out of memory); the
     /// caller decides whether that is an error.
     pub fn new(len: usize, fill: T, node: Option<u32>) -> Option<Self> {
-        // One element at least, so that mask 0 always names an element.
-        let filled = len.max(1);
-        let bytes = filled.checked_mul(std::mem::size_of::<T>())?.max(1);
+        let bytes = len.checked_mul(std::mem::size_of::<T>())?.max(1);
         let mapped = bytes.checked_next_multiple_of(HUGE_PAGE)?;
         let ptr = map_anonymous(mapped)?;
         advise_huge(ptr, mapped);
@@ -56,41 +47,30 @@ impl<T: Copy> HugeArray<T> {
             prefer_node(ptr, mapped, node);
         }
         let ptr = ptr.cast::<T>();
-        for i in 0..filled {
-            // SAFETY: i < filled and the mapping holds filled * size_of::<T>()
+        for i in 0..len {
+            // SAFETY: i < len and the mapping holds len * size_of::<T>()
             // bytes, page-aligned (so aligned for any T up to 4 KiB).
             // Writing here is the first touch, which places the pages.
             unsafe { ptr.as_ptr().add(i).write(fill) };
         }
-        Some(HugeArray { ptr, len, mask: 0, mapped })
+        Some(HugeArray { ptr, len, mapped })
     }
 
-    /// Fixes the mask of [`HugeArray::masked`]. Panics unless `mask < len`
-    /// (a programming error: the caller sizes the array for its mask).
-    pub fn set_mask(&mut self, mask: usize) {
-        assert!(mask < self.len, "mask {mask} beyond an array of {}", self.len);
-        self.mask = mask;
-    }
-
-    /// The mask set by [`HugeArray::set_mask`] (0 until then).
+    /// Starts loading element `index` into the caches (see [`prefetch`])
+    /// without a bounds check: a prefetch of any address is harmless.
     #[inline(always)]
-    pub fn mask(&self) -> usize {
-        self.mask
-    }
-
-    /// Element `index & mask`, without a bounds check.
-    #[inline(always)]
-    pub fn masked(&self, index: usize) -> &T {
-        // SAFETY: index & mask <= mask, which is below the number of
-        // initialised elements (set_mask checks it; 0 is always valid).
-        unsafe { &*self.ptr.as_ptr().add(index & self.mask) }
-    }
-
-    /// Element `index & mask`, mutably, without a bounds check.
-    #[inline(always)]
-    pub fn masked_mut(&mut self, index: usize) -> &mut T {
-        // SAFETY: in bounds as in `masked`; &mut self makes it exclusive.
-        unsafe { &mut *self.ptr.as_ptr().add(index & self.mask) }
+    pub fn prefetch(&self, index: usize) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: PREFETCHT0 is a hint that never faults and changes no
+        // memory, whatever the address; wrapping_add computes it without
+        // claiming it is in bounds.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                self.ptr.as_ptr().wrapping_add(index).cast::<i8>().cast_const(),
+            );
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = index;
     }
 
     /// Whether the mapping starts on a huge page boundary (the kernel may
@@ -228,30 +208,10 @@ mod tests {
     }
 
     #[test]
-    fn masked_access_wraps_within_the_mask() {
-        let mut a = HugeArray::new(20, 0u32, None).unwrap();
-        a.set_mask(15);
-        for i in 0..20 {
-            a[i] = i as u32;
-        }
-        assert_eq!(*a.masked(3), 3);
-        assert_eq!(*a.masked(16 + 5), 5, "index 21 wraps to 5");
-        *a.masked_mut(usize::MAX) = 99;
-        assert_eq!(a[15], 99);
-        assert_eq!(a[19], 19, "elements beyond the mask are not reached");
-    }
-
-    #[test]
-    #[should_panic(expected = "beyond an array")]
-    fn a_mask_beyond_the_array_is_refused() {
-        HugeArray::new(16, 0u8, None).unwrap().set_mask(16);
-    }
-
-    #[test]
     fn empty_and_absurd_sizes() {
         let empty = HugeArray::new(0, 0u8, None).unwrap();
         assert!(empty.is_empty());
-        assert_eq!(*empty.masked(12345), 0, "mask 0 names the one element kept");
+        empty.prefetch(12345); // a hint, never a fault
         assert!(HugeArray::new(usize::MAX / 2, 0u64, None).is_none(), "size overflow is None, not a panic");
     }
 

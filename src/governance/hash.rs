@@ -114,28 +114,29 @@ impl Hasher for KeyedIdHasher {
 /// fold and multiply, so that structured ids (sequential, strided, or
 /// differing only in the dimension and profile bits above bit 32) spread
 /// evenly and senders who do not know the seed cannot aim ids at one
-/// probe run. The slot is cut from the top bits, which every key bit
-/// reaches. The first fold matters: a multiply carries bits only upward,
+/// probe run. The slot is the hash scaled to the slot count (the high half
+/// of hash × slots), so it comes from the top bits, which every key bit
+/// reaches, and any slot count works. The first fold matters: a multiply carries bits only upward,
 /// and without it keys differing only in their high half crowded into
 /// half the slots under about one seed in a hundred. SplitMix64's last
 /// xor-shift would add cost for no better spread.
 #[derive(Clone, Copy, Debug)]
 pub struct SlotHash {
     seed: u64,
-    shift: u32,
+    slots: u64,
 }
 
 impl SlotHash {
-    /// Hash into `1 << bits` slots (`bits` in 1..=63).
-    pub fn new(bits: u32) -> Self {
-        debug_assert!((1..64).contains(&bits));
+    /// Hash into `slots` slots (at least 1).
+    pub fn new(slots: usize) -> Self {
+        debug_assert!(slots >= 1);
         // std's RandomState is seeded from the OS once per process and
         // varied per instance: a dependency-free source of a secret.
-        Self::with_seed(bits, std::collections::hash_map::RandomState::new().hash_one(GOLDEN))
+        Self::with_seed(slots, std::collections::hash_map::RandomState::new().hash_one(GOLDEN))
     }
 
-    fn with_seed(bits: u32, seed: u64) -> Self {
-        SlotHash { seed, shift: 64 - bits }
+    fn with_seed(slots: usize, seed: u64) -> Self {
+        SlotHash { seed, slots: slots as u64 }
     }
 
     /// Home slot of `key`.
@@ -144,7 +145,7 @@ impl SlotHash {
         let x = key ^ self.seed;
         let x = (x ^ (x >> 32)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         let x = (x ^ (x >> 32)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (x >> self.shift) as usize
+        ((u128::from(x) * u128::from(self.slots)) >> 64) as usize
     }
 }
 
@@ -154,7 +155,7 @@ mod tests {
 
     #[test]
     fn slot_hash_stays_in_range_and_spreads_sequential_ids() {
-        let hash = SlotHash::new(10);
+        let hash = SlotHash::new(1024);
         let mut used = [false; 1024];
         for id in 0..1024u64 {
             let slot = hash.slot(id);
@@ -164,13 +165,22 @@ mod tests {
         // Random placement fills 1 - 1/e ≈ 63 % of the slots (647 ± 15);
         // a hash that clusters sequential ids fills far fewer.
         assert!(used.iter().filter(|&&u| u).count() > 580);
+        // A slot count that is no power of two: 1,537 slots (a table for
+        // 1,024 keys), every one reachable and none beyond.
+        let hash = SlotHash::new(1537);
+        let mut hits = vec![0u32; 1537];
+        for id in 0..1537 * 64u64 {
+            hits[hash.slot(id)] += 1;
+        }
+        // 64 keys a slot on average; Poisson(64) stays within 64 ± 40.
+        assert!(hits.iter().all(|&h| (24..=104).contains(&h)), "{:?}", (hits.iter().min(), hits.iter().max()));
     }
 
     #[test]
     fn slot_hash_spreads_ids_that_differ_only_in_high_bits() {
         // Keys differing only above bit 32 (dimension, imposed profile):
         // the fold must carry them into the slot.
-        let hash = SlotHash::new(10);
+        let hash = SlotHash::new(1024);
         let used: std::collections::HashSet<usize> = (0..1024u64).map(|p| hash.slot(7 | p << 32)).collect();
         assert!(used.len() > 580, "{} of 1024 slots", used.len());
         let strided: std::collections::HashSet<usize> = (0..1024u64).map(|i| hash.slot(i << 20)).collect();
@@ -185,7 +195,7 @@ mod tests {
         let mut seed = 0x2545_F491_4F6C_DD1Du64;
         for _ in 0..300 {
             seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-            let hash = SlotHash::with_seed(10, seed);
+            let hash = SlotHash::with_seed(1024, seed);
             for (name, key) in [
                 ("profile bits", (|i: u64| 1 << 63 | i << 50 | 123) as fn(u64) -> u64),
                 ("high half", |i: u64| 7 | i << 32),

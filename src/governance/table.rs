@@ -9,7 +9,7 @@
 
 use super::bucket::TokenBucket;
 use super::hash::SlotHash;
-use crate::dpdk::{HugeArray, prefetch};
+use crate::dpdk::HugeArray;
 use std::collections::TryReserveError;
 
 /// Memory for a worker's bucket tables or report lists could not be had.
@@ -57,11 +57,13 @@ const _: () = assert!(std::mem::size_of::<Entry>() == 64);
 
 /// Fixed-capacity bucket table plus one overflow bucket per profile.
 pub struct BucketTable {
-    /// `slot_mask + 1` hashed slots, then `MAX_PROFILES` overflow entries,
-    /// on huge pages (a random probe then costs no TLB miss). The array's
-    /// mask is the slot mask: probes index with `masked`, unchecked.
+    /// `slots` hashed slots, then `MAX_PROFILES` overflow entries, on huge
+    /// pages (a random probe then costs no TLB miss).
     entries: HugeArray<Entry>,
-    slot_mask: usize,
+    /// Hashed slots: 1.5 times the keys allowed, not rounded up to a power
+    /// of two (which cost up to twice the memory: 128 MiB rather than 96
+    /// for the default million topics). Probes wrap with a compare.
+    slots: usize,
     hash: SlotHash,
     len: usize,
     limit: usize,
@@ -73,19 +75,11 @@ impl BucketTable {
     /// (short probes even when full), its pages preferably on NUMA `node`;
     /// a failed allocation is an error, not an abort.
     pub fn try_with_limit(limit: usize, node: Option<u32>) -> Result<Self, AllocError> {
-        let slots = limit.saturating_add(limit / 2 + 1).checked_next_power_of_two().unwrap_or(usize::MAX).max(8);
+        let slots = limit.saturating_add(limit / 2 + 1).max(8);
         let len = slots.saturating_add(MAX_PROFILES);
         let vacant = Entry { key: VACANT, ..Entry::default() };
-        let mut entries = HugeArray::new(len, vacant, node).ok_or(AllocError::Table(len))?;
-        entries.set_mask(slots - 1);
-        Ok(BucketTable {
-            entries,
-            slot_mask: slots - 1,
-            hash: SlotHash::new(slots.trailing_zeros()),
-            len: 0,
-            limit,
-            max_limit: limit,
-        })
+        let entries = HugeArray::new(len, vacant, node).ok_or(AllocError::Table(len))?;
+        Ok(BucketTable { entries, slots, hash: SlotHash::new(slots), len: 0, limit, max_limit: limit })
     }
 
     /// Keys the table was sized for.
@@ -109,10 +103,22 @@ impl BucketTable {
         self.limit = limit.min(self.max_limit);
     }
 
-    /// Whether hashed slot `index` (wrapped by the slot mask) holds a key.
+    /// Whether hashed slot `index` holds a key.
     #[inline(always)]
     fn in_use(&self, index: usize) -> bool {
-        self.entries.masked(index).key != VACANT
+        self.entries[index].key != VACANT
+    }
+
+    /// The hashed slot after `index`, wrapping at the end.
+    #[inline(always)]
+    fn next(&self, index: usize) -> usize {
+        let next = index + 1;
+        if next == self.slots { 0 } else { next }
+    }
+
+    /// How many slots forward from `from` the slot `to` lies (cyclically).
+    fn distance(&self, from: usize, to: usize) -> usize {
+        if to >= from { to - from } else { to + self.slots - from }
     }
 
     /// Index of `key`, or `Err` with the vacant slot where it would go.
@@ -124,20 +130,18 @@ impl BucketTable {
     /// [`BucketTable::find`] with `key`'s home slot already hashed.
     #[inline(always)]
     pub fn find_from(&self, key: u64, home: usize) -> Result<usize, usize> {
-        debug_assert!(home <= self.slot_mask, "a home slot comes from `home`");
-        // `home` comes from `home()`, below the slot count; `masked`
-        // wraps anything else, so no bounds check either way.
+        debug_assert!(home < self.slots, "a home slot comes from `home`");
         debug_assert_ne!(key, VACANT);
         let mut i = home;
         loop {
-            let slot_key = self.entries.masked(i).key;
+            let slot_key = self.entries[i].key;
             if slot_key == key {
                 return Ok(i);
             }
             if slot_key == VACANT {
                 return Err(i);
             }
-            i = (i + 1) & self.slot_mask;
+            i = self.next(i);
         }
     }
 
@@ -152,7 +156,7 @@ impl BucketTable {
     /// after another.
     #[inline(always)]
     pub fn prefetch(&self, home: usize) {
-        prefetch(self.entries.masked(home));
+        self.entries.prefetch(home);
     }
 
     /// Puts `entry` into the vacant slot `find` returned, unless the table
@@ -170,25 +174,23 @@ impl BucketTable {
     /// Removes the entry at `index`, shifting later entries of the probe
     /// run back so that lookups never need tombstones.
     pub fn remove(&mut self, index: usize) {
-        if index > self.slot_mask {
+        if index >= self.slots {
             // An overflow entry: outside the probed slots, always kept.
             return;
         }
         let mut hole = index;
-        let mut next = (index + 1) & self.slot_mask;
+        let mut next = self.next(index);
         while self.in_use(next) {
-            let home = self.hash.slot(self.entries.masked(next).key);
+            let home = self.hash.slot(self.entries[next].key);
             // The entry may move into the hole if the hole lies between its
             // home slot and where it sits now (cyclically).
-            let from_home = next.wrapping_sub(home) & self.slot_mask;
-            let from_hole = next.wrapping_sub(hole) & self.slot_mask;
-            if from_home >= from_hole {
-                *self.entries.masked_mut(hole) = *self.entries.masked(next);
+            if self.distance(home, next) >= self.distance(hole, next) {
+                self.entries[hole] = self.entries[next];
                 hole = next;
             }
-            next = (next + 1) & self.slot_mask;
+            next = self.next(next);
         }
-        self.entries.masked_mut(hole).key = VACANT;
+        self.entries[hole].key = VACANT;
         self.len -= 1;
     }
 
@@ -196,16 +198,16 @@ impl BucketTable {
     /// the entries `expired` picks; leaves `*cursor` where it stopped.
     /// Returns how many were removed.
     pub fn sweep(&mut self, cursor: &mut usize, budget: usize, mut expired: impl FnMut(&mut Entry) -> bool) -> u64 {
-        let mut i = *cursor & self.slot_mask;
+        let mut i = *cursor % self.slots;
         let mut removed = 0;
         for _ in 0..budget {
-            if self.in_use(i) && expired(self.entries.masked_mut(i)) {
+            if self.in_use(i) && expired(&mut self.entries[i]) {
                 // Backward shift may have moved another entry into slot i:
                 // look at it again.
                 self.remove(i);
                 removed += 1;
             } else {
-                i = (i + 1) & self.slot_mask;
+                i = self.next(i);
             }
         }
         *cursor = i;
@@ -215,7 +217,7 @@ impl BucketTable {
     /// Index of the overflow entry of `profile`.
     #[inline]
     pub fn overflow_index(&self, profile: u16) -> usize {
-        self.slot_mask + 1 + usize::from(profile)
+        self.slots + usize::from(profile)
     }
 
     /// Sets up the overflow entry of `profile` (overflow entries live
@@ -225,16 +227,16 @@ impl BucketTable {
         self.entries[i] = entry;
     }
 
-    /// Hashed slot `index` (as `find` returns it), without a bounds check.
+    /// Hashed slot `index` (as `find` returns it).
     #[inline(always)]
     pub fn slot_mut(&mut self, index: usize) -> &mut Entry {
-        self.entries.masked_mut(index)
+        &mut self.entries[index]
     }
 
     /// Indices of the hashed slots in use.
     #[cfg(test)]
     pub fn in_use_indices(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..=self.slot_mask).filter(|&i| self.in_use(i))
+        (0..self.slots).filter(|&i| self.in_use(i))
     }
 
     #[inline(always)]
@@ -309,12 +311,35 @@ mod tests {
             insert(&mut t, k).unwrap();
         }
         let mut cursor = 0;
-        let slots = t.slot_mask + 1;
+        let slots = t.slots;
         // Two full passes: removals shift entries back over the cursor's path.
         let removed = t.sweep(&mut cursor, 2 * slots, |e| e.key % 2 == 0);
         assert_eq!(removed, 500);
         for k in 0..1000 {
             assert_eq!(t.find(k).is_ok(), k % 2 == 1, "key {k}");
+        }
+    }
+
+    #[test]
+    fn probes_and_removals_wrap_around_the_last_slot() {
+        // Small full tables of 31 slots: some probe runs wrap from the last
+        // slot to the first, and removing from them must shift entries
+        // back across that seam. Each table has its own random seed.
+        for round in 0..300u64 {
+            let mut t = BucketTable::sized(20);
+            assert_eq!(t.slots, 31);
+            let keys: Vec<u64> = (0..20).map(|k| round * 1000 + k).collect();
+            for &k in &keys {
+                insert(&mut t, k).unwrap();
+            }
+            for &k in keys.iter().filter(|&&k| (k * 7 + round) % 3 == 0) {
+                let i = t.find(k).unwrap();
+                t.remove(i);
+            }
+            for &k in &keys {
+                assert_eq!(t.find(k).is_ok(), (k * 7 + round) % 3 != 0, "round {round} key {k}");
+            }
+            assert!((0..t.slots).all(|i| !t.in_use(i) || t.find(t.entry(i).key) == Ok(i)));
         }
     }
 
