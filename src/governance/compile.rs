@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Reconciliation period bounds, microseconds.
 pub const RECONCILE_US_RANGE: std::ops::RangeInclusive<u64> = 1000..=10_000;
-/// Upper bound of `max_topics` / `max_senders` (each slot is 64 bytes per
-/// worker, at 2/3 load).
+/// Upper bound of `max_topics` / `max_senders` (each id takes 1.5 slots of
+/// 64 bytes per worker: 1.5 GiB a table at this bound).
 pub const MAX_TABLE_IDS: u64 = 1 << 24;
 
 static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
