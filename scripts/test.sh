@@ -12,6 +12,8 @@ cargo fmt --manifest-path python/Cargo.toml -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 CARGO_TARGET_DIR=target/python cargo clippy --manifest-path python/Cargo.toml --all-targets --quiet -- -D warnings
+# The crates' docs (for the people who work on them: private items too) build without a warning.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-items --quiet
 # Python: the package, the benchmarks and the scripts, with the package's ruff settings
 # (python/pyproject.toml, extended by ruff.toml at the root).
 .venv/bin/ruff check python benches scripts

@@ -57,9 +57,15 @@ pub struct Options {
     #[arg(long)]
     pub no_metrics: bool,
 
-    /// Create the shared-memory bridge at PATH (overrides `[bridge] path`;
-    /// default /dev/shm/tachyon-<file-prefix>.bridge).
-    #[arg(long, value_name = "PATH", conflicts_with = "no_bridge")]
+    // The help text is an attribute, not a doc comment: rustdoc would read
+    // <file-prefix> as an HTML tag.
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "no_bridge",
+        help = "Create the shared-memory bridge at PATH (overrides `[bridge] path`; \
+                default /dev/shm/tachyon-<file-prefix>.bridge)"
+    )]
     pub bridge: Option<std::path::PathBuf>,
 
     /// No shared-memory bridge: only the NIC reaches the data plane (overrides `[bridge] enabled`).
@@ -75,9 +81,14 @@ pub struct Options {
     #[arg(long, requires = "plan")]
     pub plan_json: bool,
 
-    /// With --plan: a port as NAME@NODE (or NAME@any), repeatable, in port-id order.
-    /// Default: [[ports]] of the config, else EAL's -a/--vdev devices.
-    #[arg(long, value_name = "NAME@NODE", requires = "plan")]
+    // An attribute, not a doc comment: rustdoc would read [[ports]] as a link.
+    #[arg(
+        long,
+        value_name = "NAME@NODE",
+        requires = "plan",
+        help = "With --plan: a port as NAME@NODE (or NAME@any), repeatable, in port-id order. \
+                Default: [[ports]] of the config, else EAL's -a/--vdev devices"
+    )]
     pub plan_port: Vec<String>,
 
     /// Number of workers to plan for (default: every enabled lcore the placement rules allow).

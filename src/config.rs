@@ -90,7 +90,7 @@ pub struct PortEntry {
     pub id: u16,
     /// Egress port for frames received here; default pairs ports 0↔1, 2↔3 in list order.
     pub egress_port: Option<u16>,
-    /// Next-hop MAC written as destination; default 02:00:00:00:00:<egress id>.
+    /// Next-hop MAC written as destination; default `02:00:00:00:00:<egress id>`.
     pub next_hop_mac: Option<String>,
     /// PCI address, used by `--plan` to find the port's NUMA node without EAL.
     pub pci: Option<String>,
@@ -295,7 +295,7 @@ pub struct RouteSpec {
     pub next_hop: MacAddr,
 }
 
-/// The default next hop for `egress`: a locally administered 02:00:00:00:00:<id>.
+/// The default next hop for `egress`: a locally administered `02:00:00:00:00:<id>`.
 pub fn default_next_hop(egress: u16) -> MacAddr {
     [0x02, 0, 0, 0, 0, egress as u8]
 }

@@ -14,6 +14,10 @@
 //!
 //! `unsafe` code is denied everywhere but in [`dpdk`].
 #![deny(unsafe_code)]
+// The crate's docs are for the people who work on it (`cargo doc
+// --document-private-items`): module overviews link the private steps and
+// constants they describe.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod bridge;
 pub mod cli;

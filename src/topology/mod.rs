@@ -2,7 +2,7 @@
 //!
 //! Scaling fails on a bad placement long before code speed matters: two workers
 //! on SMT siblings, a queue polled from the far socket, mbufs on the wrong node.
-//! This module discovers the machine ([`discover`]), reads EAL's lcore arguments
+//! This module discovers the machine ([`discover()`]), reads EAL's lcore arguments
 //! without starting EAL ([`eal_args`]), computes a placement with a pure function
 //! ([`plan::plan`]) and reports it ([`report`]), with host checks ([`host`]).
 //!

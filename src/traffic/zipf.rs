@@ -9,7 +9,7 @@ use rand::distributions::Distribution;
 /// Zipf(n, s) over 0-based ranks.
 #[derive(Clone, Debug)]
 pub struct Zipf {
-    /// cdf[k] = P(rank ≤ k); the last entry is exactly 1.
+    /// `cdf[k]` = P(rank ≤ k); the last entry is exactly 1.
     cdf: Vec<f64>,
 }
 
