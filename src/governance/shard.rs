@@ -606,7 +606,7 @@ impl Shard {
             Dimension::Sender => (&mut self.senders, &tables.senders),
         };
         let (index, entry) = match table.find_from(key, home as usize) {
-            Ok(i) => (i, table.slot_mut(i)),
+            Ok(i) => (i, table.entry_mut(i)),
             Err(vacant) => {
                 let i = insert_fresh(table, ids, &self.defaults, &mut self.counters, (key, vacant), now)?;
                 (i, table.entry_mut(i))

@@ -227,12 +227,6 @@ impl BucketTable {
         self.entries[i] = entry;
     }
 
-    /// Hashed slot `index` (as `find` returns it).
-    #[inline(always)]
-    pub fn slot_mut(&mut self, index: usize) -> &mut Entry {
-        &mut self.entries[index]
-    }
-
     /// Indices of the hashed slots in use.
     #[cfg(test)]
     pub fn in_use_indices(&self) -> impl Iterator<Item = usize> + '_ {
