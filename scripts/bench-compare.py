@@ -70,22 +70,27 @@ def main():
     empty = work / "empty.toml"
     empty.write_text("")
     governed = bench.GOVERNANCE_CONFIG
-    cases = {}
-    for build, bin_dir in (("before", args.before), ("after", args.after)):
-        for mode, config in (
-            ("pass_through", empty),
-            ("governed", governed),
-            ("governed_some_topics", bench.SOME_TOPICS_CONFIG),
-        ):
-            cases[f"{build}_{mode}"] = (Path(bin_dir), config)
+    builds = (("before", args.before), ("after", args.after))
+    modes = (
+        ("pass_through", empty),
+        ("governed", governed),
+        ("governed_some_topics", bench.SOME_TOPICS_CONFIG),
+    )
+    cases = {f"{build}_{mode}": (Path(bin_dir), config) for build, bin_dir in builds for mode, config in modes}
     results = {"testpmd_io": [], "l3fwd": [], **{name: [] for name in cases}}
     for run in range(args.runs):  # alternate, so that drift hits every case alike
         results["testpmd_io"].append(b.testpmd("io", pcap))
         results["l3fwd"].append(b.l3fwd(pcap, l3fwd))
-        for name, (bin_dir, config) in cases.items():
-            b.bin = bin_dir
-            (pps, _, _), _ = b.tachyon("0@0,1@1", vdevs, config, f"{name}{run}")
-            results[name].append(pps)
+        # Each mode's two builds run back to back, the first one swapped every
+        # round (ABBA): a host whose speed drifts within a round then favours
+        # neither build.
+        order = builds if run % 2 == 0 else builds[::-1]
+        for mode, _ in modes:
+            for build, _ in order:
+                name = f"{build}_{mode}"
+                b.bin, config = cases[name]
+                (pps, _, _), _ = b.tachyon("0@0,1@1", vdevs, config, f"{name}{run}")
+                results[name].append(pps)
         print(json.dumps({"run": run, **{k: round(v[-1] / 1e6, 3) for k, v in results.items()}}), flush=True)
     io = statistics.median(results["testpmd_io"])
     print(f"{'case':<28} {'Mpps':>8} {'/ testpmd io':>13} {'paired':>7}")
