@@ -56,21 +56,12 @@ impl<T: Copy> HugeArray<T> {
         Some(HugeArray { ptr, len, mapped })
     }
 
-    /// Starts loading element `index` into the caches (see [`prefetch`])
-    /// without a bounds check: a prefetch of any address is harmless.
+    /// Starts loading element `index` into the caches without a bounds
+    /// check: a prefetch of any address is harmless, and `wrapping_add`
+    /// computes it without claiming it is in bounds.
     #[inline(always)]
     pub fn prefetch(&self, index: usize) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: PREFETCHT0 is a hint that never faults and changes no
-        // memory, whatever the address; wrapping_add computes it without
-        // claiming it is in bounds.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                self.ptr.as_ptr().wrapping_add(index).cast::<i8>().cast_const(),
-            );
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = index;
+        super::prefetch0(self.ptr.as_ptr().wrapping_add(index).cast::<u8>().cast_const());
     }
 
     /// Whether the mapping starts on a huge page boundary (the kernel may
@@ -176,20 +167,6 @@ fn prefer_node(ptr: NonNull<u8>, bytes: usize, node: u32) {
             0u32,
         )
     };
-}
-
-/// Starts loading the cache line holding `value` into every cache level,
-/// without waiting for it (DPDK's `rte_prefetch0`).
-#[inline(always)]
-pub fn prefetch<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: PREFETCHT0 is a hint that never faults and changes no memory;
-    // the address comes from a reference, so it is even valid.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((value as *const T).cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
 }
 
 #[cfg(test)]

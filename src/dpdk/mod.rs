@@ -21,7 +21,7 @@ pub use error::{EalError, MempoolError, PortError, RcuError, TelemetryError};
 pub use log::route_log;
 pub use mbuf::{Drain, PacketRef, Segments, TxOutcome, ip_checksum_flags};
 pub use mbuf::{FreeBatch, MAX_BURST, Mbuf, RxBurst, TxBuffer};
-pub use memory::{HugeArray, prefetch};
+pub use memory::HugeArray;
 pub use mempool::{MBUF_DATA_ROOM, Mempool};
 pub use port::{
     LinkStatus, MtuSetup, Port, PortCaps, PortConfig, PortReader, PortStats, RssSupport, RxQueue, TxQueue, format_mac,
