@@ -214,6 +214,20 @@ fn listing_threshold(limit: FixedLimit, period_ticks: u64) -> u32 {
     (per_period / 2).clamp(1, u128::from(u32::MAX)) as u32
 }
 
+/// Starts the demand of `entry` for this period at the frame of `msgs`
+/// that touches it first: what `record_demand` does after a reset, minus
+/// the tests that a reset answers (no list record yet, a sum that cannot
+/// saturate). Most touches are first touches: with many ids, an id sees
+/// one frame or none per period.
+#[inline(always)]
+fn start_demand(entry: &mut Entry, touched: &mut Vec<Report>, msgs: u64, covers: bool, refused: &mut u64) {
+    entry.demand = msgs as u32;
+    entry.listed = NOT_LISTED;
+    if !covers || entry.demand >= entry.listing_threshold {
+        list_for_report(entry, touched, msgs as u16, refused);
+    }
+}
+
 /// Adds `msgs` to the demand of `entry` this period, on its report-list
 /// record once it has one. `covers`: whether the bucket covers the frame.
 /// Counts the frame in `refused` when the entry is due on a full list.
@@ -235,12 +249,20 @@ fn record_demand(entry: &mut Entry, touched: &mut Vec<Report>, msgs: u64, covers
     // limit once nobody reports it, instead of moving the split of an idle
     // limit every period. A refusal lists it whatever its demand.
     if !covers || entry.demand >= entry.listing_threshold {
-        if touched.len() < touched.capacity() {
-            entry.listed = touched.len() as u32;
-            touched.push(Report { key: entry.key, demand: entry.demand, profile: entry.profile, max_frame: frame });
-        } else {
-            *refused += 1;
-        }
+        list_for_report(entry, touched, frame, refused);
+    }
+}
+
+/// Puts `entry` on the report list with the demand it has so far, or,
+/// the list being full, counts the frame (of `frame` messages) in
+/// `refused`.
+#[inline(always)]
+fn list_for_report(entry: &mut Entry, touched: &mut Vec<Report>, frame: u16, refused: &mut u64) {
+    if touched.len() < touched.capacity() {
+        entry.listed = touched.len() as u32;
+        touched.push(Report { key: entry.key, demand: entry.demand, profile: entry.profile, max_frame: frame });
+    } else {
+        *refused += 1;
     }
 }
 
@@ -613,7 +635,8 @@ impl Shard {
             }
         };
         entry.bucket.refill(now);
-        if entry.stamp != self.stamp {
+        let first_touch = entry.stamp != self.stamp;
+        if first_touch {
             // First touch this period (the stamp also tells expiry the
             // bucket is in use); if the tables changed since the last one,
             // the id's profile is looked up once more.
@@ -625,17 +648,17 @@ impl Shard {
                 }
             }
             entry.stamp = self.stamp;
-            if RECONCILED {
-                // A lone worker never reports: its buckets keep no demand.
-                entry.demand = 0;
-                entry.listed = NOT_LISTED;
-            }
         }
         let covers = entry.bucket.covers(msgs);
+        // With one worker its buckets are the global ones: nobody needs
+        // their demand, so they keep none.
         if RECONCILED {
-            // With one worker its buckets are the global ones: nobody
-            // needs its demand.
-            record_demand(entry, &mut self.touched, msgs, covers, &mut self.counters.listings_refused);
+            let refused = &mut self.counters.listings_refused;
+            if first_touch {
+                start_demand(entry, &mut self.touched, msgs, covers, refused);
+            } else {
+                record_demand(entry, &mut self.touched, msgs, covers, refused);
+            }
         }
         if covers {
             entry.bucket.take(msgs);
