@@ -919,6 +919,28 @@ fn big_frames_on_a_worker_with_a_small_share_get_burst_room() {
 }
 
 #[test]
+fn a_refusal_lists_the_bucket_even_at_its_first_touch_and_far_below_its_threshold() {
+    // A high rate, a small burst and a long period: each worker's default
+    // share earns 5,000 messages a period (listing threshold 2,500) but
+    // holds a burst of 50. Worker 1 sends one 80-message frame every
+    // 20 ms, each its bucket's first touch in a period, with demand far
+    // below the threshold: only the refusal can tell the reconciler, and
+    // once told it gives the lone sender the whole limit.
+    let config = "[governance]\nreconcile_us = 10000\n[[governance.topics]]\nid = 1\nrate = 1000000\nburst = 100";
+    let mut sim = Sim::new(config, 2);
+    let mut refused = 0;
+    for _ in 0..20 {
+        let until = sim.now + 20 * MS;
+        sim.idle(until);
+        if sim.decide(1, &frame(1, 1, 80)) != Verdict::Forward(None) {
+            refused += 1;
+        }
+    }
+    assert!(refused <= 2, "{refused} of 20 frames refused");
+    assert!(sim.shards[1].topic_share(&sim.tables, 1).unwrap() > 0.5, "worker 1 holds most of the limit");
+}
+
+#[test]
 fn shards_and_reconciler_can_move_to_their_threads() {
     fn send<T: Send>() {}
     fn shared<T: Send + Sync>() {}
