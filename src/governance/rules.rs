@@ -10,7 +10,8 @@
 //! Most frames test none: the top byte of the topic picks its segment's
 //! list from a 256-entry index (a binary search over the segment bounds
 //! only for the few top bytes a bound splits, a hash probe only for top
-//! bytes an exact topic has), and each list carries a screen, a few bits
+//! bytes, or blocks of 4,096 ids in split ones, that an exact topic is
+//! in), and each list carries a screen, a few bits
 //! of the senders, ports and source top bytes its rules require, that
 //! rejects a frame no rule of the list can match in a handful of
 //! instructions. An empty rule set is one empty list.
@@ -192,8 +193,10 @@ struct List {
 /// `RuleSet::by_top_byte` entry of a top byte whose ids span more than one
 /// segment (the rest hold the list of their single segment).
 const SPLIT: u32 = u32::MAX >> 1;
-/// Flag of a `RuleSet::by_top_byte` entry: some rule names a topic with
-/// this top byte exactly.
+/// Flag of a `RuleSet::by_top_byte` entry (or, for a top byte with a block
+/// table, of a block's entry): some rule names a topic among its ids
+/// exactly. Kept on the block where there is one, so that the other ids of
+/// a split top byte skip the exact-topic test.
 const EXACT_HERE: u32 = 1 << 31;
 /// `RuleSet::by_top_byte` entry `BLOCKED + n`: the top byte's ids span
 /// several segments and block table `n` (in `RuleSet::blocks`) holds the
@@ -207,9 +210,20 @@ const BLOCKS_PER_TOP: usize = 1 << (24 - BLOCK_SHIFT);
 /// ones keep the binary search. Ids below 2^24 are all one top byte.
 const MAX_BLOCK_TABLES: u32 = 16;
 
+/// Where `topic`'s block sits in `RuleSet::blocks` when `top_entry`, the
+/// `by_top_byte` entry of its top byte, names a block table.
+#[inline(always)]
+fn block_index(top_entry: u32, topic: u32) -> Option<usize> {
+    // Block-table entries carry no EXACT_HERE flag (their blocks do), so
+    // one compare tells them from lists, SPLIT and flagged entries.
+    let table = top_entry.wrapping_sub(BLOCKED);
+    (table < MAX_BLOCK_TABLES)
+        .then(|| table as usize * BLOCKS_PER_TOP + (topic >> BLOCK_SHIFT) as usize % BLOCKS_PER_TOP)
+}
+
 /// For each top byte of a topic id, the list of the segment holding all
-/// ids with that byte, its block table (BLOCKED + n), or SPLIT; flagged
-/// EXACT_HERE.
+/// ids with that byte, its block table (BLOCKED + n), or SPLIT; the
+/// first and the last flagged EXACT_HERE if an exact topic has the byte.
 #[derive(Clone, Debug)]
 struct TopByteIndex([u32; 256]);
 
@@ -300,7 +314,10 @@ impl RuleSet {
                 set.by_topic.insert(topic, list);
                 let (word, bit) = exact_slot(topic);
                 set.exact_topics[word] |= bit;
-                set.by_top_byte.0[(topic >> 24) as usize] |= EXACT_HERE;
+                match block_index(set.by_top_byte.0[(topic >> 24) as usize], topic) {
+                    Some(block) => set.blocks[block] |= EXACT_HERE,
+                    None => set.by_top_byte.0[(topic >> 24) as usize] |= EXACT_HERE,
+                }
             }
         }
         set
@@ -358,6 +375,9 @@ impl RuleSet {
     #[inline(always)]
     fn list_of(&self, topic: u32) -> u32 {
         let mut entry = self.by_top_byte.0[(topic >> 24) as usize];
+        if let Some(block) = block_index(entry, topic) {
+            entry = self.blocks.get(block).copied().unwrap_or(SPLIT);
+        }
         if entry & EXACT_HERE != 0 {
             let (word, bit) = exact_slot(topic);
             if self.exact_topics[word] & bit != 0
@@ -369,14 +389,6 @@ impl RuleSet {
         }
         match entry {
             SPLIT => self.segment_list(topic),
-            table if table >= BLOCKED => {
-                let block =
-                    (table - BLOCKED) as usize * BLOCKS_PER_TOP + (topic >> BLOCK_SHIFT) as usize % BLOCKS_PER_TOP;
-                match self.blocks.get(block).copied().unwrap_or(SPLIT) {
-                    SPLIT => self.segment_list(topic),
-                    list => list,
-                }
-            }
             list => list,
         }
     }
@@ -611,7 +623,9 @@ mod tests {
             "one table per split top byte, up to the cap"
         );
         assert_eq!(set.by_top_byte.0[20] & !EXACT_HERE, SPLIT, "beyond the cap: binary search");
-        assert_eq!(set.by_top_byte.0[0] & !EXACT_HERE, BLOCKED);
+        assert_eq!(set.by_top_byte.0[0], BLOCKED, "the exact topic flags its block, not its top byte");
+        let flagged: Vec<usize> = (0..BLOCKS_PER_TOP).filter(|&b| set.blocks[b] & EXACT_HERE != 0).collect();
+        assert_eq!(flagged, [424_242 >> BLOCK_SHIFT]);
         let mut rng = Rng(11);
         let mut topics: Vec<u32> =
             set.bounds.iter().flat_map(|&b| (0..5).map(move |d| b.wrapping_add(d).wrapping_sub(2))).collect();
