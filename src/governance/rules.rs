@@ -375,6 +375,12 @@ impl RuleSet {
     #[inline(always)]
     fn list_of(&self, topic: u32) -> u32 {
         let mut entry = self.by_top_byte.0[(topic >> 24) as usize];
+        // Lists sit below BLOCKED; block tables, SPLIT and flagged entries
+        // above: a top byte with one list and no exact topic (the common
+        // case) costs one compare.
+        if entry < BLOCKED {
+            return entry;
+        }
         if let Some(block) = block_index(entry, topic) {
             entry = self.blocks.get(block).copied().unwrap_or(SPLIT);
         }
