@@ -222,8 +222,9 @@ fn block_index(top_entry: u32, topic: u32) -> Option<usize> {
 }
 
 /// For each top byte of a topic id, the list of the segment holding all
-/// ids with that byte, its block table (BLOCKED + n), or SPLIT; the
-/// first and the last flagged EXACT_HERE if an exact topic has the byte.
+/// ids with that byte, its block table (BLOCKED + n), or SPLIT. A list or
+/// SPLIT entry is flagged EXACT_HERE if some exact topic has the byte; a
+/// block table's blocks carry that flag instead.
 #[derive(Clone, Debug)]
 struct TopByteIndex([u32; 256]);
 
