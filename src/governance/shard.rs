@@ -223,9 +223,7 @@ fn listing_threshold(limit: FixedLimit, period_ticks: u64) -> u32 {
 fn start_demand(entry: &mut Entry, touched: &mut Vec<Report>, msgs: u64, covers: bool, refused: &mut u64) {
     entry.demand = msgs as u32;
     entry.listed = NOT_LISTED;
-    if !covers || entry.demand >= entry.listing_threshold {
-        list_for_report(entry, touched, msgs as u16, refused);
-    }
+    list_if_due(entry, touched, msgs as u16, covers, refused);
 }
 
 /// Adds `msgs` to the demand of `entry` this period, on its report-list
@@ -241,6 +239,14 @@ fn record_demand(entry: &mut Entry, touched: &mut Vec<Report>, msgs: u64, covers
         return;
     }
     entry.demand = entry.demand.saturating_add(msgs);
+    list_if_due(entry, touched, frame, covers, refused);
+}
+
+/// Puts `entry`, not listed yet, on the report list with the demand it has
+/// so far if that is due, or, the list being full, counts the frame (of
+/// `frame` messages) in `refused`.
+#[inline(always)]
+fn list_if_due(entry: &mut Entry, touched: &mut Vec<Report>, frame: u16, covers: bool, refused: &mut u64) {
     // Listed when its demand nears the share it holds (the default one, or
     // what the reconciler gave it), or when it is about to refuse this
     // frame (so a worker whose burst share is too small for its frames
@@ -248,16 +254,9 @@ fn record_demand(entry: &mut Entry, touched: &mut Vec<Report>, msgs: u64, covers
     // not reported: the reconciler then gives it back, and releases the
     // limit once nobody reports it, instead of moving the split of an idle
     // limit every period. A refusal lists it whatever its demand.
-    if !covers || entry.demand >= entry.listing_threshold {
-        list_for_report(entry, touched, frame, refused);
+    if covers && entry.demand < entry.listing_threshold {
+        return;
     }
-}
-
-/// Puts `entry` on the report list with the demand it has so far, or,
-/// the list being full, counts the frame (of `frame` messages) in
-/// `refused`.
-#[inline(always)]
-fn list_for_report(entry: &mut Entry, touched: &mut Vec<Report>, frame: u16, refused: &mut u64) {
     if touched.len() < touched.capacity() {
         entry.listed = touched.len() as u32;
         touched.push(Report { key: entry.key, demand: entry.demand, profile: entry.profile, max_frame: frame });
